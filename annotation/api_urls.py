@@ -1,0 +1,3 @@
+"""MLflow tracking-protocol routes (see annotation.api and traces.api)."""
+
+urlpatterns = []

@@ -1,0 +1,322 @@
+"""What people (and judges, and code) say about traces. Written only by annotation.services."""
+
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from traces.models import Trace, now_ms
+
+
+def new_assessment_id() -> str:
+    return f"a-{uuid.uuid4().hex}"
+
+
+class Kind(models.TextChoices):
+    FEEDBACK = "feedback", "Feedback"
+    EXPECTATION = "expectation", "Expectation"
+
+
+class SourceType(models.TextChoices):
+    HUMAN = "HUMAN", "Human"
+    LLM_JUDGE = "LLM_JUDGE", "LLM judge"
+    CODE = "CODE", "Code"
+
+
+class AssessmentQuerySet(models.QuerySet):
+    def live(self):
+        """Assessments the API and UI show: not soft-deleted (overridden ones included)."""
+        return self.filter(deleted_at__isnull=True)
+
+
+class Assessment(models.Model):
+    assessment_id = models.CharField(max_length=64, unique=True, default=new_assessment_id)
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="assessments")
+    span_id = models.CharField(max_length=16, null=True, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=255)
+    # Any JSON value; None means "no value" (an error-only feedback).
+    value = models.JSONField(null=True, blank=True)
+    rationale = models.TextField(blank=True, default="")
+    source_type = models.CharField(max_length=16, choices=SourceType.choices)
+    source_id = models.CharField(max_length=255, blank=True, default="")
+    error_code = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    stack_trace = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    valid = models.BooleanField(default=True)
+    overrides = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overridden_by"
+    )
+    # The signed-in user or API token owner who created it (None for seed/system data).
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assessments",
+    )
+    create_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    version = models.PositiveIntegerField(default=1)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AssessmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["create_time", "id"]
+        indexes = [
+            models.Index(fields=["trace", "name"], name="assessment_trace_name_idx"),
+            models.Index(fields=["name", "kind"], name="assessment_name_kind_idx"),
+            models.Index(fields=["annotator", "trace"], name="assessment_annotator_idx"),
+            models.Index(fields=["last_update_time"], name="assessment_updated_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=Kind.values), name="assessment_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source_type__in=SourceType.values), name="assessment_source_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.assessment_id})"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def error(self) -> dict | None:
+        if not (self.error_code or self.error_message or self.stack_trace):
+            return None
+        return {
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "stack_trace": self.stack_trace,
+        }
+
+    def snapshot(self) -> dict:
+        """Every user-visible field, as stored in an AssessmentRevision."""
+        return {
+            "assessment_id": self.assessment_id,
+            "span_id": self.span_id,
+            "kind": self.kind,
+            "name": self.name,
+            "value": self.value,
+            "rationale": self.rationale,
+            "source_type": self.source_type,
+            "source_id": self.source_id,
+            "error": self.error,
+            "metadata": self.metadata,
+            "valid": self.valid,
+            "overrides": self.overrides.assessment_id if self.overrides_id else None,
+            "annotator": self.annotator_id,
+            "create_time": self.create_time,
+            "last_update_time": self.last_update_time,
+            "version": self.version,
+            "deleted": self.is_deleted,
+        }
+
+
+class AssessmentRevision(models.Model):
+    """Append-only history: one row per write, holding the state after that write."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Created"
+        UPDATE = "update", "Updated"
+        OVERRIDE = "override", "Overrode another"
+        INVALIDATE = "invalidate", "Overridden"
+        REVALIDATE = "revalidate", "Valid again"
+        DELETE = "delete", "Deleted"
+        RESTORE = "restore", "Restored"
+
+    assessment = models.ForeignKey(Assessment, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=16, choices=Action.choices)
+    snapshot = models.JSONField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assessment_revisions",
+    )
+    # How the write arrived and by whom, kept even if the user is later removed.
+    actor_label = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assessment", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assessment", "version"], name="revision_unique_version"
+            ),
+        ]
+        indexes = [models.Index(fields=["actor", "-created_at"], name="revision_actor_idx")]
+
+    def __str__(self):
+        return f"v{self.version} {self.action}"
+
+
+class LabelSchema(models.Model):
+    """The allowed shape of an assessment with a given name, for the UI and the API alike."""
+
+    class ValueType(models.TextChoices):
+        BOOLEAN = "boolean", "Boolean (thumbs up / down)"
+        NUMERIC = "numeric", "Numeric (rating or score)"
+        CATEGORICAL = "categorical", "Categorical (one of a list)"
+        TEXT = "text", "Free text"
+        STRUCTURED = "structured", "Structured JSON"
+
+    class AppliesTo(models.TextChoices):
+        TRACE = "trace", "Traces"
+        SPAN = "span", "Spans"
+        BOTH = "both", "Traces and spans"
+
+    name = models.CharField(max_length=255, unique=True, help_text="The assessment name it governs.")
+    title = models.CharField(max_length=255, blank=True, default="")
+    instructions = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FEEDBACK)
+    value_type = models.CharField(max_length=16, choices=ValueType.choices)
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    step = models.FloatField(null=True, blank=True)
+    options = models.JSONField(default=list, blank=True, help_text="Allowed categories.")
+    applies_to = models.CharField(max_length=8, choices=AppliesTo.choices, default=AppliesTo.BOTH)
+    span_types = models.JSONField(
+        default=list, blank=True, help_text="Span types it applies to; empty means all."
+    )
+    required = models.BooleanField(default=False)
+    one_per_annotator = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_value__isnull=True)
+                | Q(max_value__isnull=True)
+                | Q(min_value__lte=models.F("max_value")),
+                name="schema_bounds_ordered",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title or self.name
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A revocable credential for the MLflow client; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, default="default")
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Queue(models.Model):
+    """A labeling project: traces to label with chosen schemas by chosen annotators."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True, default="")
+    filter_query = models.TextField(
+        blank=True, default="", help_text="Trace-list query string the items came from."
+    )
+    schemas = models.ManyToManyField(LabelSchema, related_name="queues")
+    annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="queues")
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="How many annotators label each item."
+    )
+    blind = models.BooleanField(
+        default=True, help_text="Hide others' answers from an annotator until they submit."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="queue_overlap_positive"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class QueueItem(models.Model):
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="items")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="queue_items")
+    position = models.PositiveIntegerField()
+    reopened = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["queue", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "trace"], name="queue_item_unique_trace"),
+        ]
+
+    def __str__(self):
+        return f"{self.queue_id}#{self.position}"
+
+
+class QueueAssignment(models.Model):
+    """One annotator's turn at one item; unique so nobody gets an item twice."""
+
+    class Status(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="queue_assignments"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ASSIGNED)
+    skip_reason = models.TextField(blank=True, default="")
+    assigned_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["assigned_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "annotator"], name="assignment_unique_annotator"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["annotator", "status"], name="assignment_annotator_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.item_id}:{self.annotator_id} {self.status}"

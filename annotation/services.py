@@ -1,0 +1,345 @@
+"""The only code that writes assessments.
+
+Invariants it owns:
+- Every write runs in one transaction, bumps the assessment's ``version`` by one and appends
+  exactly one AssessmentRevision holding the full snapshot after the write. An override
+  writes two assessments (the new one and the one it invalidates), so two revisions.
+- A caller that passes ``expected_version`` gets ConflictError when another write got there
+  first, and nothing changes. Rows are locked with select_for_update while checked.
+- Values keep their JSON type (True stays a boolean, 1 a number, "1" a string) and must pass
+  the LabelSchema of the same name when one exists.
+- Deletion is soft: the row and its history stay, ``deleted_at`` hides it; ``restore``
+  brings it back. Deleting an overriding assessment makes the one it overrode valid again.
+
+Events: callers in the UI emit the ``assessment-saved`` htmx event after a successful write.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from traces.models import Trace, now_ms
+
+from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
+from .validation import (
+    check_against_schema,
+    check_json_value,
+    check_metadata,
+    check_name,
+    check_source_type,
+)
+
+Action = AssessmentRevision.Action
+
+
+class ConflictError(ValidationError):
+    """Someone else saved the assessment since the caller read it; ``current`` is their state."""
+
+    def __init__(self, current: Assessment, expected_version: int):
+        super().__init__(
+            f"This entry was changed by someone else (now version {current.version}, "
+            f"you started from version {expected_version}).",
+            code="conflict",
+        )
+        self.current = current
+        self.expected_version = expected_version
+
+
+class _Unset:
+    def __repr__(self):
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
+def log_feedback(
+    *,
+    trace: Trace,
+    name: str,
+    value=None,
+    span_id: str | None = None,
+    rationale: str = "",
+    source_type: str = SourceType.HUMAN,
+    source_id: str = "",
+    error: dict | None = None,
+    metadata: dict | None = None,
+    actor=None,
+    actor_label: str = "",
+    create_time: int | None = None,
+) -> Assessment:
+    """Record a judgement of a trace or one of its spans."""
+    return _create(
+        trace=trace,
+        kind=Kind.FEEDBACK,
+        name=name,
+        value=value,
+        span_id=span_id,
+        rationale=rationale,
+        source_type=source_type,
+        source_id=source_id,
+        error=error,
+        metadata=metadata,
+        actor=actor,
+        actor_label=actor_label,
+        create_time=create_time,
+    )
+
+
+def log_expectation(
+    *,
+    trace: Trace,
+    name: str,
+    value,
+    span_id: str | None = None,
+    rationale: str = "",
+    source_type: str = SourceType.HUMAN,
+    source_id: str = "",
+    metadata: dict | None = None,
+    actor=None,
+    actor_label: str = "",
+    create_time: int | None = None,
+) -> Assessment:
+    """Record the ground truth for a trace or span."""
+    return _create(
+        trace=trace,
+        kind=Kind.EXPECTATION,
+        name=name,
+        value=value,
+        span_id=span_id,
+        rationale=rationale,
+        source_type=source_type,
+        source_id=source_id,
+        error=None,
+        metadata=metadata,
+        actor=actor,
+        actor_label=actor_label,
+        create_time=create_time,
+    )
+
+
+@transaction.atomic
+def override_feedback(
+    *,
+    assessment_id: str,
+    value,
+    name: str | None = None,
+    rationale: str = "",
+    source_type: str = SourceType.HUMAN,
+    source_id: str = "",
+    metadata: dict | None = None,
+    actor=None,
+    actor_label: str = "",
+    create_time: int | None = None,
+    expected_version: int | None = None,
+) -> Assessment:
+    """Replace a feedback (typically an LLM judge's) with a new one; the old one turns invalid."""
+    old = _lock(assessment_id, expected_version)
+    if old.kind != Kind.FEEDBACK:
+        raise ValidationError("Only feedback can be overridden.", code="wrong_kind")
+    new = _create(
+        trace=old.trace,
+        kind=Kind.FEEDBACK,
+        name=name or old.name,
+        value=value,
+        span_id=old.span_id,
+        rationale=rationale,
+        source_type=source_type,
+        source_id=source_id,
+        error=None,
+        metadata=metadata,
+        actor=actor,
+        actor_label=actor_label,
+        create_time=create_time,
+        overrides=old,
+    )
+    if old.valid:
+        old.valid = False
+        _save(old, Action.INVALIDATE, actor, actor_label)
+    return new
+
+
+@transaction.atomic
+def update_assessment(
+    *,
+    assessment_id: str,
+    actor=None,
+    actor_label: str = "",
+    expected_version: int | None = None,
+    name=UNSET,
+    value=UNSET,
+    rationale=UNSET,
+    metadata=UNSET,
+    error=UNSET,
+) -> Assessment:
+    """Change the given fields of a live assessment; unspecified fields stay as they are."""
+    assessment = _lock(assessment_id, expected_version)
+    if name is not UNSET:
+        assessment.name = check_name(name)
+    if value is not UNSET:
+        check_json_value(value)
+        assessment.value = value
+    if rationale is not UNSET:
+        assessment.rationale = rationale or ""
+    if metadata is not UNSET:
+        assessment.metadata = {**assessment.metadata, **check_metadata(metadata)}
+    if error is not UNSET:
+        _set_error(assessment, error)
+    _check_schema(assessment)
+    assessment.last_update_time = now_ms()
+    return _save(assessment, Action.UPDATE, actor, actor_label)
+
+
+@transaction.atomic
+def delete_assessment(
+    *,
+    assessment_id: str,
+    actor=None,
+    actor_label: str = "",
+    expected_version: int | None = None,
+) -> Assessment:
+    """Hide an assessment (soft delete); its history stays and ``restore`` undoes it."""
+    assessment = _lock(assessment_id, expected_version)
+    assessment.deleted_at = timezone.now()
+    _save(assessment, Action.DELETE, actor, actor_label)
+    if assessment.overrides_id:
+        _revalidate_if_unoverridden(assessment.overrides_id, actor, actor_label)
+    return assessment
+
+
+@transaction.atomic
+def restore(
+    *,
+    assessment_id: str,
+    actor=None,
+    actor_label: str = "",
+    expected_version: int | None = None,
+) -> Assessment:
+    """Bring back a soft-deleted assessment; if it overrode another, that one turns invalid again."""
+    assessment = _lock(assessment_id, expected_version, deleted=True)
+    assessment.deleted_at = None
+    _save(assessment, Action.RESTORE, actor, actor_label)
+    if assessment.overrides_id:
+        overridden = _lock_pk(assessment.overrides_id)
+        if overridden.valid:
+            overridden.valid = False
+            _save(overridden, Action.INVALIDATE, actor, actor_label)
+    return assessment
+
+
+@transaction.atomic
+def _create(*, trace, kind, name, value, span_id, rationale, source_type, source_id, error,
+            metadata, actor, actor_label, create_time, overrides=None) -> Assessment:
+    check_json_value(value)
+    timestamp = create_time if create_time is not None else now_ms()
+    assessment = Assessment(
+        trace=trace,
+        kind=kind,
+        name=check_name(name),
+        value=value,
+        span_id=span_id or None,
+        rationale=rationale or "",
+        source_type=check_source_type(source_type),
+        source_id=source_id or "",
+        metadata=check_metadata(metadata),
+        overrides=overrides,
+        annotator=actor,
+        create_time=timestamp,
+        last_update_time=timestamp,
+        version=1,
+    )
+    _set_error(assessment, error)
+    if span_id and not trace.spans.filter(span_id=span_id).exists():
+        raise ValidationError(
+            f"Span '{span_id}' is not part of trace '{trace.trace_id}'.", code="unknown_span"
+        )
+    _check_schema(assessment)
+    _check_one_per_annotator(assessment)
+    assessment.save()
+    _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
+    return assessment
+
+
+def _lock(assessment_id: str, expected_version: int | None, deleted: bool = False) -> Assessment:
+    """Fetch and row-lock an assessment; raise Assessment.DoesNotExist or ConflictError."""
+    assessment = (
+        Assessment.objects.select_for_update(of=("self",))
+        .select_related("trace", "overrides")
+        .get(assessment_id=assessment_id, deleted_at__isnull=not deleted)
+    )
+    if expected_version is not None and assessment.version != expected_version:
+        raise ConflictError(assessment, expected_version)
+    return assessment
+
+
+def _lock_pk(pk: int) -> Assessment:
+    return Assessment.objects.select_for_update(of=("self",)).select_related("overrides").get(pk=pk)
+
+
+def _revalidate_if_unoverridden(pk: int, actor, actor_label: str) -> None:
+    overridden = _lock_pk(pk)
+    still_overridden = overridden.overridden_by.filter(deleted_at__isnull=True).exists()
+    if not overridden.valid and not still_overridden:
+        overridden.valid = True
+        _save(overridden, Action.REVALIDATE, actor, actor_label)
+
+
+def _set_error(assessment: Assessment, error: dict | None) -> None:
+    error = error or {}
+    if not isinstance(error, dict):
+        raise ValidationError("An error must be an object.", code="invalid_error")
+    assessment.error_code = str(error.get("error_code") or "")
+    assessment.error_message = str(error.get("error_message") or "")
+    assessment.stack_trace = str(error.get("stack_trace") or "")
+
+
+def _check_schema(assessment: Assessment) -> None:
+    schema = LabelSchema.objects.filter(name=assessment.name).first()
+    if schema is not None:
+        check_against_schema(
+            schema, kind=assessment.kind, value=assessment.value, span_id=assessment.span_id
+        )
+
+
+def _check_one_per_annotator(assessment: Assessment) -> None:
+    """A person gives one answer per schema and target when the schema says so; they edit it."""
+    if assessment.annotator_id is None or assessment.source_type != SourceType.HUMAN:
+        return
+    schema = LabelSchema.objects.filter(name=assessment.name, one_per_annotator=True).first()
+    if schema is None:
+        return
+    duplicate = (
+        Assessment.objects.live()
+        .filter(
+            trace=assessment.trace,
+            span_id=assessment.span_id,
+            name=assessment.name,
+            annotator_id=assessment.annotator_id,
+            valid=True,
+        )
+        .exclude(pk=assessment.overrides_id)
+        .exists()
+    )
+    if duplicate:
+        raise ValidationError(
+            f"You already gave '{schema.title or schema.name}' here; edit that entry instead.",
+            code="duplicate",
+        )
+
+
+def _save(assessment: Assessment, action: str, actor, actor_label: str) -> Assessment:
+    assessment.version += 1
+    assessment.save()
+    _record(assessment, action, actor, actor_label)
+    return assessment
+
+
+def _record(assessment: Assessment, action: str, actor, actor_label: str) -> None:
+    AssessmentRevision.objects.create(
+        assessment=assessment,
+        version=assessment.version,
+        action=action,
+        snapshot=assessment.snapshot(),
+        actor=actor,
+        actor_label=actor_label or (actor.get_username() if actor else "system"),
+    )

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    # /admin/
+    path("admin/", admin.site.urls),
+    # /accounts/login/, /accounts/logout/
+    path("accounts/", include("django.contrib.auth.urls")),
+    # MLflow REST protocol: /api/..., /v1/traces, /version, /health
+    path("", include("annotation.api_urls")),
+    # /annotation/...
+    path("", include("annotation.urls")),
+    # /, /traces/...
+    path("", include("traces.urls")),
+]

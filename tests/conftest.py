@@ -1,0 +1,10 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allow_sync_orm_in_async_contexts():
+    # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to
+    # run there unless told it is safe. Tests are single-threaded per process.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

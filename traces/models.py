@@ -1,0 +1,145 @@
+"""What traced apps send: experiments, traces and their spans, in MLflow's shapes."""
+
+import time
+
+from django.db import models
+from django.urls import reverse
+
+USER_METADATA_KEY = "mlflow.trace.user"
+SESSION_METADATA_KEY = "mlflow.trace.session"
+TRACE_NAME_TAG = "mlflow.traceName"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Experiment(models.Model):
+    """An MLflow experiment; its primary key is the experiment_id clients see ("0" is Default)."""
+
+    DEFAULT_ID = 0
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=500, unique=True)
+    lifecycle_stage = models.CharField(max_length=32, default="active")
+    tags = models.JSONField(default=dict, blank=True)
+    creation_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def experiment_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def artifact_location(self) -> str:
+        return f"mlflow-artifacts:/{self.id}"
+
+
+class TraceQuerySet(models.QuerySet):
+    def in_experiment(self, experiment_id):
+        return self.filter(experiment_id=experiment_id)
+
+
+class Trace(models.Model):
+    class State(models.TextChoices):
+        OK = "OK", "OK"
+        ERROR = "ERROR", "Error"
+        IN_PROGRESS = "IN_PROGRESS", "In progress"
+
+    trace_id = models.CharField(max_length=64, unique=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="traces")
+    request_time = models.BigIntegerField(help_text="Milliseconds since epoch.")
+    execution_duration = models.BigIntegerField(
+        null=True, blank=True, help_text="Milliseconds; empty while the trace is in progress."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    client_request_id = models.CharField(max_length=255, null=True, blank=True)
+    request_preview = models.TextField(blank=True, default="")
+    response_preview = models.TextField(blank=True, default="")
+    trace_metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    # Copied from trace_metadata so the trace list can filter on an index.
+    user = models.CharField(max_length=255, blank=True, default="")
+    session = models.CharField(max_length=255, blank=True, default="")
+    # Kept by traces.ingest, the only writer of spans, in the same transaction.
+    span_count = models.PositiveIntegerField(default=0)
+
+    objects = TraceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-request_time", "trace_id"]
+        indexes = [
+            models.Index(
+                fields=["experiment", "-request_time", "trace_id"], name="trace_exp_time_idx"
+            ),
+            models.Index(fields=["-request_time", "trace_id"], name="trace_time_idx"),
+            models.Index(fields=["client_request_id"], name="trace_client_req_idx"),
+            models.Index(fields=["user", "-request_time"], name="trace_user_idx"),
+            models.Index(fields=["session", "request_time"], name="trace_session_idx"),
+            models.Index(fields=["state", "-request_time"], name="trace_state_idx"),
+            models.Index(fields=["execution_duration"], name="trace_duration_idx"),
+        ]
+
+    def __str__(self):
+        return self.trace_id
+
+    def get_absolute_url(self):
+        return reverse("traces:detail", args=[self.trace_id])
+
+    @property
+    def name(self) -> str:
+        return self.tags.get(TRACE_NAME_TAG, "")
+
+    def copy_indexed_metadata(self) -> None:
+        """Refresh the indexed user/session columns from trace_metadata."""
+        self.user = str(self.trace_metadata.get(USER_METADATA_KEY, ""))[:255]
+        self.session = str(self.trace_metadata.get(SESSION_METADATA_KEY, ""))[:255]
+
+
+class Span(models.Model):
+    class Status(models.TextChoices):
+        UNSET = "UNSET", "Unset"
+        OK = "OK", "OK"
+        ERROR = "ERROR", "Error"
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    span_id = models.CharField(max_length=16, help_text="16 lowercase hex characters.")
+    parent_span_id = models.CharField(max_length=16, null=True, blank=True)
+    name = models.CharField(max_length=500)
+    span_type = models.CharField(max_length=64, default="UNKNOWN")
+    start_time_ns = models.BigIntegerField()
+    end_time_ns = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.UNSET)
+    status_message = models.TextField(blank=True, default="")
+    inputs = models.JSONField(null=True, blank=True)
+    outputs = models.JSONField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["start_time_ns", "span_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_in_trace"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["trace", "parent_span_id", "start_time_ns"], name="span_children_idx"
+            ),
+            models.Index(fields=["name"], name="span_name_idx"),
+            models.Index(fields=["span_type"], name="span_type_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.span_id})"
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.end_time_ns is None:
+            return None
+        return (self.end_time_ns - self.start_time_ns) / 1_000_000
