@@ -74,9 +74,7 @@ class Assessment(models.Model):
             models.Index(fields=["last_update_time"], name="assessment_updated_idx"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=Kind.values), name="assessment_kind_valid"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=Kind.values), name="assessment_kind_valid"),
             models.CheckConstraint(
                 condition=Q(source_type__in=SourceType.values), name="assessment_source_valid"
             ),
@@ -177,7 +175,9 @@ class LabelSchema(models.Model):
         SPAN = "span", "Spans"
         BOTH = "both", "Traces and spans"
 
-    name = models.CharField(max_length=255, unique=True, help_text="The assessment name it governs.")
+    name = models.CharField(
+        max_length=255, unique=True, help_text="The assessment name it governs."
+    )
     title = models.CharField(max_length=255, blank=True, default="")
     instructions = models.TextField(blank=True, default="")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FEEDBACK)

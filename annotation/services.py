@@ -228,8 +228,23 @@ def restore(
 
 
 @transaction.atomic
-def _create(*, trace, kind, name, value, span_id, rationale, source_type, source_id, error,
-            metadata, actor, actor_label, create_time, overrides=None) -> Assessment:
+def _create(
+    *,
+    trace,
+    kind,
+    name,
+    value,
+    span_id,
+    rationale,
+    source_type,
+    source_id,
+    error,
+    metadata,
+    actor,
+    actor_label,
+    create_time,
+    overrides=None,
+) -> Assessment:
     check_json_value(value)
     timestamp = create_time if create_time is not None else now_ms()
     assessment = Assessment(

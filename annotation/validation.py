@@ -28,7 +28,9 @@ def check_json_value(value, depth: int = 0) -> None:
         return
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationError("Numbers must be finite (no NaN or infinity).", code="invalid_value")
+            raise ValidationError(
+                "Numbers must be finite (no NaN or infinity).", code="invalid_value"
+            )
         return
     if isinstance(value, list):
         for item in value:

@@ -4,6 +4,9 @@ Superusers count as Admins. A user in no group is treated as a Viewer (read-only
 """
 
 from enum import StrEnum
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
 
 
 class Role(StrEnum):
@@ -41,3 +44,22 @@ def set_role(user, role: Role) -> None:
     user.groups.remove(*Group.objects.filter(name__in=[r.value for r in Role]))
     user.groups.add(Group.objects.get(name=role.value))
     user.__dict__.pop("_tracemark_role", None)
+
+
+def role_required(check):
+    """View decorator: 403 for signed-in users whose role fails ``check`` (e.g. can_write)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied("Your role does not allow this.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+write_required = role_required(can_write)
+admin_required = role_required(is_admin)
