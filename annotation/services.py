@@ -215,7 +215,7 @@ def restore(
     actor_label: str = "",
     expected_version: int | None = None,
 ) -> Assessment:
-    """Bring back a soft-deleted assessment; if it overrode another, that one turns invalid again."""
+    """Bring back a soft-deleted assessment; one it overrode turns invalid again."""
     assessment = _lock(assessment_id, expected_version, deleted=True)
     assessment.deleted_at = None
     _save(assessment, Action.RESTORE, actor, actor_label)

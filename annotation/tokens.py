@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from .models import ApiToken, hash_token
 
-TOKEN_PREFIX = "tmk_"
+TOKEN_PREFIX = "tmk_"  # noqa: S105 - a public marker, not a secret
 
 
 def create_token(*, user, name: str = "default") -> tuple[ApiToken, str]:

@@ -21,7 +21,7 @@ def check_name(name) -> str:
 
 
 def check_json_value(value, depth: int = 0) -> None:
-    """Accept exactly what JSON can hold: None, bool, finite numbers, str, lists and str-keyed dicts."""
+    """Accept what JSON holds: None, bool, finite numbers, str, lists, str-keyed dicts."""
     if depth > MAX_VALUE_DEPTH:
         raise ValidationError("The value is nested too deeply.", code="invalid_value")
     if value is None or isinstance(value, bool | str):
