@@ -1,0 +1,320 @@
+from django.core.exceptions import ValidationError
+from django.test import TestCase
+
+from annotation import services
+from annotation.models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
+from tests.factories import make_reviewer, make_span, make_trace
+
+Action = AssessmentRevision.Action
+
+
+def reload(assessment: Assessment) -> Assessment:
+    return Assessment.objects.get(pk=assessment.pk)
+
+
+class LogFeedbackTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.reviewer = make_reviewer(username="rev")
+        cls.trace = make_trace()
+        cls.span = make_span(cls.trace)
+
+    def test_it_writes_one_revision_with_a_full_snapshot(self):
+        feedback = services.log_feedback(
+            trace=self.trace,
+            name="helpful",
+            value=True,
+            span_id=self.span.span_id,
+            rationale="answers the question",
+            source_id="rev",
+            metadata={"team": "qa"},
+            actor=self.reviewer,
+        )
+        [revision] = feedback.revisions.all()
+        self.assertEqual(revision.action, Action.CREATE)
+        self.assertEqual(revision.version, 1)
+        self.assertEqual(revision.actor, self.reviewer)
+        self.assertEqual(revision.actor_label, "rev")
+        self.assertEqual(
+            {k: revision.snapshot[k] for k in ("name", "value", "rationale", "span_id", "kind")},
+            {
+                "name": "helpful",
+                "value": True,
+                "rationale": "answers the question",
+                "span_id": self.span.span_id,
+                "kind": "feedback",
+            },
+        )
+        self.assertEqual(revision.snapshot["metadata"], {"team": "qa"})
+        self.assertTrue(feedback.assessment_id.startswith("a-"))
+        self.assertEqual(len(feedback.assessment_id), 34)
+
+    def test_values_keep_their_json_type(self):
+        cases = [True, False, 1, 1.5, 0, "1", "", [1, "a", None, True], {"a": {"b": [1.0, 2]}}]
+        for value in cases:
+            with self.subTest(value=value):
+                stored = reload(services.log_feedback(trace=self.trace, name="v", value=value))
+                self.assertEqual(stored.value, value)
+                self.assertIs(type(stored.value), type(value))
+                if isinstance(value, list):
+                    self.assertEqual(
+                        [type(item) for item in stored.value], [type(item) for item in value]
+                    )
+
+    def test_a_float_that_looks_whole_stays_a_float(self):
+        stored = reload(services.log_feedback(trace=self.trace, name="score", value=4.0))
+        self.assertIsInstance(stored.value, float)
+
+    def test_an_error_only_feedback_has_no_value(self):
+        error = {"error_code": "RATE_LIMIT", "error_message": "429", "stack_trace": "tb"}
+        stored = reload(
+            services.log_feedback(
+                trace=self.trace, name="judge", error=error, source_type=SourceType.LLM_JUDGE
+            )
+        )
+        self.assertIsNone(stored.value)
+        self.assertEqual(stored.error, error)
+
+    def test_it_rejects_values_json_cannot_hold(self):
+        for value in [float("nan"), float("inf"), {1: "a"}, object(), {1, 2}]:
+            with self.subTest(value=value), self.assertRaises(ValidationError) as caught:
+                services.log_feedback(trace=self.trace, name="v", value=value)
+            self.assertEqual(caught.exception.code, "invalid_value")
+        self.assertFalse(Assessment.objects.exists())
+
+    def test_it_rejects_bad_metadata_names_sources_and_spans(self):
+        bad_calls = {
+            "invalid_metadata": {"metadata": {"n": 2}},
+            "invalid_name": {"name": " "},
+            "invalid_source": {"source_type": "ROBOT"},
+            "unknown_span": {"span_id": "ffffffffffffffff"},
+        }
+        for code, kwargs in bad_calls.items():
+            with self.subTest(code=code), self.assertRaises(ValidationError) as caught:
+                services.log_feedback(trace=self.trace, **{"name": "v", "value": 1, **kwargs})
+            self.assertEqual(caught.exception.code, code)
+        self.assertFalse(AssessmentRevision.objects.exists())
+
+    def test_expectations_are_stored_as_expectations(self):
+        expectation = services.log_expectation(
+            trace=self.trace, name="answer", value={"facts": ["a", "b"]}
+        )
+        self.assertEqual(reload(expectation).kind, Kind.EXPECTATION)
+        self.assertEqual(reload(expectation).value, {"facts": ["a", "b"]})
+
+
+class UpdateAssessmentTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.alice = make_reviewer(username="alice")
+        cls.bob = make_reviewer(username="bob")
+        cls.trace = make_trace()
+
+    def setUp(self):
+        self.rating = services.log_feedback(
+            trace=self.trace, name="rating", value=3, rationale="ok", actor=self.alice
+        )
+
+    def test_it_changes_only_the_given_fields_and_records_the_new_state(self):
+        updated = services.update_assessment(
+            assessment_id=self.rating.assessment_id, value=5, expected_version=1, actor=self.bob
+        )
+        self.assertEqual((updated.value, updated.rationale, updated.version), (5, "ok", 2))
+        latest = updated.revisions.last()
+        self.assertEqual(
+            (latest.action, latest.version, latest.actor), (Action.UPDATE, 2, self.bob)
+        )
+        self.assertEqual(latest.snapshot["value"], 5)
+        self.assertGreaterEqual(updated.last_update_time, updated.create_time)
+
+    def test_history_reconstructs_every_past_value(self):
+        values = [4, 2, 5, 1]
+        for version, value in enumerate(values, start=1):
+            services.update_assessment(
+                assessment_id=self.rating.assessment_id,
+                value=value,
+                expected_version=version,
+                actor=self.alice,
+            )
+        history = [r.snapshot["value"] for r in self.rating.revisions.order_by("version")]
+        self.assertEqual(history, [3, *values])
+        self.assertEqual(
+            list(self.rating.revisions.values_list("version", flat=True)), [1, 2, 3, 4, 5]
+        )
+
+    def test_a_stale_version_raises_a_conflict_and_changes_nothing(self):
+        services.update_assessment(
+            assessment_id=self.rating.assessment_id, value=4, expected_version=1, actor=self.bob
+        )
+        with self.assertRaises(services.ConflictError) as caught:
+            services.update_assessment(
+                assessment_id=self.rating.assessment_id,
+                value=1,
+                rationale="mine",
+                expected_version=1,
+                actor=self.alice,
+            )
+        self.assertEqual(caught.exception.code, "conflict")
+        self.assertEqual(caught.exception.current.value, 4)
+        stored = reload(self.rating)
+        self.assertEqual((stored.value, stored.rationale, stored.version), (4, "ok", 2))
+        self.assertEqual(stored.revisions.count(), 2)
+
+    def test_metadata_is_merged_and_errors_can_be_cleared(self):
+        services.update_assessment(
+            assessment_id=self.rating.assessment_id, metadata={"k": "v"}, error={"error_code": "X"}
+        )
+        updated = services.update_assessment(
+            assessment_id=self.rating.assessment_id, metadata={"j": "w"}, error=None
+        )
+        self.assertEqual(updated.metadata, {"k": "v", "j": "w"})
+        self.assertIsNone(updated.error)
+
+    def test_a_deleted_assessment_cannot_be_updated(self):
+        services.delete_assessment(assessment_id=self.rating.assessment_id)
+        with self.assertRaises(Assessment.DoesNotExist):
+            services.update_assessment(assessment_id=self.rating.assessment_id, value=1)
+
+
+class OverrideDeleteRestoreTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.human = make_reviewer(username="hannah")
+        cls.trace = make_trace()
+
+    def setUp(self):
+        self.judge = services.log_feedback(
+            trace=self.trace,
+            name="correct",
+            value=False,
+            source_type=SourceType.LLM_JUDGE,
+            source_id="gpt-judge",
+        )
+
+    def override(self):
+        return services.override_feedback(
+            assessment_id=self.judge.assessment_id,
+            value=True,
+            rationale="the judge missed the citation",
+            actor=self.human,
+            source_id="hannah",
+        )
+
+    def test_override_creates_a_new_valid_feedback_and_invalidates_the_old(self):
+        new = self.override()
+        old = reload(self.judge)
+        self.assertEqual((new.value, new.valid, new.overrides_id), (True, True, old.pk))
+        self.assertEqual((old.value, old.valid, old.version), (False, False, 2))
+        self.assertEqual(new.revisions.get().action, Action.OVERRIDE)
+        self.assertEqual(old.revisions.last().action, Action.INVALIDATE)
+        self.assertEqual(new.revisions.get().snapshot["overrides"], old.assessment_id)
+
+    def test_expectations_cannot_be_overridden(self):
+        expectation = services.log_expectation(trace=self.trace, name="answer", value="x")
+        with self.assertRaises(ValidationError):
+            services.override_feedback(assessment_id=expectation.assessment_id, value="y")
+
+    def test_delete_is_soft_and_keeps_history(self):
+        deleted = services.delete_assessment(
+            assessment_id=self.judge.assessment_id, actor=self.human
+        )
+        self.assertIsNotNone(reload(deleted).deleted_at)
+        self.assertFalse(Assessment.objects.live().filter(pk=deleted.pk).exists())
+        self.assertEqual(
+            list(deleted.revisions.values_list("action", flat=True)), [Action.CREATE, Action.DELETE]
+        )
+        self.assertTrue(deleted.revisions.last().snapshot["deleted"])
+
+    def test_restore_brings_it_back_with_a_revision(self):
+        services.delete_assessment(assessment_id=self.judge.assessment_id)
+        restored = services.restore(assessment_id=self.judge.assessment_id, expected_version=2)
+        self.assertIsNone(reload(restored).deleted_at)
+        self.assertEqual(restored.version, 3)
+        self.assertEqual(restored.revisions.last().action, Action.RESTORE)
+
+    def test_restoring_a_live_assessment_is_refused(self):
+        with self.assertRaises(Assessment.DoesNotExist):
+            services.restore(assessment_id=self.judge.assessment_id)
+
+    def test_deleting_the_override_makes_the_old_one_valid_again(self):
+        new = self.override()
+        services.delete_assessment(assessment_id=new.assessment_id, actor=self.human)
+        old = reload(self.judge)
+        self.assertTrue(old.valid)
+        self.assertEqual(old.revisions.last().action, Action.REVALIDATE)
+        services.restore(assessment_id=new.assessment_id, actor=self.human)
+        self.assertFalse(reload(self.judge).valid)
+
+    def test_delete_with_a_stale_version_conflicts(self):
+        self.override()
+        with self.assertRaises(services.ConflictError):
+            services.delete_assessment(assessment_id=self.judge.assessment_id, expected_version=1)
+        self.assertIsNone(reload(self.judge).deleted_at)
+
+
+class SchemaValidationTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.trace = make_trace()
+        cls.span = make_span(cls.trace)
+        cls.reviewer = make_reviewer()
+        LabelSchema.objects.create(name="thumbs", value_type="boolean", applies_to="trace")
+        LabelSchema.objects.create(
+            name="rating", value_type="numeric", min_value=1, max_value=5, step=1
+        )
+        LabelSchema.objects.create(
+            name="tone", value_type="categorical", options=["polite", "rude"], applies_to="span"
+        )
+        LabelSchema.objects.create(name="note", value_type="text", one_per_annotator=False)
+        LabelSchema.objects.create(name="facts", value_type="structured", kind="expectation")
+
+    def assert_rejected(self, code, **kwargs):
+        kwargs.setdefault("trace", self.trace)
+        log = (
+            services.log_expectation if kwargs.pop("expectation", False) else services.log_feedback
+        )
+        with self.assertRaises(ValidationError) as caught:
+            log(**kwargs)
+        self.assertEqual(caught.exception.code, code, caught.exception.messages)
+        return caught.exception.messages[0]
+
+    def test_values_outside_the_schema_are_rejected_with_clear_messages(self):
+        self.assertIn("true or false", self.assert_rejected("wrong_type", name="thumbs", value=1))
+        self.assertIn("at most 5", self.assert_rejected("out_of_range", name="rating", value=6))
+        self.assertIn("at least 1", self.assert_rejected("out_of_range", name="rating", value=0))
+        self.assert_rejected("off_step", name="rating", value=2.5)
+        self.assert_rejected("wrong_type", name="rating", value=True)
+        message = self.assert_rejected(
+            "not_an_option", name="tone", value="angry", span_id=self.span.span_id
+        )
+        self.assertIn("polite, rude", message)
+        self.assert_rejected("wrong_type", name="note", value=["x"])
+        self.assert_rejected("wrong_type", name="facts", value="x", expectation=True)
+        self.assertFalse(Assessment.objects.exists())
+
+    def test_schemas_restrict_targets_and_kinds(self):
+        self.assert_rejected("wrong_target", name="thumbs", value=True, span_id=self.span.span_id)
+        self.assert_rejected("wrong_target", name="tone", value="polite")
+        self.assert_rejected("wrong_kind", name="facts", value={"a": 1})
+
+    def test_valid_values_pass(self):
+        services.log_feedback(trace=self.trace, name="thumbs", value=False)
+        services.log_feedback(trace=self.trace, name="rating", value=4.0)
+        services.log_feedback(
+            trace=self.trace, name="tone", value="rude", span_id=self.span.span_id
+        )
+        services.log_feedback(trace=self.trace, name="note", value="fine")
+        services.log_expectation(trace=self.trace, name="facts", value=["a"])
+        self.assertEqual(Assessment.objects.count(), 5)
+
+    def test_updates_are_validated_too(self):
+        rating = services.log_feedback(trace=self.trace, name="rating", value=3)
+        with self.assertRaises(ValidationError):
+            services.update_assessment(assessment_id=rating.assessment_id, value=9)
+        self.assertEqual(reload(rating).value, 3)
+
+    def test_one_answer_per_annotator_when_the_schema_says_so(self):
+        services.log_feedback(trace=self.trace, name="rating", value=3, actor=self.reviewer)
+        self.assert_rejected("duplicate", name="rating", value=4, actor=self.reviewer)
+        services.log_feedback(trace=self.trace, name="note", value="a", actor=self.reviewer)
+        services.log_feedback(trace=self.trace, name="note", value="b", actor=self.reviewer)
