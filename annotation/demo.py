@@ -1,0 +1,457 @@
+"""Deterministic demo data: experiments, traces with span trees, people and their feedback.
+
+Everything is derived from a fixed random seed and ids are stable, so running it again
+finds what exists and adds nothing. Traces and spans are written directly (the demo is not
+an MLflow payload); assessments go through annotation.services so their history is real.
+"""
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from traces.models import Experiment, Span, Trace, now_ms
+from traces.roles import Role, set_role
+
+from . import demo_content as content
+from . import services
+from .models import Assessment, LabelSchema, SourceType
+
+DAY_MS = 24 * 3600 * 1000
+EXPERIMENTS = ["bookshop-support-prod", "bookshop-support-staging", "returns-agent-eval"]
+TRACE_COUNT = 300
+SESSION_COUNT = 60
+BIG_TRACE_SPANS = 2000
+
+SCHEMAS = [
+    {
+        "name": "helpful",
+        "title": "Helpful?",
+        "value_type": "boolean",
+        "applies_to": "trace",
+        "instructions": "Thumbs up when the answer resolves the customer's question correctly.",
+    },
+    {
+        "name": "rating",
+        "title": "Overall quality",
+        "value_type": "numeric",
+        "min_value": 1,
+        "max_value": 5,
+        "step": 1,
+        "applies_to": "trace",
+        "instructions": "1 = harmful or wrong, 3 = acceptable, 5 = exemplary.",
+    },
+    {
+        "name": "issue_category",
+        "title": "Main issue",
+        "value_type": "categorical",
+        "options": content.ISSUE_CATEGORIES,
+        "applies_to": "trace",
+        "instructions": "The most important problem with the answer, or 'none'.",
+    },
+    {
+        "name": "retrieval_relevant",
+        "title": "Retrieved documents relevant?",
+        "value_type": "boolean",
+        "applies_to": "span",
+        "span_types": ["RETRIEVER"],
+        "instructions": "Do the retrieved documents contain what is needed to answer?",
+    },
+    {
+        "name": "expected_answer",
+        "title": "Expected answer",
+        "kind": "expectation",
+        "value_type": "text",
+        "applies_to": "trace",
+        "one_per_annotator": False,
+        "instructions": "The answer a careful support agent would give.",
+    },
+]
+
+PEOPLE = [
+    ("admin", Role.ADMIN, True),
+    ("rita", Role.REVIEWER, False),
+    ("ravi", Role.REVIEWER, False),
+    ("rosa", Role.REVIEWER, False),
+    ("vera", Role.VIEWER, False),
+]
+
+
+@dataclass
+class SeedReport:
+    created: dict = field(default_factory=dict)
+
+    def add(self, kind: str, count: int = 1) -> None:
+        self.created[kind] = self.created.get(kind, 0) + count
+
+
+def seed(*, password: str) -> SeedReport:
+    report = SeedReport()
+    people = _people(password, report)
+    _schemas(report)
+    rng = random.Random(20261126)  # noqa: S311 - demo data, not security
+    experiments = _experiments(report)
+    start = now_ms() - 14 * DAY_MS
+    sessions = [(rng.choice(content.USERS), f"sess-{n:03d}") for n in range(SESSION_COUNT)]
+    for n in range(TRACE_COUNT):
+        user, session = sessions[n % SESSION_COUNT]
+        experiment = experiments[0] if n % 5 else experiments[1 + n % 2]
+        request_time = start + n * (14 * DAY_MS // TRACE_COUNT) + rng.randint(0, 3_600_000)
+        with transaction.atomic():
+            trace = _trace(rng, n, experiment, user, session, request_time, report)
+            if trace is not None:
+                _assessments(rng, trace, people, report)
+    _big_trace(experiments[2], start + 13 * DAY_MS, report)
+    return report
+
+
+def _stable_hex(*parts, length: int = 32) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:length]
+
+
+def _people(password: str, report: SeedReport) -> dict:
+    User = get_user_model()
+    people = {}
+    for username, role, is_superuser in PEOPLE:
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={"email": f"{username}@example.com", "is_staff": is_superuser},
+        )
+        if created:
+            user.set_password(password)
+            user.is_superuser = is_superuser
+            user.save()
+            set_role(user, role)
+            report.add("users")
+        people[username] = user
+    return people
+
+
+def _schemas(report: SeedReport) -> None:
+    for spec in SCHEMAS:
+        spec = dict(spec)
+        _, created = LabelSchema.objects.get_or_create(name=spec.pop("name"), defaults=spec)
+        report.add("label schemas", int(created))
+
+
+def _experiments(report: SeedReport) -> list[Experiment]:
+    experiments = []
+    for name in EXPERIMENTS:
+        experiment, created = Experiment.objects.get_or_create(
+            name=name, defaults={"tags": {"team": "support", "demo": "true"}}
+        )
+        report.add("experiments", int(created))
+        experiments.append(experiment)
+    return experiments
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    return template.format(
+        order=f"IW-{rng.randint(10000, 99999)}",
+        days=rng.randint(2, 40),
+        country=rng.choice(content.COUNTRIES),
+        device=rng.choice(content.DEVICES),
+        title=rng.choice(content.TITLES),
+    )
+
+
+class _SpanBuilder:
+    """Lays spans out in time, depth first, as an agent framework would record them."""
+
+    def __init__(self, trace: Trace, start_ns: int):
+        self.trace = trace
+        self.clock = start_ns
+        self.spans: list[Span] = []
+
+    def add(self, name, span_type, parent, inputs, outputs, ms, attributes=None, error=None):
+        span_id = _stable_hex(self.trace.trace_id, len(self.spans), length=16)
+        start = self.clock
+        self.clock += int(ms * 1_000_000)
+        span = Span(
+            trace=self.trace,
+            span_id=span_id,
+            parent_span_id=parent.span_id if parent else None,
+            name=name,
+            span_type=span_type,
+            start_time_ns=start,
+            end_time_ns=self.clock,
+            status=Span.Status.ERROR if error else Span.Status.OK,
+            status_message=f"{error[0]}: {error[1]}" if error else "",
+            inputs=inputs,
+            outputs=outputs,
+            attributes={"mlflow.spanType": span_type, **(attributes or {})},
+            events=_exception_events(error, self.clock) if error else [],
+        )
+        self.spans.append(span)
+        return span
+
+    def finish(self) -> None:
+        """Stretch every parent span to cover its children (children come after parents)."""
+        by_id = {span.span_id: span for span in self.spans}
+        for span in reversed(self.spans):
+            parent = by_id.get(span.parent_span_id)
+            if parent is not None:
+                parent.end_time_ns = max(parent.end_time_ns, span.end_time_ns)
+
+
+def _exception_events(error, at_ns):
+    kind, message = error
+    stack = (
+        "Traceback (most recent call last):\n"
+        '  File "agent/tools.py", line 88, in lookup_order\n'
+        "    response = client.get(f'/orders/{order_id}', timeout=10)\n"
+        f"{kind}: {message}"
+    )
+    return [
+        {
+            "name": "exception",
+            "timestamp_ns": at_ns,
+            "attributes": {
+                "exception.type": kind,
+                "exception.message": message,
+                "exception.stacktrace": stack,
+            },
+        }
+    ]
+
+
+def _trace(rng, n, experiment, user, session, request_time, report) -> Trace | None:
+    trace_id = f"tr-{_stable_hex('demo-trace', n)}"
+    if Trace.objects.filter(trace_id=trace_id).exists():
+        return None
+    template, topic = rng.choice(content.QUESTIONS)
+    question = _fill(template, rng)
+    answer = _fill(content.ANSWERS[topic], rng)
+    failed = rng.random() < 0.05
+    trace = Trace(
+        trace_id=trace_id,
+        experiment=experiment,
+        request_time=request_time,
+        state=Trace.State.ERROR if failed else Trace.State.OK,
+        client_request_id=f"req-{n:05d}",
+        tags={"mlflow.traceName": "support_agent", "channel": rng.choice(["web", "app", "email"])},
+        trace_metadata={
+            "mlflow.trace.user": user,
+            "mlflow.trace.session": session,
+            "app.version": rng.choice(["1.4.2", "1.5.0"]),
+        },
+    )
+    trace.copy_indexed_metadata()
+    builder = _SpanBuilder(trace, request_time * 1_000_000)
+    depth = rng.randint(2, 6)
+    model = rng.choice(content.MODELS)
+    root = builder.add("support_agent", "AGENT", None, {"question": question}, None, 2)
+    _agent_steps(builder, rng, root, topic, question, answer, model, depth, failed)
+    builder.finish()
+    root.outputs = None if failed else {"answer": answer}
+    if failed:
+        root.status = Span.Status.ERROR
+        root.status_message = "Tool call failed"
+    trace.request_preview = json.dumps({"question": question})
+    trace.response_preview = "" if failed else json.dumps({"answer": answer})
+    trace.execution_duration = (builder.clock - root.start_time_ns) // 1_000_000
+    trace.span_count = len(builder.spans)
+    trace.save()
+    Span.objects.bulk_create(builder.spans)
+    report.add("traces")
+    report.add("spans", len(builder.spans))
+    return trace
+
+
+def _agent_steps(builder, rng, parent, topic, question, answer, model, depth, failed):
+    """A chain of retrieval, tool use and generation, nested ``depth`` levels deep."""
+    docs = [
+        {
+            "id": _stable_hex(builder.trace.trace_id, path, length=8),
+            "page_content": f"Policy excerpt from {path}: customers may …",
+            "metadata": {"doc_uri": f"https://help.inkwell.example/{path}", "score": 0.9 - i / 10},
+        }
+        for i, path in enumerate(content.POLICY_DOCS[topic])
+    ]
+    plan = builder.add("plan", "CHAIN", parent, {"question": question}, {"topic": topic}, 3)
+    builder.add(
+        "retrieve_policies", "RETRIEVER", plan, {"query": question}, docs, rng.randint(40, 180)
+    )
+    current = plan
+    for level in range(max(depth - 2, 0)):
+        current = builder.add(
+            f"reason_step_{level + 1}", "CHAIN", current, {"topic": topic}, None, 1
+        )
+    error = rng.choice(content.TOOL_ERRORS) if failed else None
+    builder.add(
+        "lookup_order",
+        "TOOL",
+        current,
+        {"customer_question": question},
+        None if failed else {"found": True, "status": "shipped"},
+        rng.randint(20, 400),
+        attributes={"tool.timeout_s": 10},
+        error=error,
+    )
+    if not failed:
+        messages = [
+            {"role": "system", "content": content.SYSTEM_PROMPT},
+            {"role": "user", "content": question},
+        ]
+        builder.add(
+            "chat_completion",
+            "LLM",
+            current,
+            {"model": model, "messages": messages, "temperature": 0.2},
+            {"choices": [{"message": {"role": "assistant", "content": answer}}]},
+            rng.randint(300, 2500),
+            attributes={"llm.model": model, "llm.token_count.prompt": rng.randint(200, 900)},
+        )
+
+
+def _big_trace(experiment, request_time, report) -> None:
+    """One long agent run with BIG_TRACE_SPANS spans, to show the tree loads on demand."""
+    trace_id = f"tr-{_stable_hex('demo-big-trace')}"
+    if Trace.objects.filter(trace_id=trace_id).exists():
+        return
+    rng = random.Random(7)  # noqa: S311 - demo data, not security
+    trace = Trace(
+        trace_id=trace_id,
+        experiment=experiment,
+        request_time=request_time,
+        state=Trace.State.OK,
+        client_request_id="req-big-run",
+        tags={"mlflow.traceName": "catalogue_audit_agent"},
+        trace_metadata={"mlflow.trace.user": "ops-bot", "mlflow.trace.session": "sess-audit"},
+        request_preview=json.dumps({"task": "Audit availability of 500 catalogue titles"}),
+        response_preview=json.dumps({"checked": 500, "missing": 12}),
+    )
+    trace.copy_indexed_metadata()
+    builder = _SpanBuilder(trace, request_time * 1_000_000)
+    root = builder.add("catalogue_audit_agent", "AGENT", None, {"titles": 500}, None, 1)
+    for i in range((BIG_TRACE_SPANS - 4) // 4):
+        step = builder.add(f"check_title_{i + 1}", "CHAIN", root, {"index": i}, None, 1)
+        builder.add("search_inventory", "RETRIEVER", step, {"isbn": f"978-{i:07d}"}, [], 5)
+        builder.add("stock_api", "TOOL", step, {"isbn": f"978-{i:07d}"}, {"stock": i % 7}, 3)
+        builder.add(
+            "summarise",
+            "LLM",
+            step,
+            {"messages": [{"role": "user", "content": f"Summarise stock for item {i}"}]},
+            {"choices": [{"message": {"role": "assistant", "content": "In stock."}}]},
+            rng.randint(5, 30),
+        )
+    report_step = builder.add("write_report", "CHAIN", root, {"missing": 12}, None, 2)
+    builder.add("format_table", "TOOL", report_step, {"rows": 12}, {"ok": True}, 4)
+    builder.add("send_summary", "TOOL", report_step, {"to": "ops"}, {"sent": True}, 9)
+    builder.finish()
+    root.outputs = {"checked": 500, "missing": 12}
+    trace.execution_duration = (builder.clock - root.start_time_ns) // 1_000_000
+    trace.span_count = len(builder.spans)
+    with transaction.atomic():
+        trace.save()
+        Span.objects.bulk_create(builder.spans, batch_size=500)
+    report.add("traces")
+    report.add("spans", len(builder.spans))
+
+
+def _assessments(rng, trace: Trace, people: dict, report: SeedReport) -> None:
+    """Judges and code checks score most traces; reviewers label about a third by hand."""
+    ok = trace.state == Trace.State.OK
+    good = ok and rng.random() < 0.7
+    if rng.random() < 0.8:
+        judge_error = rng.random() < 0.06
+        services.log_feedback(
+            trace=trace,
+            name="groundedness",
+            # The judge agrees with the truth four times in five.
+            value=None if judge_error else (good if rng.random() < 0.8 else not good),
+            rationale="" if judge_error else "Checked each claim against the retrieved policies.",
+            source_type=SourceType.LLM_JUDGE,
+            source_id="judge-gpt-4o",
+            error={
+                "error_code": "RATE_LIMIT",
+                "error_message": "429 Too Many Requests from judge endpoint",
+                "stack_trace": "Traceback (most recent call last): ... RateLimitError",
+            }
+            if judge_error
+            else None,
+        )
+        report.add("assessments")
+    services.log_feedback(
+        trace=trace,
+        name="answer_length_ok",
+        value=len(trace.response_preview) < 220,
+        source_type=SourceType.CODE,
+        source_id="checks.length",
+    )
+    report.add("assessments")
+    if rng.random() < 0.35:
+        _human_review(rng, trace, people, good, report)
+
+
+def _human_review(rng, trace, people, good, report) -> None:
+    reviewer = people[rng.choice(["rita", "ravi", "rosa"])]
+    name = reviewer.get_username()
+    helpful = services.log_feedback(
+        trace=trace,
+        name="helpful",
+        value=good,
+        rationale=rng.choice(content.RATIONALES[good]),
+        source_id=name,
+        actor=reviewer,
+    )
+    rating = services.log_feedback(
+        trace=trace,
+        name="rating",
+        value=rng.randint(4, 5) if good else rng.randint(1, 3),
+        source_id=name,
+        actor=reviewer,
+    )
+    services.log_feedback(
+        trace=trace,
+        name="issue_category",
+        value="none" if good else rng.choice(content.ISSUE_CATEGORIES[1:]),
+        source_id=name,
+        actor=reviewer,
+    )
+    report.add("assessments", 3)
+    retriever = trace.spans.filter(span_type="RETRIEVER").only("span_id").first()
+    if retriever and rng.random() < 0.5:
+        services.log_feedback(
+            trace=trace,
+            name="retrieval_relevant",
+            value=rng.random() < 0.8,
+            span_id=retriever.span_id,
+            source_id=name,
+            actor=reviewer,
+        )
+        report.add("assessments")
+    if rng.random() < 0.3:
+        # Reviewers change their minds: these carry several revisions of history.
+        for version, value in enumerate(rng.sample([1, 2, 3, 4, 5], 3), start=1):
+            services.update_assessment(
+                assessment_id=rating.assessment_id,
+                value=value,
+                expected_version=version,
+                actor=reviewer,
+            )
+    if not good and rng.random() < 0.4:
+        services.log_expectation(
+            trace=trace,
+            name="expected_answer",
+            value="Apologise, cite the policy section, and give the exact next step.",
+            source_id=name,
+            actor=reviewer,
+        )
+        report.add("assessments")
+    judge = Assessment.objects.live().filter(trace=trace, name="groundedness", valid=True).first()
+    if judge and judge.value is not None and judge.value != good and rng.random() < 0.6:
+        services.override_feedback(
+            assessment_id=judge.assessment_id,
+            value=good,
+            rationale="The judge misread the policy; corrected by hand.",
+            source_id=name,
+            actor=reviewer,
+        )
+        report.add("assessments")
+    if rng.random() < 0.05:
+        services.delete_assessment(assessment_id=helpful.assessment_id, actor=reviewer)

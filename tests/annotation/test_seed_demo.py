@@ -1,0 +1,67 @@
+from io import StringIO
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import TestCase
+
+from annotation.demo import BIG_TRACE_SPANS, SESSION_COUNT, TRACE_COUNT
+from annotation.models import Assessment, AssessmentRevision, LabelSchema, SourceType
+from traces.models import Experiment, Span, Trace
+from traces.roles import Role, role_of
+
+
+class SeedDemoTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.output = StringIO()
+        call_command("seed_demo", password="demo-pass", stdout=cls.output)
+
+    def counts(self):
+        return [
+            model.objects.count()
+            for model in (Experiment, Trace, Span, Assessment, AssessmentRevision, LabelSchema)
+        ]
+
+    def test_running_it_twice_adds_nothing(self):
+        before = self.counts()
+        again = StringIO()
+        call_command("seed_demo", password="demo-pass", stdout=again)
+        self.assertEqual(self.counts(), before)
+        self.assertIn("created nothing new", again.getvalue())
+
+    def test_it_makes_the_promised_shape_of_data(self):
+        self.assertEqual(Trace.objects.count(), TRACE_COUNT + 1)
+        self.assertEqual(
+            Trace.objects.exclude(session="sess-audit").values("session").distinct().count(),
+            SESSION_COUNT,
+        )
+        self.assertGreaterEqual(Trace.objects.values("user").distinct().count(), 15)
+        errors = Trace.objects.filter(state=Trace.State.ERROR).count()
+        self.assertTrue(0.02 * TRACE_COUNT <= errors <= 0.09 * TRACE_COUNT, errors)
+        big = Trace.objects.get(client_request_id="req-big-run")
+        self.assertEqual(big.spans.count(), BIG_TRACE_SPANS)
+        self.assertEqual(big.span_count, BIG_TRACE_SPANS)
+        span_types = set(Span.objects.values_list("span_type", flat=True))
+        self.assertLessEqual({"LLM", "RETRIEVER", "TOOL", "CHAIN"}, span_types)
+        self.assertEqual(
+            set(Assessment.objects.values_list("source_type", flat=True)), set(SourceType.values)
+        )
+        self.assertTrue(Assessment.objects.filter(version__gte=4).exists())
+        self.assertTrue(Assessment.objects.filter(valid=False).exists())
+        self.assertTrue(Assessment.objects.exclude(error_code="").exists())
+
+    def test_every_trace_span_tree_is_connected(self):
+        for trace in Trace.objects.all()[:20]:
+            ids = set(trace.spans.values_list("span_id", flat=True))
+            parents = set(
+                trace.spans.exclude(parent_span_id=None).values_list("parent_span_id", flat=True)
+            )
+            self.assertLessEqual(parents, ids)
+            self.assertEqual(trace.spans.filter(parent_span_id=None).count(), 1)
+
+    def test_it_creates_accounts_and_says_how_to_sign_in(self):
+        admin = get_user_model().objects.get(username="admin")
+        self.assertTrue(admin.check_password("demo-pass"))
+        self.assertEqual(role_of(admin), Role.ADMIN)
+        self.assertEqual(role_of(get_user_model().objects.get(username="vera")), Role.VIEWER)
+        self.assertIn("admin / demo-pass", self.output.getvalue())
