@@ -1,0 +1,592 @@
+"""Annotation queues: building them, handing out items fairly, and reading their results.
+
+Invariants it owns:
+- An item is never given to the same person twice (QueueAssignment is unique per item and
+  annotator) and never to more people than the queue's overlap at once: assigned and done
+  turns count towards the overlap, skipped ones free their place.
+- ``next_assignment`` is safe under concurrent requests. One person's requests queue up
+  behind a lock on their queue membership, so a double click cannot hand out two items;
+  different people lock candidate items with SKIP LOCKED and recount after the lock, so
+  they never wait on each other unless every open item is being handed out right now.
+  SQLite takes the database write lock at the start of the transaction, which serialises
+  the whole function there.
+- Someone who has an item in progress gets that item back (resume where they left off).
+- Every label goes through annotation.services; an Admin's adjudication is an expectation
+  (for expectation schemas) or a feedback overriding one of the annotators' answers, and
+  carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
+- Agreement measures the annotators' own answers: overridden ones count, adjudications and
+  deleted ones do not.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from traces.roles import can_write
+
+from . import services
+from .agreement import (
+    Aggregate,
+    aggregate,
+    agreement_by_rater,
+    cohen_kappa,
+    fleiss_kappa,
+    krippendorff_alpha,
+    level_for,
+)
+from .models import (
+    Assessment,
+    Kind,
+    LabelSchema,
+    Queue,
+    QueueAssignment,
+    QueueItem,
+    SourceType,
+)
+
+Status = QueueAssignment.Status
+QUEUE_KEY = "tracemark.queue"
+ADJUDICATION_KEY = "tracemark.adjudicated_in_queue"
+TAKEN = (Status.ASSIGNED, Status.DONE)
+
+
+# Building and running a queue
+
+
+@transaction.atomic
+def create_queue(
+    *,
+    name: str,
+    traces,
+    schemas,
+    annotators,
+    overlap: int = 1,
+    blind: bool = True,
+    description: str = "",
+    filter_query: str = "",
+    created_by=None,
+) -> Queue:
+    """Create a queue whose items are ``traces`` in the order given."""
+    traces, schemas, annotators = list(traces), list(schemas), list(annotators)
+    if not traces:
+        raise ValidationError("A queue needs at least one trace.", code="no_traces")
+    if not schemas:
+        raise ValidationError("A queue needs at least one label schema.", code="no_schemas")
+    if any(s.applies_to == LabelSchema.AppliesTo.SPAN for s in schemas):
+        raise ValidationError(
+            "Queue items are whole traces; span-only schemas cannot be used.", code="span_schema"
+        )
+    if not annotators:
+        raise ValidationError("A queue needs at least one annotator.", code="no_annotators")
+    if any(not can_write(user) for user in annotators):
+        raise ValidationError("Annotators must be Reviewers or Admins.", code="read_only_annotator")
+    if not 1 <= overlap <= len(annotators):
+        raise ValidationError(
+            f"Overlap must be between 1 and the number of annotators ({len(annotators)}).",
+            code="overlap_out_of_range",
+        )
+    if Queue.objects.filter(name=name).exists():
+        raise ValidationError(f"A queue named '{name}' already exists.", code="duplicate_name")
+    queue = Queue.objects.create(
+        name=name,
+        description=description,
+        filter_query=filter_query,
+        overlap=overlap,
+        blind=blind,
+        created_by=created_by,
+    )
+    queue.schemas.set(schemas)
+    queue.annotators.set(annotators)
+    seen = set()
+    unique_traces = [t for t in traces if not (t.pk in seen or seen.add(t.pk))]
+    QueueItem.objects.bulk_create(
+        QueueItem(queue=queue, trace=trace, position=n) for n, trace in enumerate(unique_traces, 1)
+    )
+    return queue
+
+
+def _active_count(item_ref) -> Subquery:
+    return Coalesce(
+        Subquery(
+            QueueAssignment.objects.filter(item=item_ref, status__in=TAKEN)
+            .values("item")
+            .annotate(n=Count("pk"))
+            .values("n"),
+            output_field=IntegerField(),
+        ),
+        0,
+    )
+
+
+class _Full(Exception):
+    """The locked candidate filled up before we got its lock; try the next one."""
+
+
+@transaction.atomic
+def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
+    """The caller's item in progress, or a newly assigned one; None when nothing is left."""
+    membership = (
+        Queue.annotators.through.objects.select_for_update()
+        .filter(queue_id=queue.pk, user_id=user.pk)
+        .first()
+    )
+    if membership is None:
+        raise ValidationError("You are not an annotator of this queue.", code="not_annotator")
+    queue = Queue.objects.get(pk=queue.pk)
+    if queue.status == Queue.Status.CLOSED:
+        raise ValidationError("This queue is closed.", code="closed")
+    current = in_progress(queue=queue, user=user)
+    if current is not None:
+        return current
+    mine = QueueAssignment.objects.filter(item=OuterRef("pk"), annotator=user)
+    candidates = (
+        QueueItem.objects.filter(queue=queue)
+        .filter(~Exists(mine))
+        .annotate(taken=_active_count(OuterRef("pk")))
+        .filter(taken__lt=queue.overlap)
+        .order_by("position")
+    )
+    tried: list[int] = []
+    while True:
+        remaining = candidates.exclude(pk__in=tried)
+        item = remaining.select_for_update(skip_locked=True, of=("self",)).first()
+        if item is None and remaining.exists():
+            # Every open item is locked by someone else right now: wait for one.
+            item = remaining.select_for_update(of=("self",)).first()
+        if item is None:
+            return None
+        try:
+            with transaction.atomic():
+                taken = item.assignments.filter(status__in=TAKEN).count()
+                if taken >= queue.overlap:
+                    raise _Full
+                assignment = QueueAssignment.objects.create(item=item, annotator=user)
+        except (_Full, IntegrityError):
+            # Rolling back the savepoint also releases the row lock for others.
+            tried.append(item.pk)
+            continue
+        assignment.item = item
+        return assignment
+
+
+def in_progress(*, queue: Queue, user) -> QueueAssignment | None:
+    return (
+        QueueAssignment.objects.filter(item__queue=queue, annotator=user, status=Status.ASSIGNED)
+        .select_related("item__trace")
+        .order_by("item__position")
+        .first()
+    )
+
+
+def _lock_assignment(assignment: QueueAssignment) -> QueueAssignment:
+    locked = (
+        QueueAssignment.objects.select_for_update(of=("self",))
+        .select_related("item__queue", "item__trace")
+        .get(pk=assignment.pk)
+    )
+    if locked.item.queue.status == Queue.Status.CLOSED:
+        raise ValidationError("This queue is closed.", code="closed")
+    return locked
+
+
+@transaction.atomic
+def submit(
+    *,
+    assignment: QueueAssignment,
+    values: dict[str, object],
+    rationale: str = "",
+    actor,
+) -> list[Assessment]:
+    """Record the annotator's answers (schema name → value) and mark their turn done.
+
+    An answer the annotator gave before (a reopened item, or the same trace labeled on the
+    review page) is updated rather than duplicated. A ``None`` value means "no answer".
+    """
+    assignment = _lock_assignment(assignment)
+    if assignment.annotator_id != actor.pk:
+        raise ValidationError("This item is assigned to someone else.", code="not_assignee")
+    if assignment.status == Status.SKIPPED:
+        raise ValidationError("You skipped this item.", code="skipped")
+    item = assignment.item
+    schemas = {s.name: s for s in item.queue.schemas.all()}
+    missing = [
+        s.title or s.name for s in schemas.values() if s.required and values.get(s.name) is None
+    ]
+    if missing:
+        raise ValidationError(f"Please answer: {', '.join(missing)}.", code="required")
+    existing = {a.name: a for a in own_answers(item=item, user=actor)}
+    saved = []
+    for name, value in values.items():
+        if name not in schemas:
+            raise ValidationError(f"'{name}' is not labeled in this queue.", code="unknown_schema")
+        if value is None:
+            continue
+        saved.append(
+            _record_answer(item, schemas[name], existing.get(name), value, rationale, actor)
+        )
+    assignment.status = Status.DONE
+    assignment.completed_at = timezone.now()
+    assignment.save(update_fields=["status", "completed_at"])
+    return saved
+
+
+def _record_answer(item, schema, previous, value, rationale, actor) -> Assessment:
+    if previous is not None:
+        return services.update_assessment(
+            assessment_id=previous.assessment_id, value=value, rationale=rationale, actor=actor
+        )
+    log = services.log_expectation if schema.kind == Kind.EXPECTATION else services.log_feedback
+    return log(
+        trace=item.trace,
+        name=schema.name,
+        value=value,
+        rationale=rationale,
+        source_id=actor.get_username(),
+        metadata={QUEUE_KEY: str(item.queue_id)},
+        actor=actor,
+    )
+
+
+def own_answers(*, item: QueueItem, user) -> list[Assessment]:
+    """The person's live trace-level answers to the queue's schemas on this item."""
+    return list(
+        _labels(item.queue)
+        .filter(trace_id=item.trace_id, annotator=user)
+        .exclude(metadata__has_key=ADJUDICATION_KEY)
+    )
+
+
+def others_visible(assignment: QueueAssignment) -> bool:
+    """Whether others' answers may be shown: in a blind queue, only after one's own."""
+    return not assignment.item.queue.blind or assignment.status == Status.DONE
+
+
+def others_answers(*, item: QueueItem, user) -> list[Assessment]:
+    return list(
+        _labels(item.queue)
+        .filter(trace_id=item.trace_id)
+        .exclude(annotator=user)
+        .select_related("annotator")
+    )
+
+
+@transaction.atomic
+def skip(*, assignment: QueueAssignment, reason: str, actor) -> QueueAssignment:
+    """Give the item back with a reason; someone else can take the place."""
+    assignment = _lock_assignment(assignment)
+    if assignment.annotator_id != actor.pk:
+        raise ValidationError("This item is assigned to someone else.", code="not_assignee")
+    if assignment.status != Status.ASSIGNED:
+        raise ValidationError("Only an item in progress can be skipped.", code="not_in_progress")
+    if not reason.strip():
+        raise ValidationError("Say why you skip this item.", code="reason_required")
+    assignment.status = Status.SKIPPED
+    assignment.skip_reason = reason.strip()
+    assignment.completed_at = timezone.now()
+    assignment.save(update_fields=["status", "skip_reason", "completed_at"])
+    return assignment
+
+
+@transaction.atomic
+def reassign(*, assignment: QueueAssignment, to_user) -> QueueAssignment:
+    """Hand an unfinished turn to another annotator of the queue."""
+    assignment = _lock_assignment(assignment)
+    if assignment.status == Status.DONE:
+        raise ValidationError("A finished answer cannot be reassigned.", code="done")
+    queue = assignment.item.queue
+    if not queue.annotators.filter(pk=to_user.pk).exists():
+        raise ValidationError(
+            f"{to_user.get_username()} is not an annotator.", code="not_annotator"
+        )
+    if assignment.item.assignments.filter(annotator=to_user).exists():
+        raise ValidationError(
+            f"{to_user.get_username()} already had this item.", code="already_assigned"
+        )
+    assignment.annotator = to_user
+    assignment.status = Status.ASSIGNED
+    assignment.skip_reason = ""
+    assignment.completed_at = None
+    assignment.assigned_at = timezone.now()
+    assignment.save(
+        update_fields=["annotator", "status", "skip_reason", "completed_at", "assigned_at"]
+    )
+    return assignment
+
+
+@transaction.atomic
+def reopen_item(*, item: QueueItem) -> QueueItem:
+    """Send a finished item back to the people who answered it, to look at it again."""
+    item = QueueItem.objects.select_for_update().get(pk=item.pk)
+    item.assignments.filter(status=Status.DONE).update(status=Status.ASSIGNED, completed_at=None)
+    item.reopened = True
+    item.save(update_fields=["reopened"])
+    return item
+
+
+def set_status(*, queue: Queue, status: str) -> Queue:
+    """Close a queue (no more labeling) or open it again."""
+    queue.status = Queue.Status(status)
+    queue.save(update_fields=["status"])
+    return queue
+
+
+# Progress
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    user: object
+    assigned: int
+    done: int
+    skipped: int
+    last_activity: object
+    agreeing: int = 0
+    compared: int = 0
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreeing / self.compared if self.compared else None
+
+
+@dataclass(frozen=True)
+class QueueProgress:
+    items: int
+    complete_items: int
+    labels_needed: int
+    labels_done: int
+    mine: int
+    others: int
+    skipped: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.labels_done / self.labels_needed) if self.labels_needed else 100
+
+
+def progress(queue: Queue, user=None) -> QueueProgress:
+    """Counts for the progress bar; ``mine``/``others`` split done turns around ``user``."""
+    done = Q(assignments__status=Status.DONE)
+    user_id = user.pk if user is not None else None
+    items = QueueItem.objects.filter(queue=queue).annotate(done=Count("assignments", filter=done))
+    totals = QueueAssignment.objects.filter(item__queue=queue).aggregate(
+        done=Count("pk", filter=Q(status=Status.DONE)),
+        mine=Count("pk", filter=Q(status=Status.DONE, annotator_id=user_id)),
+        skipped=Count("pk", filter=Q(status=Status.SKIPPED)),
+    )
+    n_items = items.count()
+    return QueueProgress(
+        items=n_items,
+        complete_items=items.filter(done__gte=queue.overlap).count(),
+        labels_needed=n_items * queue.overlap,
+        labels_done=totals["done"],
+        mine=totals["mine"],
+        others=totals["done"] - totals["mine"],
+        skipped=totals["skipped"],
+    )
+
+
+def progress_by_annotator(queue: Queue) -> list[AnnotatorProgress]:
+    counts = {
+        row["annotator"]: row
+        for row in QueueAssignment.objects.filter(item__queue=queue)
+        .values("annotator")
+        .annotate(
+            assigned=Count("pk", filter=Q(status=Status.ASSIGNED)),
+            done=Count("pk", filter=Q(status=Status.DONE)),
+            skipped=Count("pk", filter=Q(status=Status.SKIPPED)),
+            last=Max("completed_at"),
+        )
+    }
+    agreement = agreement_by_rater([unit for units in _units(queue).values() for unit in units])
+    rows = []
+    for user in queue.annotators.order_by("username"):
+        row = counts.get(user.pk, {})
+        agreeing, compared = agreement.get(user.pk, (0, 0))
+        rows.append(
+            AnnotatorProgress(
+                user=user,
+                assigned=row.get("assigned", 0),
+                done=row.get("done", 0),
+                skipped=row.get("skipped", 0),
+                last_activity=row.get("last"),
+                agreeing=agreeing,
+                compared=compared,
+            )
+        )
+    return rows
+
+
+# Results: aggregation, agreement, disagreements, adjudication
+
+
+def _labels(queue: Queue):
+    """Live human answers to the queue's schemas on its traces, by its annotators."""
+    return Assessment.objects.live().filter(
+        trace__queue_items__queue=queue,
+        name__in=queue.schemas.values("name"),
+        annotator__in=queue.annotators.all(),
+        source_type=SourceType.HUMAN,
+        span_id__isnull=True,
+    )
+
+
+def _answers(queue: Queue) -> dict[tuple[int, str], dict[int, object]]:
+    """(trace pk, schema name) → {annotator pk: value}, adjudications left out."""
+    answers: dict[tuple[int, str], dict[int, object]] = defaultdict(dict)
+    rows = (
+        _labels(queue)
+        .exclude(metadata__has_key=ADJUDICATION_KEY)
+        .order_by("create_time", "pk")
+        .values_list("trace_id", "name", "annotator_id", "value")
+    )
+    for trace_id, name, annotator_id, value in rows:
+        if isinstance(value, dict | list):
+            continue  # structured answers are not compared
+        answers[trace_id, name][annotator_id] = value
+    return answers
+
+
+def _units(queue: Queue) -> dict[str, list[dict[int, object]]]:
+    """Schema name → one {annotator: value} unit per item that has answers."""
+    units: dict[str, list[dict[int, object]]] = defaultdict(list)
+    for (_trace, name), unit in _answers(queue).items():
+        units[name].append(unit)
+    return units
+
+
+@dataclass(frozen=True)
+class SchemaAgreement:
+    schema: LabelSchema
+    level: str | None
+    items: int
+    pairable_items: int
+    raters: int
+    alpha: float | None
+    cohen: float | None
+    fleiss: float | None
+
+
+def queue_agreement(queue: Queue) -> list[SchemaAgreement]:
+    """Per schema: Krippendorff's alpha at the schema's level, Cohen's kappa when exactly two
+    people answered, Fleiss' kappa when every compared item has the same number of answers."""
+    units = _units(queue)
+    results = []
+    for schema in queue.schemas.all():
+        schema_units = units.get(schema.name, [])
+        raters = sorted({r for unit in schema_units for r in unit})
+        rows = [[unit.get(r) for r in raters] for unit in schema_units]
+        level = level_for(schema.value_type, step=schema.step)
+        results.append(
+            SchemaAgreement(
+                schema=schema,
+                level=level,
+                items=len(rows),
+                pairable_items=sum(1 for row in rows if sum(v is not None for v in row) >= 2),
+                raters=len(raters),
+                alpha=krippendorff_alpha(rows, level) if level else None,
+                cohen=cohen_kappa([tuple(row) for row in rows])
+                if level and len(raters) == 2
+                else None,
+                fleiss=fleiss_kappa(rows) if level else None,
+            )
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    item: QueueItem
+    schema: LabelSchema
+    answers: list  # (annotator, value), by username
+    summary: Aggregate
+    decision: Assessment | None
+
+
+def disagreements(queue: Queue) -> list[Disagreement]:
+    """Items and schemas where at least two annotators answered differently."""
+    answers = _answers(queue)
+    schemas = {s.name: s for s in queue.schemas.all()}
+    people = {u.pk: u for u in queue.annotators.all()}
+    decisions = {(a.trace_id, a.name): a for a in _decisions(queue).filter(valid=True)}
+    items = {i.trace_id: i for i in queue.items.select_related("trace")}
+    found = []
+    for (trace_id, name), unit in answers.items():
+        schema = schemas[name]
+        summary = aggregate(list(unit.values()), schema.value_type)
+        if not summary.disagreement:
+            continue
+        found.append(
+            Disagreement(
+                item=items[trace_id],
+                schema=schema,
+                answers=sorted(
+                    ((people[pk], value) for pk, value in unit.items()),
+                    key=lambda pair: pair[0].get_username(),
+                ),
+                summary=summary,
+                decision=decisions.get((trace_id, name)),
+            )
+        )
+    return sorted(found, key=lambda d: (d.item.position, d.schema.name))
+
+
+def _decisions(queue: Queue):
+    return Assessment.objects.live().filter(
+        trace__queue_items__queue=queue, **{f"metadata__{ADJUDICATION_KEY}": str(queue.pk)}
+    )
+
+
+@transaction.atomic
+def adjudicate(
+    *, item: QueueItem, schema: LabelSchema, value, rationale: str = "", actor
+) -> Assessment:
+    """Record an Admin's decision for an item and schema; a second decision updates the first.
+
+    For an expectation schema the decision is an expectation. For a feedback schema it
+    overrides one annotator's answer: the Admin's own if they answered, else the earliest
+    answer that differs from the decision, so the decision becomes the valid feedback.
+    """
+    queue = item.queue
+    previous = (
+        _decisions(queue).filter(trace_id=item.trace_id, name=schema.name, valid=True).first()
+    )
+    if previous is not None:
+        return services.update_assessment(
+            assessment_id=previous.assessment_id, value=value, rationale=rationale, actor=actor
+        )
+    metadata = {ADJUDICATION_KEY: str(queue.pk)}
+    if schema.kind == Kind.EXPECTATION:
+        return services.log_expectation(
+            trace=item.trace,
+            name=schema.name,
+            value=value,
+            rationale=rationale,
+            source_id=actor.get_username(),
+            metadata=metadata,
+            actor=actor,
+        )
+    answers = list(
+        _labels(queue)
+        .filter(trace_id=item.trace_id, name=schema.name, kind=Kind.FEEDBACK, valid=True)
+        .order_by("create_time", "pk")
+    )
+    target = next((a for a in answers if a.annotator_id == actor.pk), None) or next(
+        (a for a in answers if a.value != value), None
+    )
+    if target is None and answers:
+        target = answers[0]
+    if target is None:
+        raise ValidationError("There is no answer to decide on.", code="nothing_to_decide")
+    return services.override_feedback(
+        assessment_id=target.assessment_id,
+        value=value,
+        rationale=rationale,
+        source_id=actor.get_username(),
+        metadata=metadata,
+        actor=actor,
+    )

@@ -1,0 +1,333 @@
+import threading
+from collections import Counter
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test import TestCase, TransactionTestCase
+
+from annotation import queues
+from annotation.models import (
+    Assessment,
+    AssessmentRevision,
+    Kind,
+    LabelSchema,
+    Queue,
+    QueueAssignment,
+)
+from tests.factories import make_admin, make_reviewer, make_trace, make_viewer
+
+Status = QueueAssignment.Status
+
+
+def make_schema(name="correct", **kwargs):
+    defaults = {"value_type": LabelSchema.ValueType.BOOLEAN, "applies_to": "trace"}
+    return LabelSchema.objects.create(name=name, **{**defaults, **kwargs})
+
+
+def make_queue(annotators, traces, schemas, overlap=1, **kwargs):
+    return queues.create_queue(
+        name=kwargs.pop("name", f"queue-{len(traces)}-{overlap}-{id(traces)}"),
+        traces=traces,
+        schemas=schemas,
+        annotators=annotators,
+        overlap=overlap,
+        **kwargs,
+    )
+
+
+class CreateQueueTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.reviewers = [make_reviewer() for _ in range(2)]
+        cls.traces = [make_trace() for _ in range(3)]
+        cls.schema = make_schema()
+
+    def test_items_follow_the_given_order_once_each(self):
+        traces = [self.traces[2], self.traces[0], self.traces[2]]
+        queue = make_queue(self.reviewers, traces, [self.schema], overlap=2)
+        self.assertEqual(
+            [(i.position, i.trace) for i in queue.items.all()],
+            [(1, self.traces[2]), (2, self.traces[0])],
+        )
+
+    def test_it_refuses_impossible_queues(self):
+        span_schema = make_schema("span-only", applies_to="span")
+        cases = {
+            "overlap_out_of_range": dict(overlap=3),
+            "no_traces": dict(traces=[]),
+            "no_schemas": dict(schemas=[]),
+            "span_schema": dict(schemas=[span_schema]),
+            "read_only_annotator": dict(annotators=[make_viewer()], overlap=1),
+        }
+        for code, change in cases.items():
+            with self.subTest(code=code):
+                base = {
+                    "annotators": self.reviewers,
+                    "traces": self.traces,
+                    "schemas": [self.schema],
+                }
+                args = {**base, **change}
+                with self.assertRaises(ValidationError) as caught:
+                    make_queue(**args)
+                self.assertEqual(caught.exception.code, code)
+        self.assertFalse(Queue.objects.exists())
+
+
+class AssignmentTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.ann, cls.bob, cls.cy = (make_reviewer(username=n) for n in ("ann", "bob", "cy"))
+        cls.traces = [make_trace() for _ in range(3)]
+        cls.schema = make_schema()
+        cls.queue = make_queue([cls.ann, cls.bob, cls.cy], cls.traces, [cls.schema], overlap=2)
+
+    def label(self, user, value=True):
+        assignment = queues.next_assignment(queue=self.queue, user=user)
+        queues.submit(assignment=assignment, values={"correct": value}, actor=user)
+        return assignment
+
+    def test_overlap_is_honoured_and_nobody_gets_an_item_twice(self):
+        for _ in range(3):
+            for user in (self.ann, self.bob, self.cy):
+                assignment = queues.next_assignment(queue=self.queue, user=user)
+                if assignment:
+                    queues.submit(assignment=assignment, values={"correct": True}, actor=user)
+        per_item = Counter(QueueAssignment.objects.values_list("item__position", flat=True))
+        self.assertEqual(per_item, {1: 2, 2: 2, 3: 2})
+        pairs = QueueAssignment.objects.values_list("item", "annotator")
+        self.assertEqual(len(set(pairs)), len(pairs))
+        for user in (self.ann, self.bob, self.cy):
+            self.assertIsNone(queues.next_assignment(queue=self.queue, user=user))
+        self.assertEqual(queues.progress(self.queue).complete_items, 3)
+
+    def test_items_fill_in_order_so_complete_items_come_early(self):
+        first = queues.next_assignment(queue=self.queue, user=self.ann)
+        second = queues.next_assignment(queue=self.queue, user=self.bob)
+        third = queues.next_assignment(queue=self.queue, user=self.cy)
+        self.assertEqual(first.item, second.item)
+        self.assertEqual(third.item.position, 2)
+
+    def test_an_item_in_progress_is_resumed(self):
+        first = queues.next_assignment(queue=self.queue, user=self.ann)
+        again = queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertEqual(first.pk, again.pk)
+        self.assertEqual(QueueAssignment.objects.filter(annotator=self.ann).count(), 1)
+
+    def test_a_skip_needs_a_reason_and_frees_the_place(self):
+        mine = queues.next_assignment(queue=self.queue, user=self.ann)
+        with self.assertRaises(ValidationError):
+            queues.skip(assignment=mine, reason="  ", actor=self.ann)
+        queues.skip(assignment=mine, reason="Not in English", actor=self.ann)
+        mine.refresh_from_db()
+        self.assertEqual((mine.status, mine.skip_reason), (Status.SKIPPED, "Not in English"))
+        self.assertNotEqual(queues.next_assignment(queue=self.queue, user=self.ann).item, mine.item)
+        self.assertEqual(queues.next_assignment(queue=self.queue, user=self.bob).item, mine.item)
+        self.assertEqual(queues.next_assignment(queue=self.queue, user=self.cy).item, mine.item)
+
+    def test_submit_writes_through_services_and_updates_on_resubmit(self):
+        assignment = self.label(self.ann, True)
+        [answer] = Assessment.objects.filter(annotator=self.ann)
+        self.assertEqual((answer.value, answer.kind, answer.version), (True, Kind.FEEDBACK, 1))
+        self.assertEqual(answer.metadata, {queues.QUEUE_KEY: str(self.queue.pk)})
+        queues.reopen_item(item=assignment.item)
+        again = queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertEqual(again.pk, assignment.pk)
+        queues.submit(assignment=again, values={"correct": False}, actor=self.ann)
+        answer.refresh_from_db()
+        self.assertEqual((answer.value, answer.version), (False, 2))
+        self.assertEqual(answer.revisions.count(), 2)
+
+    def test_submit_checks_required_answers_and_the_assignee(self):
+        LabelSchema.objects.filter(pk=self.schema.pk).update(required=True)
+        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
+        with self.assertRaises(ValidationError) as caught:
+            queues.submit(assignment=assignment, values={"correct": None}, actor=self.ann)
+        self.assertEqual(caught.exception.code, "required")
+        with self.assertRaises(ValidationError) as caught:
+            queues.submit(assignment=assignment, values={"correct": True}, actor=self.bob)
+        self.assertEqual(caught.exception.code, "not_assignee")
+        self.assertFalse(Assessment.objects.exists())
+
+    def test_a_closed_queue_hands_out_nothing(self):
+        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
+        with self.assertRaises(ValidationError) as caught:
+            queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertEqual(caught.exception.code, "closed")
+        queues.set_status(queue=self.queue, status=Queue.Status.OPEN)
+        self.assertIsNotNone(queues.next_assignment(queue=self.queue, user=self.ann))
+
+    def test_outsiders_get_nothing(self):
+        with self.assertRaises(ValidationError) as caught:
+            queues.next_assignment(queue=self.queue, user=make_reviewer())
+        self.assertEqual(caught.exception.code, "not_annotator")
+
+    def test_reassign_moves_an_unfinished_turn(self):
+        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
+        queues.reassign(assignment=assignment, to_user=self.cy)
+        assignment.refresh_from_db()
+        self.assertEqual((assignment.annotator, assignment.status), (self.cy, Status.ASSIGNED))
+        queues.next_assignment(queue=self.queue, user=self.bob)
+        with self.assertRaises(ValidationError) as caught:
+            queues.reassign(assignment=assignment, to_user=self.bob)
+        self.assertEqual(caught.exception.code, "already_assigned")
+        queues.submit(assignment=assignment, values={"correct": True}, actor=self.cy)
+        with self.assertRaises(ValidationError) as caught:
+            queues.reassign(assignment=assignment, to_user=self.ann)
+        self.assertEqual(caught.exception.code, "done")
+
+    def test_blind_mode_hides_others_answers_until_one_answers(self):
+        self.label(self.ann, True)
+        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        self.assertFalse(queues.others_visible(bobs))
+        queues.submit(assignment=bobs, values={"correct": False}, actor=self.bob)
+        bobs.refresh_from_db()
+        self.assertTrue(queues.others_visible(bobs))
+        [seen] = queues.others_answers(item=bobs.item, user=self.bob)
+        self.assertEqual((seen.annotator, seen.value), (self.ann, True))
+
+    def test_an_open_queue_shows_others_answers_at_once(self):
+        Queue.objects.filter(pk=self.queue.pk).update(blind=False)
+        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertTrue(queues.others_visible(assignment))
+
+    def test_progress_counts_mine_and_others(self):
+        self.label(self.ann)
+        self.label(self.bob)
+        self.label(self.ann)
+        queues.next_assignment(queue=self.queue, user=self.cy)
+        result = queues.progress(self.queue, self.ann)
+        self.assertEqual(
+            (result.items, result.labels_needed, result.labels_done, result.mine, result.others),
+            (3, 6, 3, 2, 1),
+        )
+        self.assertEqual(result.complete_items, 1)
+        rows = {row.user.username: row for row in queues.progress_by_annotator(self.queue)}
+        self.assertEqual((rows["ann"].done, rows["cy"].assigned, rows["cy"].done), (2, 1, 0))
+        self.assertEqual((rows["ann"].agreeing, rows["ann"].compared), (1, 1))
+
+
+class ResultsTests(TestCase):
+    """Three annotators, overlap three, a boolean and a rating schema."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.admin = make_admin(username="boss")
+        cls.people = [make_reviewer(username=n) for n in ("ann", "bob", "cy")]
+        cls.traces = [make_trace() for _ in range(4)]
+        cls.correct = make_schema()
+        cls.stars = make_schema(
+            "stars", value_type="numeric", min_value=1, max_value=5, step=1, required=False
+        )
+        cls.queue = make_queue(cls.people, cls.traces, [cls.correct, cls.stars], overlap=3)
+        answers = {  # per person: (correct, stars) per item
+            "ann": [(True, 5), (True, 4), (False, 1), (True, 3)],
+            "bob": [(True, 5), (False, 4), (False, 2), (True, None)],
+            "cy": [(True, 4), (True, 4), (False, 1), (False, 3)],
+        }
+        for person in cls.people:
+            for correct, stars in answers[person.username]:
+                assignment = queues.next_assignment(queue=cls.queue, user=person)
+                queues.submit(
+                    assignment=assignment,
+                    values={"correct": correct, "stars": stars},
+                    actor=person,
+                )
+
+    def test_agreement_per_schema(self):
+        results = {r.schema.name: r for r in queues.queue_agreement(self.queue)}
+        correct, stars = results["correct"], results["stars"]
+        self.assertEqual((correct.level, correct.items, correct.raters), ("nominal", 4, 3))
+        self.assertIsNone(correct.cohen)
+        # Units TTT, TFT, FFF, TTF. Alpha: o_TT=5, o_FF=3, o_TF=o_FT=2, n_T=7, n_F=5, n=12,
+        # 1 - 11 * 4 / (2 * 7 * 5) = 26/70. Fleiss: P = 2/3, P_e = (49 + 25)/144, kappa = 22/70.
+        self.assertAlmostEqual(correct.alpha, 26 / 70)
+        self.assertAlmostEqual(correct.fleiss, 22 / 70)
+        self.assertEqual(stars.level, "ordinal")
+        self.assertIsNone(stars.fleiss)  # one item has two ratings, the others three
+        self.assertIsNotNone(stars.alpha)
+
+    def test_disagreements_and_adjudication_by_override(self):
+        found = queues.disagreements(self.queue)
+        self.assertEqual(
+            [(d.item.position, d.schema.name) for d in found],
+            [(1, "stars"), (2, "correct"), (3, "stars"), (4, "correct")],
+        )
+        second = found[1]
+        self.assertIs(second.summary.value, True)
+        self.assertEqual(
+            [(u.username, v) for u, v in second.answers],
+            [("ann", True), ("bob", False), ("cy", True)],
+        )
+        decision = queues.adjudicate(
+            item=second.item,
+            schema=self.correct,
+            value=True,
+            rationale="bob misread",
+            actor=self.admin,
+        )
+        bobs = Assessment.objects.get(
+            trace=second.item.trace, annotator__username="bob", name="correct"
+        )
+        self.assertEqual(decision.overrides, bobs)
+        self.assertFalse(bobs.valid)
+        self.assertEqual(decision.revisions.get().action, AssessmentRevision.Action.OVERRIDE)
+        # A second decision edits the first rather than piling up.
+        again = queues.adjudicate(
+            item=second.item, schema=self.correct, value=False, actor=self.admin
+        )
+        self.assertEqual((again.pk, again.value, again.version), (decision.pk, False, 2))
+        resolved = [d for d in queues.disagreements(self.queue) if d.decision]
+        self.assertEqual([d.decision.pk for d in resolved], [decision.pk])
+        # Agreement still measures the annotators' own answers.
+        [correct] = [r for r in queues.queue_agreement(self.queue) if r.schema.name == "correct"]
+        self.assertEqual(correct.items, 4)
+
+    def test_adjudication_of_an_expectation_schema_is_an_expectation(self):
+        LabelSchema.objects.filter(pk=self.stars.pk).update(kind=Kind.EXPECTATION)
+        item = self.queue.items.get(position=1)
+        decision = queues.adjudicate(
+            item=item, schema=LabelSchema.objects.get(pk=self.stars.pk), value=5, actor=self.admin
+        )
+        self.assertEqual(
+            (decision.kind, decision.value, decision.annotator), (Kind.EXPECTATION, 5, self.admin)
+        )
+
+
+THREADS = 8
+
+
+class ConcurrentNextItemTests(TransactionTestCase):
+    """Eight annotators ask for their next item at the same moment, again and again."""
+
+    def test_no_item_goes_twice_to_anyone_nor_beyond_its_overlap(self):
+        people = [make_reviewer() for _ in range(THREADS)]
+        traces = [make_trace() for _ in range(12)]
+        queue = make_queue(people, traces, [make_schema()], overlap=3)
+        barrier = threading.Barrier(THREADS)
+        failures = []
+
+        def work(user):
+            try:
+                barrier.wait()
+                while True:
+                    assignment = queues.next_assignment(queue=queue, user=user)
+                    if assignment is None:
+                        break
+                    queues.submit(assignment=assignment, values={"correct": True}, actor=user)
+            except Exception as exc:  # surfaced below: a thread must not fail silently
+                failures.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=work, args=(user,)) for user in people]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        self.assertEqual(failures, [])
+        pairs = list(QueueAssignment.objects.values_list("item_id", "annotator_id"))
+        self.assertEqual(len(pairs), len(set(pairs)))
+        per_item = Counter(item for item, _ in pairs)
+        self.assertEqual(sorted(per_item.values()), [3] * 12)
+        self.assertEqual(Assessment.objects.count(), 36)
