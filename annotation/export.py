@@ -1,0 +1,620 @@
+"""Streaming CSV and JSONL exports of assessments: the labeled data leaving Tracemark.
+
+Three shapes, all starting from a queryset of traces (the trace list's filters, a queue's
+items or an experiment), so every caller exports exactly the traces it shows:
+
+- ``long``: one row per assessment, with the trace's context (ids, user, session, previews).
+- ``wide``: one row per trace, a column per assessment name holding the aggregated value and
+  a column with how many values went into it; optionally a column per annotator.
+- ``revisions``: one row per AssessmentRevision of the selected assessments (the audit trail).
+
+Overridden (invalid) and deleted assessments are left out unless asked for.
+
+Typing. JSONL carries native JSON types. In CSV (RFC 4180 through the csv module, ``\\r\\n``
+line ends, UTF-8 with an optional BOM) booleans are ``true``/``false``, numbers are written
+as JSON writes them (``4`` stays ``4``, ``4.0`` stays ``4.0``), lists and objects as JSON,
+None as an empty cell, and strings as they are. ``value_type`` (boolean, integer, number,
+string, array, object, null) tells a reader how to parse the ``value`` cell back.
+
+Formula injection. A spreadsheet runs a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
+carriage return as a formula, so such cells get a leading ``'`` (OWASP's advice) unless raw
+output is asked for. The rule applies to text only: cells the exporter renders itself from a
+number, boolean or as JSON are never touched. A number cell such as ``-3`` is a number in
+every spreadsheet, not a formula, and prefixing it would turn a legitimate negative rating
+into text; JSON text starts with ``{``, ``[`` or ``"`` or is itself a number. A string value
+``"-3"`` is text that someone typed, so it is neutralised; ``value_type`` says it is a string.
+
+Memory and time. Rows are read with ``.iterator(chunk_size=...)`` (a server-side cursor on
+PostgreSQL) as plain values, never as a list, and written out in chunks of about 64 KB, so
+memory stays flat however many rows there are. The header goes out before the first query
+runs, so a download starts at once.
+
+Why streaming and no background job. Exports are a single streamed HTTP response rather
+than a file prepared by a worker and fetched later. Streaming starts the download at once
+and the browser's own download bar shows its progress; a background job would need a job
+model, a place to keep files that every web process can reach, a worker process and
+clean-up, none of which Tracemark otherwise has. Web processes stay stateless, so any
+number of gunicorn workers can serve exports. The export page shows how many rows a
+download will hold before it starts. For very long exports, run gunicorn with threaded
+workers (``--worker-class gthread``) or a timeout above the export time, and the
+``X-Accel-Buffering: no`` header keeps nginx from buffering the response.
+"""
+
+import csv
+import datetime
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from django.core.exceptions import ValidationError
+from django.db.models import F, JSONField, OuterRef, Prefetch, QuerySet, Subquery
+from django.http import QueryDict
+from django.utils.text import slugify
+
+from traces.filters import TraceFilter
+from traces.models import Experiment, Span, Trace
+
+from . import agreement
+from .models import Assessment, AssessmentRevision, Kind, Queue
+
+CHUNK_ROWS = 2000
+FLUSH_CHARS = 64 * 1024
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+SHAPES = ("long", "wide", "revisions")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str = "csv"
+    shape: str = "long"
+    include_inputs: bool = False
+    include_invalid: bool = False
+    include_deleted: bool = False
+    per_annotator: bool = False
+    bom: bool = False
+    raw: bool = False
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"Unknown export format {self.format!r}")
+        if self.shape not in SHAPES:
+            raise ValueError(f"Unknown export shape {self.shape!r}")
+
+
+class Export:
+    """An iterable of text chunks; ``rows`` counts the data rows written so far."""
+
+    def __init__(self, traces: QuerySet[Trace], options: ExportOptions):
+        self.traces = traces
+        self.options = options
+        self.rows = 0
+
+    @property
+    def content_type(self) -> str:
+        return FORMATS[self.options.format]
+
+    def __iter__(self) -> Iterator[str]:
+        build = {"long": long_table, "wide": wide_table, "revisions": revision_table}
+        columns, records = build[self.options.shape](self.traces, self.options)
+        if self.options.format == "csv":
+            yield from write_csv(
+                columns, self._counted(records), bom=self.options.bom, raw=self.options.raw
+            )
+        else:
+            yield from write_jsonl(self._counted(records))
+
+    def _counted(self, records: Iterable[dict]) -> Iterator[dict]:
+        for record in records:
+            self.rows += 1
+            yield record
+
+
+# Cells and writers
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """Milliseconds since the epoch as ISO 8601 in UTC, exact to the millisecond."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(ms, 1000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+
+
+def value_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def parse_value(cell: str, kind: str):
+    """Turn a CSV ``value`` cell back into the stored value, given its ``value_type``."""
+    if kind == "null":
+        return None
+    if kind == "string":
+        return cell
+    return json.loads(cell)
+
+
+def csv_cell(value, *, raw: bool, as_json: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, str) and not as_json:
+        if raw or not value.startswith(FORMULA_TRIGGERS):
+            return value
+        return "'" + value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _Buffer:
+    """A file-like sink for csv.writer that hands back what was written since last asked."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+
+    def take(self) -> str:
+        text = "".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        return text
+
+
+def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bool):
+    """Yield CSV text in chunks; columns listed in JSON_COLUMNS are always JSON text."""
+    buffer = _Buffer()
+    writer = csv.writer(buffer)
+    if bom:
+        buffer.write("\ufeff")
+    writer.writerow([csv_cell(column, raw=raw) for column in columns])
+    yield buffer.take()
+    as_json = [column in JSON_COLUMNS for column in columns]
+    for record in records:
+        writer.writerow(
+            [
+                csv_cell(record[column], raw=raw, as_json=is_json)
+                for column, is_json in zip(columns, as_json, strict=True)
+            ]
+        )
+        if buffer.size >= FLUSH_CHARS:
+            yield buffer.take()
+    yield buffer.take()
+
+
+def write_jsonl(records: Iterable[dict]) -> Iterator[str]:
+    parts: list[str] = []
+    size = 0
+    for record in records:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        parts.append(line)
+        size += len(line)
+        if size >= FLUSH_CHARS:
+            yield "".join(parts)
+            parts.clear()
+            size = 0
+    yield "".join(parts)
+
+
+# What gets exported
+
+# Columns holding JSON documents: in CSV a string there is written as JSON ("quoted").
+JSON_COLUMNS = frozenset({"metadata", "root_span_inputs", "root_span_outputs"})
+
+TRACE_COLUMNS = [
+    "trace_id",
+    "experiment_id",
+    "experiment",
+    "client_request_id",
+    "user",
+    "session",
+    "trace_time",
+    "request_preview",
+    "response_preview",
+]
+INPUT_COLUMNS = ["root_span_inputs", "root_span_outputs"]
+ASSESSMENT_COLUMNS = [
+    "assessment_id",
+    "span_id",
+    "kind",
+    "name",
+    "value",
+    "value_type",
+    "rationale",
+    "source_type",
+    "source_id",
+    "annotator",
+    "valid",
+    "overrides",
+    "deleted",
+    "error_code",
+    "error_message",
+    "created",
+    "last_updated",
+    "version",
+    "metadata",
+]
+REVISION_COLUMNS = [
+    "assessment_id",
+    "version",
+    "action",
+    "actor",
+    "changed_at",
+    "trace_id",
+    "experiment_id",
+    "experiment",
+    "span_id",
+    "kind",
+    "name",
+    "value",
+    "value_type",
+    "rationale",
+    "source_type",
+    "source_id",
+    "annotator",
+    "valid",
+    "overrides",
+    "deleted",
+    "error_code",
+    "error_message",
+    "metadata",
+]
+
+
+def selected_assessments(traces: QuerySet[Trace], options: ExportOptions) -> QuerySet[Assessment]:
+    selected = Assessment.objects.filter(trace__in=traces.values("pk"))
+    if not options.include_deleted:
+        selected = selected.filter(deleted_at__isnull=True)
+    if not options.include_invalid:
+        selected = selected.filter(valid=True)
+    return selected
+
+
+def _root_span(field: str, trace_ref: str) -> Subquery:
+    root = Span.objects.filter(trace=OuterRef(trace_ref), parent_span_id__isnull=True)
+    return Subquery(root.order_by("start_time_ns").values(field)[:1], output_field=JSONField())
+
+
+def long_table(traces: QuerySet[Trace], options: ExportOptions):
+    """One row per assessment, newest trace first, then in the order they were made."""
+    rows = selected_assessments(traces, options).order_by(
+        "-trace__request_time", "trace__trace_id", "create_time", "id"
+    )
+    columns = TRACE_COLUMNS + ASSESSMENT_COLUMNS
+    if options.include_inputs:
+        rows = rows.annotate(
+            root_span_inputs=_root_span("inputs", "trace"),
+            root_span_outputs=_root_span("outputs", "trace"),
+        )
+        columns = TRACE_COLUMNS + INPUT_COLUMNS + ASSESSMENT_COLUMNS
+    fields = [
+        "trace__trace_id",
+        "trace__experiment_id",
+        "trace__experiment__name",
+        "trace__client_request_id",
+        "trace__user",
+        "trace__session",
+        "trace__request_time",
+        "trace__request_preview",
+        "trace__response_preview",
+        "assessment_id",
+        "span_id",
+        "kind",
+        "name",
+        "value",
+        "rationale",
+        "source_type",
+        "source_id",
+        "annotator__username",
+        "valid",
+        "overrides__assessment_id",
+        "deleted_at",
+        "error_code",
+        "error_message",
+        "create_time",
+        "last_update_time",
+        "version",
+        "metadata",
+    ]
+    if options.include_inputs:
+        fields += INPUT_COLUMNS
+
+    def records():
+        for row in rows.values(*fields).iterator(chunk_size=CHUNK_ROWS):
+            record = {
+                "trace_id": row["trace__trace_id"],
+                "experiment_id": str(row["trace__experiment_id"]),
+                "experiment": row["trace__experiment__name"],
+                "client_request_id": row["trace__client_request_id"],
+                "user": row["trace__user"],
+                "session": row["trace__session"],
+                "trace_time": iso_ms(row["trace__request_time"]),
+                "request_preview": row["trace__request_preview"],
+                "response_preview": row["trace__response_preview"],
+            }
+            if options.include_inputs:
+                record["root_span_inputs"] = row["root_span_inputs"]
+                record["root_span_outputs"] = row["root_span_outputs"]
+            record.update(
+                assessment_id=row["assessment_id"],
+                span_id=row["span_id"],
+                kind=row["kind"],
+                name=row["name"],
+                value=row["value"],
+                value_type=value_type(row["value"]),
+                rationale=row["rationale"],
+                source_type=row["source_type"],
+                source_id=row["source_id"],
+                annotator=row["annotator__username"],
+                valid=row["valid"],
+                overrides=row["overrides__assessment_id"],
+                deleted=row["deleted_at"] is not None,
+                error_code=row["error_code"],
+                error_message=row["error_message"],
+                created=iso_ms(row["create_time"]),
+                last_updated=iso_ms(row["last_update_time"]),
+                version=row["version"],
+                metadata=row["metadata"],
+            )
+            yield record
+
+    return columns, records()
+
+
+def revision_table(traces: QuerySet[Trace], options: ExportOptions):
+    """Every revision of the selected assessments, each with the full state it recorded."""
+    rows = (
+        AssessmentRevision.objects.filter(
+            assessment__in=selected_assessments(traces, options).values("pk")
+        )
+        .order_by(
+            "-assessment__trace__request_time",
+            "assessment__trace__trace_id",
+            "assessment__create_time",
+            "assessment_id",
+            "version",
+        )
+        .values(
+            "version",
+            "action",
+            "actor_label",
+            "created_at",
+            "snapshot",
+            "assessment__trace__trace_id",
+            "assessment__trace__experiment_id",
+            "assessment__trace__experiment__name",
+            "assessment__annotator__username",
+        )
+    )
+
+    def records():
+        for row in rows.iterator(chunk_size=CHUNK_ROWS):
+            snapshot = row["snapshot"]
+            error = snapshot.get("error") or {}
+            yield {
+                "assessment_id": snapshot["assessment_id"],
+                "version": row["version"],
+                "action": row["action"],
+                "actor": row["actor_label"],
+                "changed_at": row["created_at"].isoformat(timespec="milliseconds"),
+                "trace_id": row["assessment__trace__trace_id"],
+                "experiment_id": str(row["assessment__trace__experiment_id"]),
+                "experiment": row["assessment__trace__experiment__name"],
+                "span_id": snapshot.get("span_id"),
+                "kind": snapshot.get("kind"),
+                "name": snapshot.get("name"),
+                "value": snapshot.get("value"),
+                "value_type": value_type(snapshot.get("value")),
+                "rationale": snapshot.get("rationale"),
+                "source_type": snapshot.get("source_type"),
+                "source_id": snapshot.get("source_id"),
+                "annotator": row["assessment__annotator__username"],
+                "valid": snapshot.get("valid"),
+                "overrides": snapshot.get("overrides"),
+                "deleted": snapshot.get("deleted"),
+                "error_code": error.get("error_code", ""),
+                "error_message": error.get("error_message", ""),
+                "metadata": snapshot.get("metadata"),
+            }
+
+    return REVISION_COLUMNS, records()
+
+
+def wide_value(values: list):
+    """The value a wide export shows for several answers to one question.
+
+    The rule of annotation.agreement.aggregate: numbers give their
+    mean, booleans and strings the majority, None on a tie or for lists and objects. Two
+    annotators saying true and false have no majority; ``.count`` shows there were two. The
+    mean of ints that is whole stays an int, so a single rating of 4 exports as 4, not 4.0.
+    """
+    present = [value for value in values if value is not None]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        kind = "numeric"
+    elif all(isinstance(v, bool) for v in present) or all(isinstance(v, str) for v in present):
+        kind = "categorical"
+    else:
+        kind = "structured"
+    result = agreement.aggregate(present, kind).value
+    if isinstance(result, float) and result.is_integer() and all(type(v) is int for v in present):
+        return int(result)
+    return result
+
+
+def _annotator_label(username: str | None, source_id: str, source_type: str) -> str:
+    """Who gave an answer: the user, else the judge or code that sent it."""
+    return username or source_id or source_type
+
+
+def _column_key(kind: str, name: str) -> str:
+    return name if kind == Kind.FEEDBACK else f"{kind}:{name}"
+
+
+def wide_table(traces: QuerySet[Trace], options: ExportOptions):
+    """One row per trace (labeled or not); per assessment name ``<name>`` holds the aggregate
+    (see ``wide_value``), ``<name>.count`` how many values, and with ``per_annotator`` one
+    ``<name>[<annotator>]`` column each. Expectations are named ``expectation:<name>``.
+    Trace-level and span-level assessments of the same name share the column."""
+    selected = selected_assessments(traces, options)
+    keys = sorted(
+        set(selected.order_by().values_list("kind", "name").distinct()),
+        key=lambda key: (key[0] != Kind.FEEDBACK, key[0], key[1]),
+    )
+    annotators: dict[tuple, list[str]] = {}
+    if options.per_annotator:
+        who = (
+            selected.order_by()
+            .values("kind", "name", "annotator__username", "source_id", "source_type")
+            .distinct()
+        )
+        found: dict[tuple, set[str]] = {}
+        for row in who:
+            who = _annotator_label(row["annotator__username"], row["source_id"], row["source_type"])
+            found.setdefault((row["kind"], row["name"]), set()).add(who)
+        annotators = {key: sorted(labels) for key, labels in found.items()}
+
+    columns = list(TRACE_COLUMNS)
+    if options.include_inputs:
+        columns += INPUT_COLUMNS
+    for kind, name in keys:
+        label = _column_key(kind, name)
+        columns += [label, f"{label}.count"]
+        columns += [f"{label}[{who}]" for who in annotators.get((kind, name), [])]
+
+    labeled = (
+        selected.order_by("create_time", "id")
+        .annotate(annotator_name=F("annotator__username"))
+        .only("trace_id", "kind", "name", "value", "source_type", "source_id")
+    )
+    rows = (
+        Trace.objects.filter(pk__in=traces.values("pk"))
+        .order_by("-request_time", "trace_id")
+        .annotate(experiment_name=F("experiment__name"))
+        .only(
+            "trace_id",
+            "experiment_id",
+            "client_request_id",
+            "user",
+            "session",
+            "request_time",
+            "request_preview",
+            "response_preview",
+        )
+        .prefetch_related(Prefetch("assessments", queryset=labeled, to_attr="exported"))
+    )
+    if options.include_inputs:
+        rows = rows.annotate(
+            root_span_inputs=_root_span("inputs", "pk"),
+            root_span_outputs=_root_span("outputs", "pk"),
+        )
+
+    def records():
+        for trace in rows.iterator(chunk_size=CHUNK_ROWS // 4):
+            record = {
+                "trace_id": trace.trace_id,
+                "experiment_id": str(trace.experiment_id),
+                "experiment": trace.experiment_name,
+                "client_request_id": trace.client_request_id,
+                "user": trace.user,
+                "session": trace.session,
+                "trace_time": iso_ms(trace.request_time),
+                "request_preview": trace.request_preview,
+                "response_preview": trace.response_preview,
+            }
+            if options.include_inputs:
+                record["root_span_inputs"] = trace.root_span_inputs
+                record["root_span_outputs"] = trace.root_span_outputs
+            by_key: dict[tuple, list] = {}
+            by_annotator: dict[tuple, list] = {}
+            for assessment in trace.exported:
+                key = (assessment.kind, assessment.name)
+                by_key.setdefault(key, []).append(assessment.value)
+                if options.per_annotator:
+                    who = _annotator_label(
+                        assessment.annotator_name, assessment.source_id, assessment.source_type
+                    )
+                    by_annotator.setdefault((*key, who), []).append(assessment.value)
+            for kind, name in keys:
+                label = _column_key(kind, name)
+                values = by_key.get((kind, name), [])
+                record[label] = wide_value(values)
+                record[f"{label}.count"] = sum(value is not None for value in values)
+                for who in annotators.get((kind, name), []):
+                    record[f"{label}[{who}]"] = wide_value(by_annotator.get((kind, name, who), []))
+            yield record
+
+    return columns, records()
+
+
+def count_rows(traces: QuerySet[Trace], options: ExportOptions) -> int:
+    """How many data rows an export will hold, to show before it starts."""
+    if options.shape == "wide":
+        return traces.count()
+    selected = selected_assessments(traces, options)
+    if options.shape == "revisions":
+        return AssessmentRevision.objects.filter(assessment__in=selected.values("pk")).count()
+    return selected.count()
+
+
+@dataclass
+class Scope:
+    """The traces an export covers and the words its file name uses for them."""
+
+    traces: QuerySet[Trace]
+    parts: list[str]
+    filterset: TraceFilter | None = None
+    queue: Queue | None = None
+
+
+def scope_for(params: QueryDict, *, user, queue: Queue | None = None) -> Scope:
+    """A queue's traces, or the traces the trace list shows for the same query string.
+
+    The list's own TraceFilter does the filtering, so an export holds exactly the list's rows
+    (all pages of them). Invalid filters raise ValidationError rather than being dropped: an
+    export must never hold more than the user asked for. TraceFilter reads only
+    ``request.user`` (for "reviewed by me"), so the command line can pass a user alone.
+    """
+    if queue is not None:
+        traces = Trace.objects.filter(queue_items__queue=queue)
+        return Scope(traces=traces, parts=["queue", queue.name], queue=queue)
+    filterset = TraceFilter(
+        params, queryset=Trace.objects.all(), request=SimpleNamespace(user=user)
+    )
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors.as_text(), code="invalid_filter")
+    parts = []
+    for name, value in filterset.form.cleaned_data.items():
+        if name == "sort" or value in (None, ""):
+            continue
+        if isinstance(value, Experiment):
+            parts.append(value.name)
+        elif isinstance(value, tuple):
+            parts.append("-".join([name, *(str(item) for item in value if item is not None)]))
+        elif isinstance(value, datetime.datetime):
+            parts.append(f"{name}-{value:%Y-%m-%d}")
+        else:
+            parts.append(f"{name}-{value}")
+    return Scope(traces=filterset.qs, parts=parts, filterset=filterset)
+
+
+def export_filename(parts: Iterable[str], options: ExportOptions, today: datetime.date) -> str:
+    """``tracemark_<what>_<shape>_<date>.<ext>``: what = experiment, queue or filters."""
+    what = "_".join(slug for slug in (slugify(part) for part in parts) if slug)[:80]
+    return f"tracemark_{what or 'all'}_{options.shape}_{today:%Y-%m-%d}.{options.format}"
