@@ -1,0 +1,243 @@
+"""One form per widget kind, shaped by the LabelSchema of the assessment's name.
+
+The forms turn posted text into typed JSON values (True, 4, "fluent", {...}) and apply the
+schema's bounds and options so the reviewer sees the error next to the field. The service
+layer validates again and its ValidationError is attached with ``form.add_error(None, exc)``.
+"""
+
+import json
+
+from django import forms
+from django.core import validators
+
+from .models import Kind, LabelSchema
+
+ValueType = LabelSchema.ValueType
+# Scales with at most this many points render as one button per value.
+MAX_BUTTON_SCALE = 10
+
+
+class ReviewQueryForm(forms.Form):
+    """GET parameters of the review page."""
+
+    span = forms.RegexField(regex=r"^[0-9a-fA-F]{1,16}$", required=False)
+    # The trace list's query string, carried so next/previous follow the same filter.
+    from_ = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, data=None, **kwargs):
+        if data is not None:
+            data = {"span": data.get("span", ""), "from_": data.get("from", "")}
+        super().__init__(data, **kwargs)
+
+
+class TargetForm(forms.Form):
+    """Where a new assessment goes (the trace, or one of its spans) and the schema shaping it."""
+
+    span_id = forms.RegexField(regex=r"^[0-9a-fA-F]{1,16}$", required=False)
+    schema = forms.CharField(required=False, max_length=255)
+
+
+class VersionForm(forms.Form):
+    """Delete and restore: only the version the reviewer saw."""
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    key = forms.SlugField(required=False, max_length=120, widget=forms.HiddenInput)
+
+
+class AssessmentForm(forms.Form):
+    """Fields every widget shares; subclasses define ``value``."""
+
+    value_type: str = ""
+    rationale = forms.CharField(
+        required=False,
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional: why you chose this.",
+    )
+    version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    # Which form on the page was submitted, so errors show next to it.
+    key = forms.SlugField(required=False, max_length=120, widget=forms.HiddenInput)
+
+    def __init__(self, *args, schema: LabelSchema | None = None, editing=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.schema = schema
+        # An edit must say which version it started from, or conflicts would go unnoticed.
+        self.fields["version"].required = editing
+        if schema is not None:
+            self.fields["value"].label = schema.title or schema.name
+            self.fields["value"].help_text = schema.instructions
+
+    @property
+    def name(self) -> str:
+        return self.schema.name if self.schema else ""
+
+
+class BooleanForm(AssessmentForm):
+    value_type = ValueType.BOOLEAN
+    value = forms.TypedChoiceField(
+        choices=[("true", "Thumbs up"), ("false", "Thumbs down")],
+        coerce=lambda v: v == "true",
+        widget=forms.RadioSelect,
+    )
+
+
+class NumericForm(AssessmentForm):
+    value_type = ValueType.NUMERIC
+    value = forms.FloatField(widget=forms.NumberInput(attrs={"step": "any"}))
+
+    def __init__(self, *args, schema=None, **kwargs):
+        super().__init__(*args, schema=schema, **kwargs)
+        if schema is None:
+            return
+        field = self.fields["value"]
+        if schema.min_value is not None:
+            field.validators.append(validators.MinValueValidator(schema.min_value))
+            field.widget.attrs["min"] = f"{schema.min_value:g}"
+        if schema.max_value is not None:
+            field.validators.append(validators.MaxValueValidator(schema.max_value))
+            field.widget.attrs["max"] = f"{schema.max_value:g}"
+        if schema.step:
+            field.validators.append(
+                validators.StepValueValidator(schema.step, offset=schema.min_value or 0)
+            )
+            field.widget.attrs["step"] = f"{schema.step:g}"
+
+    def clean_value(self):
+        value = self.cleaned_data["value"]
+        return int(value) if float(value).is_integer() else value
+
+    def scale(self) -> list[int]:
+        """The points of a small integer scale (a 1-5 rating), or [] for a free number input."""
+        schema = self.schema
+        if schema is None or schema.min_value is None or schema.max_value is None:
+            return []
+        step = schema.step or 1
+        low, high = schema.min_value, schema.max_value
+        if not (float(low).is_integer() and float(step).is_integer()):
+            return []
+        if (high - low) / step + 1 > MAX_BUTTON_SCALE:
+            return []
+        return list(range(int(low), int(high) + 1, int(step)))
+
+
+class CategoricalForm(AssessmentForm):
+    value_type = ValueType.CATEGORICAL
+    value = forms.ChoiceField(choices=[])
+
+    def __init__(self, *args, schema=None, **kwargs):
+        super().__init__(*args, schema=schema, **kwargs)
+        options = schema.options if schema is not None else []
+        self.fields["value"].choices = [(str(o), str(o)) for o in options]
+
+
+class TextForm(AssessmentForm):
+    value_type = ValueType.TEXT
+    value = forms.CharField(max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class StructuredForm(AssessmentForm):
+    value_type = ValueType.STRUCTURED
+    value = forms.JSONField(
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text='JSON, e.g. {"answer": "..."}',
+    )
+
+    def clean_value(self):
+        value = self.cleaned_data["value"]
+        if self.schema is not None and not isinstance(value, dict | list):
+            raise forms.ValidationError("Enter a JSON object or list.", code="wrong_type")
+        return value
+
+
+FORMS = {
+    ValueType.BOOLEAN: BooleanForm,
+    ValueType.NUMERIC: NumericForm,
+    ValueType.CATEGORICAL: CategoricalForm,
+    ValueType.TEXT: TextForm,
+    ValueType.STRUCTURED: StructuredForm,
+}
+
+
+def value_type_of(value) -> str:
+    """The widget kind for a value that has no schema (for editing it in the same shape)."""
+    if isinstance(value, bool):
+        return ValueType.BOOLEAN
+    if isinstance(value, int | float):
+        return ValueType.NUMERIC
+    if isinstance(value, dict | list):
+        return ValueType.STRUCTURED
+    return ValueType.TEXT
+
+
+def form_for(schema: LabelSchema | None, value=None, **kwargs) -> AssessmentForm:
+    """The form for a schema, or, without one, for the type of the current value."""
+    value_type = schema.value_type if schema is not None else value_type_of(value)
+    return FORMS[value_type](schema=schema, **kwargs)
+
+
+def initial_value(value):
+    """A stored value as the form field's initial data."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return value
+
+
+class NamedAssessmentForm(forms.Form):
+    """A feedback or expectation of any name and type, for when no schema fits."""
+
+    TYPES = [
+        (ValueType.BOOLEAN, "Yes / no"),
+        (ValueType.NUMERIC, "Number"),
+        (ValueType.TEXT, "Text"),
+        (ValueType.STRUCTURED, "JSON"),
+    ]
+
+    name = forms.CharField(max_length=255)
+    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.FEEDBACK)
+    value_type = forms.ChoiceField(choices=TYPES, label="Type", initial=ValueType.TEXT)
+    value = forms.CharField(
+        max_length=100_000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Yes / no: yes, no, true or false. JSON: any JSON value.",
+    )
+    rationale = forms.CharField(
+        required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    key = forms.SlugField(required=False, max_length=120, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        raw, value_type = cleaned.get("value"), cleaned.get("value_type")
+        if raw is None or value_type is None:
+            return cleaned
+        try:
+            cleaned["value"] = _parse(raw.strip(), value_type)
+        except ValueError as exc:
+            self.add_error("value", str(exc))
+        return cleaned
+
+
+def _parse(raw: str, value_type: str):
+    if value_type == ValueType.BOOLEAN:
+        lowered = raw.lower()
+        if lowered in {"yes", "true", "y", "1", "👍"}:
+            return True
+        if lowered in {"no", "false", "n", "0", "👎"}:
+            return False
+        raise ValueError("Enter yes or no.")
+    if value_type == ValueType.NUMERIC:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError("Enter a number.") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("Enter a finite number.")
+        return int(number) if number.is_integer() else number
+    if value_type == ValueType.STRUCTURED:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    return raw

@@ -1,0 +1,508 @@
+"""The trace review page and the assessment writes made from it.
+
+The page composes a trace's span tree (``traces.span_views``) with every assessment on the
+trace and its spans. Writes go through ``annotation.services``. With htmx, a write answers
+with the changed assessments region (the trace's, or one span's) and emits
+``assessment-saved``; without it, POST redirects back to the page. Invalid input and
+conflicts re-render the region (htmx) or the whole page, keeping what the reviewer typed,
+with status 200.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
+
+from traces.models import Span, Trace
+from traces.roles import can_write, write_required
+from traces.span_views import build_tree, describe_span, load_selected_span, show_value
+
+from . import services
+from .forms import (
+    AssessmentForm,
+    NamedAssessmentForm,
+    ReviewQueryForm,
+    TargetForm,
+    VersionForm,
+    form_for,
+    initial_value,
+)
+from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
+
+TEMPLATE = "annotation/trace_review.html"
+TRACE_REGION = "assessments-trace"
+SPAN_SUMMARY = "span-summary"
+
+
+def is_editable(a: Assessment) -> bool:
+    """People edit human entries and expectations; a judge's or code's feedback is overridden."""
+    return a.source_type == SourceType.HUMAN or a.kind == Kind.EXPECTATION
+
+
+def is_overridable(a: Assessment) -> bool:
+    return a.kind == Kind.FEEDBACK and a.source_type != SourceType.HUMAN and a.valid
+
+
+@dataclass
+class Bound:
+    """A submitted form shown again (with errors, or after a conflict) in place of a fresh one."""
+
+    key: str
+    form: object = None
+    conflict: services.ConflictError | None = None
+
+
+@dataclass
+class Entry:
+    assessment: Assessment
+    shown: dict
+    mine: bool
+    overrides: Assessment | None = None
+    overridden_by: Assessment | None = None
+    edit_form: AssessmentForm | None = None
+    override_form: AssessmentForm | None = None
+    conflict: services.ConflictError | None = None
+    conflict_shown: dict | None = None
+    conflict_mine: str | None = None
+    open: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.assessment.assessment_id
+
+    @property
+    def updated_at(self) -> datetime:
+        return datetime.fromtimestamp(self.assessment.last_update_time / 1000, tz=UTC)
+
+    @property
+    def editable(self) -> bool:
+        return is_editable(self.assessment)
+
+    @property
+    def overridable(self) -> bool:
+        return is_overridable(self.assessment)
+
+
+@dataclass
+class Widget:
+    schema: LabelSchema
+    form: AssessmentForm
+    action: str
+    key: str
+    current: Assessment | None = None
+
+
+@dataclass
+class Region:
+    """The assessments on one target (the trace or one span) and the widgets to add more."""
+
+    trace: Trace
+    span: Span | None
+    groups: list[tuple[str, list[Entry]]] = field(default_factory=list)
+    widgets: list[Widget] = field(default_factory=list)
+    named_form: NamedAssessmentForm | None = None
+    writable: bool = False
+
+    @property
+    def dom_id(self) -> str:
+        return f"assessments-span-{self.span.span_id}" if self.span else TRACE_REGION
+
+    @property
+    def span_id(self) -> str:
+        return self.span.span_id if self.span else ""
+
+    @property
+    def named_key(self) -> str:
+        return f"named-{self.dom_id}"
+
+
+def _get_trace_for_user(request, trace_id) -> Trace:
+    """Every signed-in user reads every trace; ``write_required`` guards the writes."""
+    return get_object_or_404(Trace.objects.select_related("experiment"), trace_id=trace_id)
+
+
+def _get_assessment_for_user(request, assessment_id, deleted=False) -> Assessment:
+    live = Assessment.objects.select_related("trace").filter(deleted_at__isnull=not deleted)
+    return get_object_or_404(live, assessment_id=assessment_id)
+
+
+def _review_url(trace: Trace, span_id: str | None = None) -> str:
+    url = trace.get_absolute_url()
+    return f"{url}?{urlencode({'span': span_id})}" if span_id else url
+
+
+def _schema_applies(schema: LabelSchema, span: Span | None) -> bool:
+    if span is None:
+        return schema.applies_to != LabelSchema.AppliesTo.SPAN
+    if schema.applies_to == LabelSchema.AppliesTo.TRACE:
+        return False
+    return not schema.span_types or span.span_type in schema.span_types
+
+
+def _current_of(user, schema: LabelSchema, assessments) -> Assessment | None:
+    """The reviewer's own live answer for a one-per-annotator schema: the widget edits it."""
+    if not schema.one_per_annotator:
+        return None
+    for a in reversed(assessments):
+        human = a.source_type == SourceType.HUMAN and a.annotator_id == user.pk
+        if human and a.name == schema.name and a.valid and not a.is_deleted:
+            return a
+    return None
+
+
+def _fresh_form(schema, assessment, key) -> AssessmentForm:
+    initial = {"key": key}
+    if assessment is not None:
+        initial.update(
+            value=initial_value(assessment.value),
+            rationale=assessment.rationale,
+            version=assessment.version,
+        )
+    return form_for(
+        schema, assessment.value if assessment else None, initial=initial, auto_id=f"{key}-%s"
+    )
+
+
+def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry:
+    entry = Entry(
+        assessment=assessment,
+        shown=show_value(assessment.value),
+        mine=assessment.annotator_id == user.pk,
+        overrides=by_pk.get(assessment.overrides_id),
+        overridden_by=overriders.get(assessment.pk),
+    )
+    if not writer or assessment.is_deleted:
+        return entry
+    schema = schemas.get(assessment.name)
+    if entry.editable:
+        entry.edit_form = _fresh_form(schema, assessment, f"edit-{entry.key}")
+    if entry.overridable:
+        entry.override_form = _fresh_form(schema, None, f"override-{entry.key}")
+        entry.override_form.initial["version"] = assessment.version
+    if bound is not None and bound.key.endswith(entry.key):
+        _apply_bound(entry, bound)
+    return entry
+
+
+def _apply_bound(entry: Entry, bound: Bound) -> None:
+    action = bound.key.removesuffix(f"-{entry.key}")
+    entry.open = action
+    if action == "edit":
+        entry.edit_form = bound.form
+    elif action == "override":
+        entry.override_form = bound.form
+    if bound.conflict is not None:
+        current = bound.conflict.current
+        entry.conflict = bound.conflict
+        entry.conflict_shown = show_value(current.value)
+        if bound.form is not None:
+            entry.conflict_mine = bound.form.data.get("value")
+            # "Keep mine" resubmits the reviewer's input on top of the version they now saw.
+            bound.form.data = bound.form.data.copy()
+            bound.form.data["version"] = str(current.version)
+
+
+def _build_region(request, trace, span, assessments, schemas, bound=None) -> Region:
+    writer = can_write(request.user)
+    target = [a for a in assessments if a.span_id == (span.span_id if span else None)]
+    by_pk = {a.pk: a for a in assessments}
+    overriders = {a.overrides_id: a for a in target if a.overrides_id and not a.is_deleted}
+    region = Region(trace=trace, span=span, writable=writer)
+    groups: dict[str, list[Entry]] = {}
+    for a in target:
+        entry = _entry(a, schemas, request.user, writer, by_pk, overriders, bound)
+        groups.setdefault(a.name, []).append(entry)
+    region.groups = list(groups.items())
+    if not writer:
+        return region
+    create_url = reverse("annotation:assessment-create", args=[trace.trace_id])
+    for schema in schemas.values():
+        if _schema_applies(schema, span):
+            key = f"w-{region.dom_id}-{schema.pk}"
+            current = _current_of(request.user, schema, target)
+            form = bound.form if bound and bound.key == key else _fresh_form(schema, current, key)
+            action = (
+                reverse("annotation:assessment-edit", args=[current.assessment_id])
+                if current
+                else create_url
+            )
+            region.widgets.append(Widget(schema, form, action, key, current))
+    if bound and bound.key == region.named_key:
+        region.named_form = bound.form
+    else:
+        region.named_form = NamedAssessmentForm(
+            initial={"key": region.named_key}, auto_id=f"{region.named_key}-%s"
+        )
+    return region
+
+
+def _assessments(trace: Trace) -> list[Assessment]:
+    """All assessments on the trace and its spans, deleted ones too (they can be restored)."""
+    return list(trace.assessments.select_related("annotator").order_by("create_time", "id"))
+
+
+def _schemas() -> dict[str, LabelSchema]:
+    return {s.name: s for s in LabelSchema.objects.order_by("name")}
+
+
+def _span_summary(trace: Trace, assessments) -> list[dict]:
+    """Live assessments on spans, grouped by span, for the overview beside the tree."""
+    by_span: dict[str, list[Assessment]] = {}
+    for a in assessments:
+        if a.span_id and not a.is_deleted:
+            by_span.setdefault(a.span_id, []).append(a)
+    if not by_span:
+        return []
+    names = dict(
+        Span.objects.filter(trace=trace, span_id__in=by_span).values_list("span_id", "name")
+    )
+    return [
+        {"span_id": span_id, "name": names.get(span_id, span_id), "assessments": items}
+        for span_id, items in by_span.items()
+    ]
+
+
+def _neighbours(trace: Trace) -> tuple[Trace | None, Trace | None]:
+    """The previous and next trace of the same experiment in list order (newest first)."""
+    same = Trace.objects.filter(experiment_id=trace.experiment_id).only("trace_id")
+    t, tid = trace.request_time, trace.trace_id
+    newer = Q(request_time__gt=t) | Q(request_time=t, trace_id__lt=tid)
+    older = Q(request_time__lt=t) | Q(request_time=t, trace_id__gt=tid)
+    previous = same.filter(newer).order_by("request_time", "-trace_id").first()
+    following = same.filter(older).order_by("-request_time", "trace_id").first()
+    return previous, following
+
+
+def _review_context(request, trace, span_id=None, from_query="", bound=None) -> dict:
+    span = load_selected_span(trace, span_id)
+    assessments = _assessments(trace)
+    schemas = _schemas()
+    previous, following = _neighbours(trace)
+    return {
+        "trace": trace,
+        "tree": build_tree(trace, span),
+        "span": span,
+        "detail": describe_span(span) if span else None,
+        "trace_region": _build_region(request, trace, None, assessments, schemas, bound),
+        "span_region": span and _build_region(request, trace, span, assessments, schemas, bound),
+        "span_summary": _span_summary(trace, assessments),
+        "previous": previous,
+        "following": following,
+        "from_query": from_query,
+        "request_shown": show_value(trace.request_preview),
+        "response_shown": show_value(trace.response_preview),
+        "can_write": can_write(request.user),
+    }
+
+
+def _partial_for(target: str | None) -> str:
+    if target in (TRACE_REGION, SPAN_SUMMARY):
+        return "trace-assessments" if target == TRACE_REGION else SPAN_SUMMARY
+    return "span-panel"
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request", "HX-Target")
+def trace_review(request, trace_id):
+    trace = _get_trace_for_user(request, trace_id)
+    query = ReviewQueryForm(request.GET)
+    query.is_valid()
+    span_id, from_query = query.cleaned_data.get("span"), query.cleaned_data.get("from_", "")
+    context = _review_context(request, trace, span_id, from_query)
+    template_name = TEMPLATE
+    if request.htmx and not request.htmx.boosted:
+        template_name += "#" + _partial_for(request.htmx.target)
+    return render(request, template_name, context)
+
+
+def _respond(request, trace, span, assessment=None, bound=None):
+    """After a write: the region (htmx) or a redirect; after a failure: the form again."""
+    span_id = span.span_id if span else None
+    if assessment is not None and not request.htmx:
+        return redirect(f"{_review_url(trace, span_id)}#{assessment.assessment_id}")
+    if not request.htmx:
+        return render(request, TEMPLATE, _review_context(request, trace, span_id, bound=bound))
+    region = _build_region(request, trace, span, _assessments(trace), _schemas(), bound)
+    response = render(request, f"{TEMPLATE}#assessments", {"region": region, "trace": trace})
+    if assessment is not None:
+        payload = {"assessment_id": assessment.assessment_id, "span_id": span_id or ""}
+        trigger_client_event(response, "assessment-saved", payload)
+    return response
+
+
+def _target_span(trace, span_id) -> Span | None:
+    return load_selected_span(trace, span_id) if span_id else None
+
+
+def _log(form, trace, span, schema, user) -> Assessment:
+    if schema is not None and not _schema_applies(schema, span):
+        raise ValidationError(f"'{schema}' does not apply here.", code="wrong_target")
+    data = form.cleaned_data
+    kind = schema.kind if schema else data["kind"]
+    log = services.log_expectation if kind == Kind.EXPECTATION else services.log_feedback
+    return log(
+        trace=trace,
+        name=schema.name if schema else data["name"],
+        value=data["value"],
+        span_id=span.span_id if span else None,
+        rationale=data["rationale"],
+        actor=user,
+    )
+
+
+@require_POST
+@login_required
+@write_required
+def assessment_create(request, trace_id):
+    trace = _get_trace_for_user(request, trace_id)
+    target = TargetForm(request.POST)
+    target.is_valid()
+    span = _target_span(trace, target.cleaned_data.get("span_id"))
+    name = target.cleaned_data.get("schema")
+    schema = get_object_or_404(LabelSchema, name=name) if name else None
+    form = form_for(schema, data=request.POST) if schema else NamedAssessmentForm(request.POST)
+    if form.is_valid():
+        try:
+            return _respond(request, trace, span, _log(form, trace, span, schema, request.user))
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return _respond(request, trace, span, bound=Bound(form.data.get("key", ""), form))
+
+
+def _submit(request, assessment, form, write):
+    """Validate the form, write through the service, and answer with the outcome."""
+    trace = assessment.trace
+    span = _target_span(trace, assessment.span_id)
+    bound = Bound(form.data.get("key", ""), form)
+    if form.is_valid():
+        try:
+            return _respond(request, trace, span, write(form.cleaned_data))
+        except services.ConflictError as exc:
+            bound.conflict = exc
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return _respond(request, trace, span, bound=bound)
+
+
+def _schema_form(request, assessment) -> AssessmentForm:
+    schema = LabelSchema.objects.filter(name=assessment.name).first()
+    return form_for(schema, assessment.value, data=request.POST, editing=True)
+
+
+@require_POST
+@login_required
+@write_required
+def assessment_edit(request, assessment_id):
+    assessment = _get_assessment_for_user(request, assessment_id)
+
+    def write(data):
+        if not is_editable(assessment):
+            raise ValidationError("Feedback from a judge or code is overridden, not edited.")
+        return services.update_assessment(
+            assessment_id=assessment_id,
+            actor=request.user,
+            expected_version=data["version"],
+            value=data["value"],
+            rationale=data["rationale"],
+        )
+
+    return _submit(request, assessment, _schema_form(request, assessment), write)
+
+
+@require_POST
+@login_required
+@write_required
+def assessment_override(request, assessment_id):
+    """Replace a judge's (or code's) feedback with the reviewer's; the old one stays, invalid."""
+    assessment = _get_assessment_for_user(request, assessment_id)
+
+    def write(data):
+        if not is_overridable(assessment):
+            raise ValidationError("Only valid feedback from a judge or code can be overridden.")
+        return services.override_feedback(
+            assessment_id=assessment_id,
+            value=data["value"],
+            rationale=data["rationale"],
+            actor=request.user,
+            expected_version=data["version"],
+        )
+
+    return _submit(request, assessment, _schema_form(request, assessment), write)
+
+
+@require_POST
+@login_required
+@write_required
+def assessment_delete(request, assessment_id):
+    assessment = _get_assessment_for_user(request, assessment_id)
+
+    def write(data):
+        return services.delete_assessment(
+            assessment_id=assessment_id, actor=request.user, expected_version=data["version"]
+        )
+
+    return _submit(request, assessment, VersionForm(request.POST), write)
+
+
+@require_POST
+@login_required
+@write_required
+def assessment_restore(request, assessment_id):
+    assessment = _get_assessment_for_user(request, assessment_id, deleted=True)
+
+    def write(data):
+        return services.restore(
+            assessment_id=assessment_id, actor=request.user, expected_version=data["version"]
+        )
+
+    return _submit(request, assessment, VersionForm(request.POST), write)
+
+
+def _history_rows(revisions) -> list[dict]:
+    """Each revision with the value before and after it, newest first."""
+    rows, before = [], None
+    for revision in revisions:
+        after = revision.snapshot
+        rows.append(
+            {
+                "revision": revision,
+                "old": show_value(before["value"]) if before else None,
+                "old_value": before["value"] if before else None,
+                "new": show_value(after.get("value")),
+                "new_value": after.get("value"),
+                "value_changed": before is None or before.get("value") != after.get("value"),
+                "rationale_changed": before is not None
+                and before.get("rationale") != after.get("rationale"),
+                "rationale": after.get("rationale", ""),
+            }
+        )
+        before = after
+    return rows[::-1]
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def assessment_history(request, assessment_id):
+    assessment = get_object_or_404(
+        Assessment.objects.select_related("trace"), assessment_id=assessment_id
+    )
+    revisions = AssessmentRevision.objects.filter(assessment=assessment).order_by("version")
+    context = {
+        "assessment": assessment,
+        "rows": _history_rows(revisions.select_related("actor")),
+        "review_url": _review_url(assessment.trace, assessment.span_id),
+    }
+    template_name = "annotation/assessment_history.html"
+    if request.htmx and not request.htmx.boosted:
+        template_name += "#history"
+    return render(request, template_name, context)

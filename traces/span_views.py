@@ -1,0 +1,396 @@
+"""The span tree and span detail: the parts of a trace page that need only trace data.
+
+A trace may hold thousands of spans, so the tree renders its top levels (plus the path to a
+selected span) and loads deeper children on demand. Every level is one query on the
+(trace, parent_span_id, start_time_ns) index with child counts from a correlated subquery;
+the number of queries never depends on the number of spans. The tree rows double as the
+timing waterfall: each row carries its bar's offset and width as percentages of the trace.
+
+Pages that combine spans with assessments (the review page) are composed in ``annotation``
+from ``build_tree``, ``describe_span`` and the ``traces/_span_*.html`` partials.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from .models import Span, Trace
+
+CHILD_PAGE_SIZE = 200
+# Roots are expanded on open when there are at most this many of them.
+EXPANDED_ROOTS = 5
+TEXT_PREVIEW_CHARS = 600
+JSON_PREVIEW_LINES = 24
+MAX_DEPTH = 1000
+TREE_FIELDS = (
+    "id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "span_type",
+    "start_time_ns",
+    "end_time_ns",
+    "status",
+)
+TYPE_LABELS = {
+    "AGENT": "Agent",
+    "CHAIN": "Chain",
+    "CHAT_MODEL": "Chat",
+    "LLM": "LLM",
+    "RETRIEVER": "Retr",
+    "RERANKER": "Rerank",
+    "EMBEDDING": "Embed",
+    "TOOL": "Tool",
+    "PARSER": "Parse",
+}
+# MLflow copies inputs and outputs into these attributes; the detail shows them once.
+HIDDEN_ATTRIBUTES = {"mlflow.spanInputs", "mlflow.spanOutputs"}
+
+
+@dataclass
+class Timeline:
+    """The trace's time span; places each row's waterfall bar."""
+
+    start_ns: int
+    end_ns: int
+
+    @property
+    def total_ns(self) -> int:
+        return max(self.end_ns - self.start_ns, 1)
+
+    def bar(self, span: Span) -> tuple[float, float]:
+        end = span.end_time_ns if span.end_time_ns is not None else self.end_ns
+        offset = (span.start_time_ns - self.start_ns) / self.total_ns * 100
+        width = max((end - span.start_time_ns) / self.total_ns * 100, 0.2)
+        return round(offset, 3), round(min(width, 100 - offset), 3)
+
+
+@dataclass
+class TreeNode:
+    span: Span
+    level: int
+    child_count: int
+    bar_offset: float
+    bar_width: float
+    children: list["TreeNode"] = field(default_factory=list)
+    expanded: bool = False
+    selected: bool = False
+
+    @property
+    def type_label(self) -> str:
+        return TYPE_LABELS.get(self.span.span_type, self.span.span_type.title()[:6] or "Span")
+
+    @property
+    def duration_label(self) -> str:
+        return format_duration(self.span.duration_ms)
+
+    @property
+    def hidden_children(self) -> int:
+        """Children not rendered yet: the tail beyond the first page of an expanded node."""
+        return self.child_count - len(self.children) if self.expanded else 0
+
+
+@dataclass
+class SpanTree:
+    roots: list[TreeNode]
+    timeline: Timeline
+    selected: Span | None = None
+
+
+def format_duration(ms: float | None) -> str:
+    if ms is None:
+        return "running"
+    if ms < 1:
+        return f"{ms * 1000:.0f} µs"
+    if ms < 1000:
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+    return f"{ms / 1000:.2f} s"
+
+
+def _tree_spans(trace: Trace):
+    """Spans with just the columns a tree row shows and how many children each has."""
+    children = (
+        Span.objects.filter(trace_id=OuterRef("trace_id"), parent_span_id=OuterRef("span_id"))
+        .order_by()
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Span.objects.filter(trace=trace)
+        .only(*TREE_FIELDS)
+        .annotate(child_count=Coalesce(Subquery(children), 0))
+    )
+
+
+def _timeline(trace: Trace) -> Timeline:
+    bounds = Span.objects.filter(trace=trace).aggregate(
+        start=Min("start_time_ns"), end=Max(Coalesce("end_time_ns", "start_time_ns"))
+    )
+    start = bounds["start"] if bounds["start"] is not None else trace.request_time * 1_000_000
+    return Timeline(start_ns=start, end_ns=bounds["end"] or start)
+
+
+def _roots(trace: Trace) -> list[Span]:
+    """Spans without a parent in this trace (a missing parent makes an orphan a root)."""
+    parent = Span.objects.filter(trace_id=OuterRef("trace_id"), span_id=OuterRef("parent_span_id"))
+    return list(_tree_spans(trace).filter(~Exists(parent)).order_by("start_time_ns", "span_id"))
+
+
+def _first_children(trace: Trace, parent_ids) -> dict[str, list[Span]]:
+    """The first page of children of each given parent, in one query."""
+    if not parent_ids:
+        return {}
+    rank = Window(
+        RowNumber(),
+        partition_by=[F("parent_span_id")],
+        order_by=[F("start_time_ns").asc(), F("span_id").asc()],
+    )
+    spans = (
+        _tree_spans(trace)
+        .filter(parent_span_id__in=parent_ids)
+        .annotate(rank=rank)
+        .filter(rank__lte=CHILD_PAGE_SIZE)
+        .order_by("start_time_ns", "span_id")
+    )
+    by_parent: dict[str, list[Span]] = {}
+    for span in spans:
+        by_parent.setdefault(span.parent_span_id, []).append(span)
+    return by_parent
+
+
+def ancestor_ids(span: Span) -> list[str]:
+    """Ids of the span's ancestors, root first, in one recursive query (cycles stop at depth)."""
+    table = connection.ops.quote_name(Span._meta.db_table)
+    # The table name comes from the model, never from input; values are parameters.
+    sql = f"""
+        WITH RECURSIVE chain(span_id, parent_span_id, depth) AS (
+            SELECT span_id, parent_span_id, 0 FROM {table}
+            WHERE trace_id = %s AND span_id = %s
+            UNION ALL
+            SELECT s.span_id, s.parent_span_id, chain.depth + 1
+            FROM {table} s JOIN chain ON s.span_id = chain.parent_span_id
+            WHERE s.trace_id = %s AND chain.depth < %s
+        )
+        SELECT span_id FROM chain WHERE depth > 0 ORDER BY depth DESC
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [span.trace_id, span.span_id, span.trace_id, MAX_DEPTH])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _node(span: Span, level: int, timeline: Timeline) -> TreeNode:
+    offset, width = timeline.bar(span)
+    return TreeNode(
+        span=span,
+        level=level,
+        child_count=span.child_count,
+        bar_offset=offset,
+        bar_width=width,
+    )
+
+
+def build_tree(trace: Trace, selected: Span | None = None) -> SpanTree:
+    """The roots, the first level below them and the path down to ``selected``, expanded."""
+    timeline = _timeline(trace)
+    roots = _roots(trace)
+    expand = {s.span_id for s in roots if s.child_count} if len(roots) <= EXPANDED_ROOTS else set()
+    if selected is not None:
+        expand.update(ancestor_ids(selected))
+        expand.add(selected.span_id)
+    by_parent = _first_children(trace, expand)
+
+    def grow(span: Span, level: int, seen: set[str]) -> TreeNode:
+        node = _node(span, level, timeline)
+        node.selected = selected is not None and span.span_id == selected.span_id
+        if span.span_id in expand and span.child_count and span.span_id not in seen:
+            node.expanded = True
+            node.children = [
+                grow(child, level + 1, seen | {span.span_id})
+                for child in by_parent.get(span.span_id, [])
+            ]
+        return node
+
+    return SpanTree(
+        roots=[grow(span, 1, set()) for span in roots], timeline=timeline, selected=selected
+    )
+
+
+def load_selected_span(trace: Trace, span_id: str | None) -> Span | None:
+    """The span named by ``?span=``, with all its content; 404 when it is not in the trace."""
+    if not span_id:
+        return None
+    return get_object_or_404(Span, trace=trace, span_id=span_id)
+
+
+# Span content, shaped for reading: conversations, document lists, text and JSON.
+
+
+def show_value(value) -> dict:
+    """Describe a JSON value for the ``traces/_span_value.html`` partial (which escapes it)."""
+    if value is None or value == "" or value == {} or value == []:
+        return {"kind": "empty"}
+    if isinstance(value, str):
+        return _text(value)
+    messages = _chat_messages(value)
+    if messages is not None:
+        has_rest = isinstance(value, dict) and "messages" in value
+        rest = {k: v for k, v in value.items() if k != "messages"} if has_rest else {}
+        return {"kind": "chat", "messages": messages, "rest": _json(rest) if rest else None}
+    documents = _documents(value)
+    if documents is not None:
+        return {"kind": "documents", "documents": documents}
+    if isinstance(value, bool | int | float):
+        return {"kind": "scalar", "text": json.dumps(value)}
+    return _json(value)
+
+
+def _text(text: str) -> dict:
+    return {
+        "kind": "text",
+        "text": text,
+        "preview": text[:TEXT_PREVIEW_CHARS],
+        "long": len(text) > TEXT_PREVIEW_CHARS,
+    }
+
+
+def _json(value) -> dict:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    lines = text.count("\n") + 1
+    if isinstance(value, dict):
+        summary = f"Object, {len(value)} key{'s' if len(value) != 1 else ''}"
+    elif isinstance(value, list):
+        summary = f"List, {len(value)} item{'s' if len(value) != 1 else ''}"
+    else:
+        summary = "Value"
+    return {"kind": "json", "text": text, "summary": summary, "long": lines > JSON_PREVIEW_LINES}
+
+
+def _content_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+        return "\n".join(p for p in parts if p)
+    return "" if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def _chat_messages(value) -> list[dict] | None:
+    """Messages of an OpenAI/MLflow-style chat request or response, or None."""
+    if isinstance(value, dict):
+        if isinstance(value.get("messages"), list):
+            value = value["messages"]
+        elif isinstance(value.get("choices"), list):
+            value = [c.get("message") for c in value["choices"] if isinstance(c, dict)]
+        else:
+            return None
+    if not value or not isinstance(value, list):
+        return None
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
+        return None
+    return [
+        {
+            "role": m["role"],
+            "text": _text(_content_text(m.get("content"))),
+            "tool_calls": _json(m["tool_calls"]) if m.get("tool_calls") else None,
+        }
+        for m in value
+    ]
+
+
+def _documents(value) -> list[dict] | None:
+    """Retrieved documents (MLflow's page_content / metadata / id shape), or None."""
+    if not value or not isinstance(value, list):
+        return None
+    if not all(isinstance(d, dict) and "page_content" in d for d in value):
+        return None
+    return [
+        {
+            "text": _text(_content_text(d.get("page_content"))),
+            "id": str(d.get("id") or (d.get("metadata") or {}).get("doc_uri") or ""),
+            "metadata": _json(d["metadata"]) if d.get("metadata") else None,
+        }
+        for d in value
+    ]
+
+
+def describe_span(span: Span) -> dict:
+    """Everything the span detail partial shows, computed once on the server."""
+    attributes = span.attributes if isinstance(span.attributes, dict) else {}
+    events = span.events if isinstance(span.events, list) else []
+    shown_events = [_event(span, e) for e in events if isinstance(e, dict)]
+    return {
+        "span": span,
+        "type_label": TYPE_LABELS.get(span.span_type, span.span_type),
+        "duration": format_duration(span.duration_ms),
+        "inputs": show_value(span.inputs),
+        "outputs": show_value(span.outputs),
+        "attributes": [
+            (key, show_value(value))
+            for key, value in sorted(attributes.items())
+            if key not in HIDDEN_ATTRIBUTES
+        ],
+        "events": shown_events,
+        "exceptions": [e for e in shown_events if e["exception"]],
+        "failed": span.status == Span.Status.ERROR,
+    }
+
+
+def _event(span: Span, event: dict) -> dict:
+    attributes = event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+    timestamp = event.get("timestamp_ns", event.get("time_unix_nano", event.get("timestamp")))
+    offset = None
+    if isinstance(timestamp, int):
+        offset = format_duration((timestamp - span.start_time_ns) / 1_000_000)
+    name = str(event.get("name", "event"))
+    return {
+        "name": name,
+        "offset": offset,
+        "exception": name == "exception",
+        "type": str(attributes.get("exception.type", "")),
+        "message": str(attributes.get("exception.message", "")),
+        "stacktrace": str(attributes.get("exception.stacktrace", "")),
+        "attributes": show_value(attributes),
+    }
+
+
+class ChildrenPageForm(forms.Form):
+    offset = forms.IntegerField(min_value=0, required=False)
+    level = forms.IntegerField(min_value=1, max_value=MAX_DEPTH, required=False)
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def span_children(request, trace_id, span_id):
+    """A page of a span's children as tree items; without htmx, the page with it selected."""
+    trace = get_object_or_404(Trace, trace_id=trace_id)
+    if not request.htmx:
+        return redirect(f"{trace.get_absolute_url()}?span={span_id}")
+    page = ChildrenPageForm(request.GET)
+    page.is_valid()
+    offset = page.cleaned_data.get("offset") or 0
+    level = page.cleaned_data.get("level") or 2
+    parent = get_object_or_404(_tree_spans(trace), span_id=span_id)
+    timeline = _timeline(trace)
+    spans = _tree_spans(trace).filter(parent_span_id=span_id).order_by("start_time_ns", "span_id")
+    nodes = [_node(s, level, timeline) for s in spans[offset : offset + CHILD_PAGE_SIZE]]
+    context = {
+        "trace": trace,
+        "parent": parent,
+        "nodes": nodes,
+        "level": level,
+        "next_offset": offset + len(nodes),
+        "remaining": max(parent.child_count - offset - len(nodes), 0),
+    }
+    partial = "span-children" if offset == 0 else "span-items"
+    return render(request, f"traces/_span_tree.html#{partial}", context)
