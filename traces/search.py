@@ -206,8 +206,8 @@ def parse_filter(filter_string: str | None) -> list[Comparison]:
             clauses.append([])
         else:
             clauses[-1].append(token)
-    for token in tokens:
-        if _is_keyword(token, "OR", "NOT") and not _is_not_in_or_is_not(tokens, token):
+    for i, token in enumerate(tokens):
+        if _is_keyword(token, "OR") or (_is_keyword(token, "NOT") and not _in_grammar(tokens, i)):
             raise SearchError(f"Invalid clause(s) in filter string: '{token.text}'")
     shapes, invalid = [], []
     for clause in clauses:
@@ -222,16 +222,11 @@ def parse_filter(filter_string: str | None) -> list[Comparison]:
     return [_comparison(*shape) for shape in shapes]
 
 
-def _is_not_in_or_is_not(tokens: list[_Token], token: _Token) -> bool:
+def _in_grammar(tokens: list[_Token], i: int) -> bool:
     """NOT belongs to the grammar only in ``NOT IN`` and ``IS NOT NULL``."""
-    if not _is_keyword(token, "NOT"):
-        return False
-    i = tokens.index(token)
-    before = tokens[i - 1] if i > 0 else None
-    after = tokens[i + 1] if i + 1 < len(tokens) else None
-    return (after is not None and _is_keyword(after, "IN")) or (
-        before is not None and _is_keyword(before, "IS")
-    )
+    after_is_in = i + 1 < len(tokens) and _is_keyword(tokens[i + 1], "IN")
+    before_is_is = i > 0 and _is_keyword(tokens[i - 1], "IS")
+    return after_is_in or before_is_is
 
 
 def _clause_shape(clause: list[_Token]):
@@ -267,7 +262,7 @@ def _is_list(tokens: list[_Token]) -> bool:
         len(tokens) >= 2
         and tokens[0].text == "("
         and tokens[-1].text == ")"
-        and all(t.text not in "()" or t.kind != "punct" for t in tokens[1:-1])
+        and not any(t.kind == "punct" and t.text in "()" for t in tokens[1:-1])
     )
 
 

@@ -113,6 +113,14 @@ class FilterParsingTests(SimpleTestCase):
             Comparison("feedback", "x", "IS NULL", None),
         )
 
+    def test_quoted_values_keep_keywords_quotes_and_spaces(self):
+        self.assertParses(
+            "tags.a='x AND y OR z' AND tags.b = \"it's\" AND tags.c = ' (1, 2) '",
+            Comparison("tag", "a", "=", "x AND y OR z"),
+            Comparison("tag", "b", "=", "it's"),
+            Comparison("tag", "c", "=", " (1, 2) "),
+        )
+
     def test_it_reads_issue_ids(self):
         self.assertParses("issue.id = 'iss-1'", Comparison("issue", "id", "=", "iss-1"))
 
