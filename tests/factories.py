@@ -43,7 +43,7 @@ def make_trace(experiment: Experiment | None = None, **kwargs) -> Trace:
         metadata.setdefault("mlflow.trace.session", kwargs.pop("session"))
     defaults = {
         "trace_id": f"tr-{uuid.uuid4().hex}",
-        "experiment": experiment or Experiment.objects.get(pk=Experiment.DEFAULT_ID),
+        "experiment": experiment or Experiment.objects.default(),
         "request_time": now_ms(),
         "execution_duration": 120,
         "state": Trace.State.OK,

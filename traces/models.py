@@ -14,10 +14,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class ExperimentManager(models.Manager):
+    def default(self) -> "Experiment":
+        """Experiment "0", which MLflow clients expect; recreated if it was removed."""
+        experiment, _ = self.get_or_create(
+            pk=Experiment.DEFAULT_ID, defaults={"name": Experiment.DEFAULT_NAME}
+        )
+        return experiment
+
+
 class Experiment(models.Model):
     """An MLflow experiment; its primary key is the experiment_id clients see ("0" is Default)."""
 
     DEFAULT_ID = 0
+    DEFAULT_NAME = "Default"
 
     id = models.BigAutoField(primary_key=True)
     name = models.CharField(max_length=500, unique=True)
@@ -25,6 +35,8 @@ class Experiment(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     creation_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
     last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+
+    objects = ExperimentManager()
 
     class Meta:
         ordering = ["id"]

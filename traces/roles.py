@@ -42,7 +42,8 @@ def set_role(user, role: Role) -> None:
     from django.contrib.auth.models import Group
 
     user.groups.remove(*Group.objects.filter(name__in=[r.value for r in Role]))
-    user.groups.add(Group.objects.get(name=role.value))
+    group, _ = Group.objects.get_or_create(name=role.value)
+    user.groups.add(group)
     user.__dict__.pop("_tracemark_role", None)
 
 
