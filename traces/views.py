@@ -1,17 +1,55 @@
-"""Trace list and span tree pages."""
+"""Trace list, session view, and the trace page until the review page takes its URL."""
 
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
+from . import feedback
+from .filters import TraceFilter
 from .models import Trace
+from .pagination import keyset_page
+
+SESSION_TURNS_LIMIT = 500
 
 
 @require_GET
 @login_required
+@vary_on_headers("HX-Request")
 def trace_list(request):
-    traces = Trace.objects.select_related("experiment")[:50]
-    return render(request, "traces/trace_list.html", {"traces": traces})
+    """The trace list; htmx requests (live filters, sorting, paging) get only the results.
+
+    Query shape, the same for 1 or 50 rows: the page of traces, a bounded count, the
+    feedback badges of the page in one grouped query, and the experiment choices.
+    """
+    queryset = Trace.objects.defer("trace_metadata", "tags")
+    filterset = TraceFilter(request.GET, queryset=queryset, request=request)
+    page = keyset_page(filterset.qs, filterset.sort_order, request.GET)
+    feedback.attach_badges(page.rows)
+    context = {"filter": filterset, "page": page, "sort": filterset.sort_order}
+    template_name = "traces/trace_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template_name += "#trace-results"
+    return render(request, template_name, context)
+
+
+@require_GET
+@login_required
+def session_detail(request, session_id):
+    """Every turn of a multi-turn session, oldest first, each with its feedback."""
+    turns = list(
+        Trace.objects.filter(session=session_id)
+        .order_by("request_time", "trace_id")
+        .prefetch_related(feedback.live_assessments())[: SESSION_TURNS_LIMIT + 1]
+    )
+    if not turns:
+        raise Http404("No traces in this session.")
+    truncated = len(turns) > SESSION_TURNS_LIMIT
+    turns = turns[:SESSION_TURNS_LIMIT]
+    feedback.attach_badges_from_prefetched(turns)
+    context = {"session_id": session_id, "turns": turns, "truncated": truncated}
+    return render(request, "traces/session_detail.html", context)
 
 
 @require_GET

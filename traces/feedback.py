@@ -1,0 +1,136 @@
+"""Feedback on traces as the trace list and session view show and filter it.
+
+``traces`` never imports ``annotation``: annotation builds on traces, not the reverse.
+The list still has to show feedback badges and filter on feedback, so this module reaches
+assessments through Trace's reverse relation ``assessments`` — the ORM hands us the
+related model — and reads only its stable columns: name, kind, value, valid, deleted_at
+and annotator. Writing stays annotation.services' business.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+
+from .models import Trace
+
+FEEDBACK = "feedback"
+
+
+def assessments():
+    """The Assessment model's manager, found through Trace.assessments."""
+    return Trace._meta.get_field("assessments").related_model._default_manager
+
+
+def current_feedback():
+    """Feedback that counts now: not deleted and not overridden by a newer judgement."""
+    return assessments().filter(kind=FEEDBACK, deleted_at__isnull=True, valid=True)
+
+
+def value_candidates(text: str) -> list:
+    """The JSON values a typed value may mean: "true" finds true and "true", "4" finds 4.
+
+    Ratings stored as 4.0 are matched by "4" as well, because SQLite compares JSON as text.
+    """
+    candidates = [text]
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        candidates.append(lowered == "true")
+    else:
+        try:
+            number = float(text)
+        except ValueError:
+            return candidates
+        if number.is_integer():
+            candidates.append(int(number))
+        candidates.append(number)
+    return candidates
+
+
+def has_feedback(name: str, value: str | None = None) -> Exists:
+    """An Exists() on Trace rows: current feedback ``name``, with ``value`` when given."""
+    feedback = current_feedback().filter(trace=OuterRef("pk"), name=name)
+    if value is not None:
+        matches = Q()
+        for candidate in value_candidates(value):
+            matches |= Q(value=candidate)
+        feedback = feedback.filter(matches)
+    return Exists(feedback)
+
+
+def reviewed_by(user) -> Exists:
+    """An Exists() on Trace rows: ``user`` has a live assessment (any kind) on the trace."""
+    return Exists(assessments().filter(trace=OuterRef("pk"), annotator=user, deleted_at=None))
+
+
+@dataclass
+class Badge:
+    """One feedback name on one trace: how many, thumbs up/down, mean of numeric values."""
+
+    name: str
+    count: int = 0
+    up: int = 0
+    down: int = 0
+    numeric_total: float = 0
+    numeric_count: int = 0
+
+    @property
+    def mean(self) -> float | None:
+        return self.numeric_total / self.numeric_count if self.numeric_count else None
+
+    def add(self, value, n: int) -> None:
+        self.count += n
+        if value is True:
+            self.up += n
+        elif value is False:
+            self.down += n
+        elif isinstance(value, int | float):
+            self.numeric_total += value * n
+            self.numeric_count += n
+
+
+def summarize(rows: Iterable[tuple[int, str, object, int]]) -> dict[int, list[Badge]]:
+    """Badges per trace pk, sorted by name, from (trace pk, name, value, count) rows."""
+    badges: dict[int, dict[str, Badge]] = defaultdict(dict)
+    for trace_pk, name, value, n in rows:
+        badges[trace_pk].setdefault(name, Badge(name)).add(value, n)
+    return {pk: sorted(by_name.values(), key=lambda b: b.name) for pk, by_name in badges.items()}
+
+
+def attach_badges(traces: list[Trace]) -> None:
+    """Set ``feedback_badges`` on each trace with one grouped query, whatever the page size."""
+    rows = (
+        current_feedback()
+        .filter(trace__in=[trace.pk for trace in traces])
+        .values_list("trace_id", "name", "value")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    badges = summarize(rows)
+    for trace in traces:
+        trace.feedback_badges = badges.get(trace.pk, [])
+
+
+def live_assessments():
+    """Every assessment a reader sees on a trace (feedback and expectations, overridden
+    ones included), with who made it, for prefetching onto traces."""
+    return Prefetch(
+        "assessments",
+        queryset=assessments()
+        .filter(deleted_at__isnull=True)
+        .select_related("annotator")
+        .order_by("name", "create_time", "id"),
+    )
+
+
+def attach_badges_from_prefetched(traces: list[Trace]) -> None:
+    """Like attach_badges, from assessments already prefetched with live_assessments()."""
+    badges = summarize(
+        (trace.pk, a.name, a.value, 1)
+        for trace in traces
+        for a in trace.assessments.all()
+        if a.kind == FEEDBACK and a.valid
+    )
+    for trace in traces:
+        trace.feedback_badges = badges.get(trace.pk, [])

@@ -1,0 +1,139 @@
+"""The trace list's filters: every GET parameter of the list goes through TraceFilter.
+
+Each filter lands on an indexed column (experiment, request_time, state, user, session,
+client_request_id, execution_duration) or on an EXISTS over assessments, which
+assessment_trace_name_idx / assessment_annotator_idx serve. Tag and metadata filters read
+one JSON key as text (JSON_EXTRACT on SQLite, ->> on PostgreSQL) and compare strings, so
+both engines give the same answer.
+"""
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Q, TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+from django.db.models.lookups import Exact
+
+from . import feedback
+from .models import Experiment, Trace
+from .pagination import DEFAULT_SORT, SORTS
+
+
+class KeyValueField(forms.CharField):
+    """``key=value`` (split at the first "="); with ``value_optional`` a bare ``key`` too."""
+
+    def __init__(self, *args, value_optional=False, **kwargs):
+        self.value_optional = value_optional
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value).strip()
+        if not value:
+            return None
+        key, sep, val = value.partition("=")
+        key = key.strip()
+        if not key or not (sep or self.value_optional):
+            raise ValidationError("Write it as key=value.", code="invalid_key_value")
+        return (key, val.strip() if sep else None)
+
+
+class KeyValueFilter(django_filters.CharFilter):
+    field_class = KeyValueField
+
+
+def _json_key_equals(field: str, key: str, value: str) -> Exact:
+    # The Cast makes it a plain text comparison: compared bare, a key transform's "exact"
+    # expects a JSON value on SQLite. Any key is allowed, dots and "__" included.
+    return Exact(Cast(KeyTextTransform(key, field), TextField()), value)
+
+
+def _ms(moment) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _search(placeholder: str, **attrs):
+    return forms.TextInput(attrs={"type": "search", "placeholder": placeholder, **attrs})
+
+
+def _moment():
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class TraceFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="filter_text", label="Search", widget=_search("Request or response text")
+    )
+    experiment = django_filters.ModelChoiceFilter(
+        queryset=Experiment.objects.all(), empty_label="All experiments"
+    )
+    state = django_filters.ChoiceFilter(choices=Trace.State.choices, empty_label="Any state")
+    since = django_filters.DateTimeFilter(method="filter_since", label="From", widget=_moment())
+    until = django_filters.DateTimeFilter(method="filter_until", label="To", widget=_moment())
+    user = django_filters.CharFilter(widget=_search("User id"))
+    session = django_filters.CharFilter(widget=_search("Session id"))
+    client_request_id = django_filters.CharFilter(
+        label="Client request id", widget=_search("Client request id")
+    )
+    tag = KeyValueFilter(method="filter_tag", widget=_search("key=value"))
+    metadata = KeyValueFilter(method="filter_metadata", widget=_search("key=value"))
+    feedback = KeyValueFilter(
+        method="filter_feedback",
+        value_optional=True,
+        label="Has feedback",
+        widget=_search("name or name=value"),
+    )
+    reviewed = django_filters.ChoiceFilter(
+        method="filter_reviewed",
+        label="Reviewed",
+        choices=[("me", "Reviewed by me"), ("not-me", "Not reviewed by me")],
+        empty_label="By anyone or no one",
+    )
+    sort = django_filters.ChoiceFilter(
+        method="filter_sort",
+        choices=[(sort.key, sort.label) for sort in SORTS.values()],
+        empty_label=None,
+    )
+
+    class Meta:
+        model = Trace
+        fields = []
+
+    @property
+    def sort_order(self):
+        """The chosen Sort; the list's keyset pagination orders by it (see pagination.py)."""
+        self.form.is_valid()
+        return SORTS.get(self.form.cleaned_data.get("sort"), DEFAULT_SORT)
+
+    @property
+    def is_filtered(self) -> bool:
+        """Whether anything narrows the list (the sort order does not)."""
+        return any(self.data.get(name) for name in self.filters if name != "sort")
+
+    def filter_text(self, queryset, name, value):
+        return queryset.filter(
+            Q(request_preview__icontains=value) | Q(response_preview__icontains=value)
+        )
+
+    def filter_since(self, queryset, name, value):
+        return queryset.filter(request_time__gte=_ms(value))
+
+    def filter_until(self, queryset, name, value):
+        return queryset.filter(request_time__lt=_ms(value))
+
+    def filter_tag(self, queryset, name, value):
+        return queryset.filter(_json_key_equals("tags", *value))
+
+    def filter_metadata(self, queryset, name, value):
+        return queryset.filter(_json_key_equals("trace_metadata", *value))
+
+    def filter_feedback(self, queryset, name, value):
+        return queryset.filter(feedback.has_feedback(*value))
+
+    def filter_reviewed(self, queryset, name, value):
+        mine = feedback.reviewed_by(self.request.user)
+        return queryset.filter(mine if value == "me" else ~mine)
+
+    def filter_sort(self, queryset, name, value):
+        # Ordering belongs to keyset pagination; the field only validates the choice.
+        return queryset
