@@ -1,3 +1,77 @@
-"""MLflow tracking-protocol routes (see annotation.api and traces.api)."""
+"""MLflow tracking-protocol routes (see annotation.api and traces.api).
 
-urlpatterns = []
+``traces/search``, ``get``, ``batchGet`` and ``batchGetInfos`` come before
+``traces/<trace_id>``, which would otherwise swallow them; anything else under ``/api/``
+answers 404 ENDPOINT_NOT_FOUND in MLflow's error shape.
+"""
+
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
+
+from traces import api as traces_api
+from traces.rest import dispatch, error_response
+
+from . import api
+
+V2 = "api/2.0/mlflow/"
+V3 = "api/3.0/mlflow/"
+ARTIFACTS = "api/2.0/mlflow-artifacts/artifacts/"
+
+
+@csrf_exempt
+def endpoint_not_found(request):
+    return error_response(
+        f"No endpoint {request.method} {request.path}.", code="ENDPOINT_NOT_FOUND", status=404
+    )
+
+
+urlpatterns = [
+    # /version, /health, /v1/traces
+    path("version", traces_api.version, name="mlflow-version"),
+    path("health", traces_api.health, name="health"),
+    path("v1/traces", dispatch(POST=traces_api.otlp_traces), name="otlp-traces"),
+    # /api/2.0/mlflow/experiments/...
+    path(f"{V2}experiments/get", dispatch(GET=traces_api.experiment_get)),
+    path(f"{V2}experiments/get-by-name", dispatch(GET=traces_api.experiment_get_by_name)),
+    path(f"{V2}experiments/create", dispatch(POST=traces_api.experiment_create)),
+    path(
+        f"{V2}experiments/search",
+        dispatch(GET=traces_api.experiment_search, POST=traces_api.experiment_search),
+    ),
+    # /api/2.0/mlflow/traces/...
+    path(f"{V2}traces/delete-traces", dispatch(POST=traces_api.delete_traces)),
+    path(
+        f"{V2}traces/<str:trace_id>/tags",
+        dispatch(PATCH=traces_api.trace_tag_set, DELETE=traces_api.trace_tag_delete),
+    ),
+    # /api/2.0/mlflow-artifacts/artifacts/<experiment_id>/traces/<trace_id>/artifacts/traces.json
+    path(
+        f"{ARTIFACTS}<str:experiment_id>/traces/<str:trace_id>/artifacts/traces.json",
+        dispatch(PUT=traces_api.trace_artifact_upload, GET=traces_api.trace_artifact_download),
+    ),
+    # /api/3.0/mlflow/server-info, /api/3.0/mlflow/traces/...
+    path(f"{V3}server-info", dispatch(GET=traces_api.server_info)),
+    path(f"{V3}traces", dispatch(POST=api.start_trace)),
+    path(f"{V3}traces/search", dispatch(POST=api.trace_search)),
+    path(f"{V3}traces/get", dispatch(GET=api.trace_get)),
+    path(f"{V3}traces/batchGet", dispatch(GET=api.trace_batch_get)),
+    path(
+        f"{V3}traces/batchGetInfos",
+        dispatch(GET=api.trace_batch_get_infos, POST=api.trace_batch_get_infos),
+    ),
+    path(f"{V3}traces/<str:trace_id>", dispatch(GET=api.trace_info)),
+    path(
+        f"{V3}traces/<str:trace_id>/tags",
+        dispatch(PATCH=traces_api.trace_tag_set, DELETE=traces_api.trace_tag_delete),
+    ),
+    path(f"{V3}traces/<str:trace_id>/assessments", dispatch(POST=api.assessment_create)),
+    path(
+        f"{V3}traces/<str:trace_id>/assessments/<str:assessment_id>",
+        dispatch(
+            GET=api.assessment_get,
+            PATCH=api.assessment_update,
+            DELETE=api.assessment_delete,
+        ),
+    ),
+    re_path(r"^api/", endpoint_not_found),
+]

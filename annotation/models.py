@@ -320,3 +320,20 @@ class QueueAssignment(models.Model):
 
     def __str__(self):
         return f"{self.item_id}:{self.annotator_id} {self.status}"
+
+
+class AuthFailure(models.Model):
+    """One rejected API credential, kept briefly to rate-limit guessing per client address.
+
+    A table rather than Django's cache: every web worker process must see the same count.
+    """
+
+    # REMOTE_ADDR as the server saw it; it may be empty behind a Unix socket.
+    address = models.CharField(max_length=64, blank=True)
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["address", "failed_at"], name="auth_failure_address_idx")]
+
+    def __str__(self):
+        return f"{self.address} at {self.failed_at:%Y-%m-%d %H:%M:%S}"

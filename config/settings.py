@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "annotation.auth.ApiAuthMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
@@ -154,6 +155,9 @@ LOGOUT_REDIRECT_URL = "login"
 # Request size limits; the API answers 413 in MLflow's error format above these.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
 TRACEMARK_MAX_SPAN_UPLOAD_BYTES = env_int("MAX_SPAN_UPLOAD_BYTES", 50 * 1024 * 1024)
+# Rejected API credentials allowed per client address within the window (seconds).
+TRACEMARK_AUTH_MAX_FAILURES = env_int("AUTH_MAX_FAILURES", 20)
+TRACEMARK_AUTH_FAILURE_WINDOW = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
 
 # Security headers. HTTPS-only settings switch on when DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

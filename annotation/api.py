@@ -1,0 +1,316 @@
+"""MLflow REST endpoints for assessments, and every trace response that inlines them.
+
+Writes go through annotation.services, so API and UI share validation, LabelSchema checks,
+conflict detection and one revision history; the token's user is the actor and annotator.
+"""
+
+import json
+
+from django.db import transaction
+from django.db.models import prefetch_related_objects
+
+from traces import ingest
+from traces import serializers as trace_serializers
+from traces.models import Experiment, Trace
+from traces.rest import ApiError, Params, api_view, json_response, not_found
+from traces.search import SearchError, search_traces
+
+from . import serializers, services
+from .models import Assessment, Kind, SourceType
+
+MAX_SEARCH_RESULTS = 500
+MAX_BATCH_TRACES = 100
+# Protobuf enum names the client may send for the source, and what Tracemark stores.
+_SOURCE_ALIASES = {"AI_JUDGE": SourceType.LLM_JUDGE}
+_MASK_PATHS = {
+    "assessmentName": "assessment_name",
+    "assessment_name": "assessment_name",
+    "feedback": "feedback",
+    "expectation": "expectation",
+    "rationale": "rationale",
+    "metadata": "metadata",
+}
+
+
+def _trace_not_found(trace_id: str) -> ApiError:
+    return not_found(f"Trace with ID '{trace_id}' not found.")
+
+
+def _get_trace(trace_id: str) -> Trace:
+    trace = (
+        Trace.objects.prefetch_related(serializers.live_assessments())
+        .filter(trace_id=trace_id)
+        .first()
+    )
+    if trace is None:
+        raise _trace_not_found(trace_id)
+    return trace
+
+
+def _get_assessment(trace_id: str, assessment_id: str) -> Assessment:
+    found = (
+        Assessment.objects.live()
+        .select_related("overrides")
+        .filter(assessment_id=assessment_id, trace__trace_id=trace_id)
+        .first()
+    )
+    if found is None:
+        raise not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+    return found
+
+
+# -- traces --------------------------------------------------------------------------------
+
+
+@api_view(write=True)
+def start_trace(request):
+    """StartTraceV3: the trace info the client sends when the root span ends."""
+    message = Params.of(request).dict("trace", required=True)
+    info_data = message.get("trace_info")
+    try:
+        info = ingest.parse_trace_info(info_data)
+    except ingest.IngestError as exc:
+        raise ApiError(str(exc)) from None
+    with transaction.atomic():
+        try:
+            trace, first = ingest.start_trace(info)
+        except Experiment.DoesNotExist:
+            raise not_found(f"Could not find experiment with ID '{info.experiment_id}'") from None
+        if first:
+            for data in info_data.get("assessments") or []:
+                _create(request.user, trace, data)
+    prefetch_related_objects([trace], serializers.live_assessments())
+    return json_response({"trace": {"trace_info": serializers.trace_info(trace)}})
+
+
+@api_view()
+def trace_info(request, trace_id):
+    """GetTraceInfoV3."""
+    trace = _get_trace(trace_id)
+    return json_response({"trace": {"trace_info": serializers.trace_info(trace)}})
+
+
+@api_view()
+def trace_get(request):
+    """GetTrace: trace info and spans; without allow_partial, only once every span is in."""
+    params = Params.of(request)
+    trace_id = params.str("trace_id", required=True)
+    trace = _get_trace(trace_id)
+    rows = trace_serializers.span_rows([trace])[trace.pk]
+    if not params.bool("allow_partial") and len(rows) < _expected_span_count(trace):
+        raise not_found(
+            f"Trace with ID {trace_id} is not fully exported yet, please try again later."
+        )
+    return json_response({"trace": _trace_with_spans(trace, rows)})
+
+
+def _expected_span_count(trace: Trace) -> int:
+    """The span count the client reported in StartTraceV3's size stats, if any."""
+    try:
+        return int(json.loads(trace.trace_metadata["mlflow.trace.sizeStats"])["num_spans"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def _trace_with_spans(trace: Trace, rows: list[tuple]) -> dict:
+    return {
+        "trace_info": serializers.trace_info(trace),
+        "spans": trace_serializers.otlp_spans(trace, rows),
+    }
+
+
+def _batch(trace_ids: list[str]) -> list[Trace]:
+    if not trace_ids:
+        raise ApiError("Missing value for required parameter 'trace_ids'.")
+    if len(trace_ids) > MAX_BATCH_TRACES:
+        raise ApiError(f"At most {MAX_BATCH_TRACES} trace_ids per request.")
+    found = {
+        trace.trace_id: trace
+        for trace in Trace.objects.filter(trace_id__in=trace_ids).prefetch_related(
+            serializers.live_assessments()
+        )
+    }
+    return [found[trace_id] for trace_id in dict.fromkeys(trace_ids) if trace_id in found]
+
+
+@api_view()
+def trace_batch_get(request):
+    """BatchGetTraces: full traces for up to MAX_BATCH_TRACES ids; unknown ids are skipped."""
+    traces = _batch(Params.of(request).str_list("trace_ids"))
+    rows = trace_serializers.span_rows(traces)
+    payload = {"traces": [_trace_with_spans(t, rows[t.pk]) for t in traces]} if traces else {}
+    return json_response(payload)
+
+
+@api_view()
+def trace_batch_get_infos(request):
+    traces = _batch(Params.of(request).str_list("trace_ids"))
+    payload = {"trace_infos": [serializers.trace_info(t) for t in traces]} if traces else {}
+    return json_response(payload)
+
+
+@api_view()
+def trace_search(request):
+    """SearchTracesV3 over the experiments in ``locations``; the grammar is traces.search's."""
+    params = Params.of(request)
+    experiment_ids = params.str_list("experiment_ids")
+    for location in params.list("locations"):
+        if not isinstance(location, dict):
+            raise ApiError("Every entry of 'locations' must be an object.")
+        experiment = location.get("mlflow_experiment") or {}
+        experiment_ids.append(experiment.get("experiment_id"))
+    if not experiment_ids or not all(isinstance(i, str) and i.isdigit() for i in experiment_ids):
+        raise ApiError("'locations' must name at least one MLflow experiment by its id.")
+    max_results = params.int("max_results", default=100)
+    if max_results < 1:
+        raise ApiError("max_results must be positive.")
+    try:
+        traces, token = search_traces(
+            Trace.objects.filter(experiment_id__in=[int(i) for i in experiment_ids]),
+            filter_string=params.str("filter"),
+            order_by=params.str_list("order_by") or None,
+            # Larger requests get a page and a token; the client keeps paging.
+            max_results=min(max_results, MAX_SEARCH_RESULTS),
+            page_token=params.str("page_token") or None,
+        )
+    except SearchError as exc:
+        raise ApiError(str(exc)) from None
+    prefetch_related_objects(traces, serializers.live_assessments())
+    payload = {}
+    if traces:
+        payload["traces"] = [serializers.trace_info(trace) for trace in traces]
+    if token:
+        payload["next_page_token"] = token
+    return json_response(payload)
+
+
+# -- assessments ---------------------------------------------------------------------------
+
+
+@api_view(write=True)
+def assessment_create(request, trace_id):
+    """CreateAssessment; with ``overrides`` it replaces that feedback, which turns invalid."""
+    data = Params.of(request).dict("assessment", required=True)
+    trace = Trace.objects.filter(trace_id=trace_id).first()
+    if trace is None:
+        raise _trace_not_found(trace_id)
+    created = _create(request.user, trace, data)
+    return json_response({"assessment": serializers.assessment(created, trace_id)})
+
+
+def _create(user, trace: Trace, data) -> Assessment:
+    if not isinstance(data, dict):
+        raise ApiError("An assessment must be an object.")
+    if ("feedback" in data) == ("expectation" in data):
+        raise ApiError("An assessment needs exactly one of 'feedback' and 'expectation'.")
+    source = data.get("source") or {}
+    if not isinstance(source, dict):
+        raise ApiError("source must be an object.")
+    source_type = source.get("source_type")
+    common = {
+        "name": data.get("assessment_name"),
+        "rationale": _optional_text(data, "rationale"),
+        "source_type": _SOURCE_ALIASES.get(source_type, source_type),
+        "source_id": _optional_text(source, "source_id"),
+        "metadata": data.get("metadata"),
+        "actor": user,
+        "create_time": serializers.optional_timestamp(data, "create_time"),
+    }
+    overrides = data.get("overrides")
+    if overrides:
+        if "feedback" not in data:
+            raise ApiError("Only feedback can override another assessment.")
+        _get_assessment(trace.trace_id, overrides)
+        value, _ = serializers.feedback_fields(data["feedback"])
+        try:
+            return services.override_feedback(assessment_id=overrides, value=value, **common)
+        except Assessment.DoesNotExist:
+            raise not_found(
+                f"Assessment with ID '{overrides}' not found for trace '{trace.trace_id}'"
+            ) from None
+    span_id = _optional_text(data, "span_id") or None
+    if "feedback" in data:
+        value, error = serializers.feedback_fields(data["feedback"])
+        return services.log_feedback(
+            trace=trace, value=value, error=error, span_id=span_id, **common
+        )
+    value = serializers.expectation_value(data["expectation"])
+    return services.log_expectation(trace=trace, value=value, span_id=span_id, **common)
+
+
+def _optional_text(data: dict, name: str) -> str:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(f"{name} must be a string.")
+    return value or ""
+
+
+@api_view()
+def assessment_get(request, trace_id, assessment_id):
+    found = _get_assessment(trace_id, assessment_id)
+    return json_response({"assessment": serializers.assessment(found, trace_id)})
+
+
+@api_view(write=True)
+def assessment_update(request, trace_id, assessment_id):
+    """UpdateAssessment: ``update_mask`` names the fields to take from ``assessment``."""
+    params = Params.of(request)
+    data = params.dict("assessment", required=True)
+    paths = _mask_paths(params)
+    current = _get_assessment(trace_id, assessment_id)
+    changes = {}
+    for path in paths:
+        field = _MASK_PATHS.get(path)
+        if field is None:
+            raise ApiError(f"Invalid update_mask path {path!r}.")
+        if field == "assessment_name":
+            changes["name"] = data.get("assessment_name")
+        elif field in ("feedback", "expectation"):
+            if current.kind != field:
+                raise ApiError(f"Assessment '{assessment_id}' is not {_article(field)}.")
+            message = data.get(field) or {}
+            if field == Kind.FEEDBACK:
+                changes["value"], changes["error"] = serializers.feedback_fields(message)
+            else:
+                changes["value"] = serializers.expectation_value(message)
+        elif field == "rationale":
+            changes["rationale"] = _optional_text(data, "rationale")
+        else:
+            changes["metadata"] = data.get("metadata") or {}
+    try:
+        updated = services.update_assessment(
+            assessment_id=assessment_id, actor=request.user, **changes
+        )
+    except Assessment.DoesNotExist:
+        raise not_found(
+            f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
+        ) from None
+    return json_response({"assessment": serializers.assessment(updated, trace_id)})
+
+
+def _article(kind: str) -> str:
+    return "an expectation" if kind == Kind.EXPECTATION else "a feedback"
+
+
+def _mask_paths(params: Params) -> list[str]:
+    """FieldMask in JSON form is a comma-separated string; a list or {"paths": [...]} also do."""
+    mask = params.raw("update_mask")
+    if isinstance(mask, dict):
+        mask = mask.get("paths")
+    if isinstance(mask, str):
+        mask = [path.strip() for path in mask.split(",") if path.strip()]
+    if not mask or not isinstance(mask, list) or not all(isinstance(p, str) for p in mask):
+        raise ApiError("Missing value for required parameter 'update_mask'.")
+    return mask
+
+
+@api_view(write=True)
+def assessment_delete(request, trace_id, assessment_id):
+    _get_assessment(trace_id, assessment_id)
+    try:
+        services.delete_assessment(assessment_id=assessment_id, actor=request.user)
+    except Assessment.DoesNotExist:
+        raise not_found(
+            f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
+        ) from None
+    return json_response({})

@@ -1,0 +1,126 @@
+"""Authentication for the MLflow tracking API (``/api/`` and ``/v1/traces``).
+
+The MLflow client sends ``Authorization`` on every request: ``Bearer <token>`` from
+MLFLOW_TRACKING_TOKEN, or ``Basic`` from MLFLOW_TRACKING_USERNAME/PASSWORD (Basic wins when
+both are set). The Basic password may be the account's password or one of its API tokens.
+``/version`` and ``/health`` stay open: they reveal nothing and the client probes ``/version``
+before it decides how to send spans.
+
+Rejected credentials are counted per client address in the database, so the limit holds
+across web worker processes; at the limit every credential from that address is refused until
+the window passes, without being checked. Requests without credentials are not counted.
+
+Password checks cost a deliberately slow hash (about a third of a second). A successful
+Basic login is remembered in-process for a few minutes under an HMAC of the credentials,
+and only while the account's password hash is unchanged, so a client sending Basic
+credentials on every request is not slowed down by each one.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.http import JsonResponse
+from django.utils import timezone
+
+from .models import AuthFailure
+from .tokens import TOKEN_PREFIX, user_for_token
+
+API_PREFIXES = ("/api/", "/v1/traces")
+PASSWORD_MEMORY_SECONDS = 300
+PASSWORD_MEMORY_SIZE = 1024
+
+
+class ApiAuthMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith(API_PREFIXES):
+            return self.get_response(request)
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return _unauthenticated("Credentials are required: set MLFLOW_TRACKING_TOKEN.")
+        address = request.META.get("REMOTE_ADDR", "")[:64]
+        if _is_locked_out(address):
+            return _unauthenticated(
+                "Too many failed sign-in attempts from this address; try again later."
+            )
+        user = user_for_header(header)
+        if user is None:
+            _record_failure(address)
+            return _unauthenticated("The credentials are invalid, expired or revoked.")
+        request.user = user
+        return self.get_response(request)
+
+
+def _unauthenticated(message: str) -> JsonResponse:
+    response = JsonResponse({"error_code": "UNAUTHENTICATED", "message": message}, status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="tracemark", Basic realm="tracemark"'
+    return response
+
+
+def _window_start():
+    return timezone.now() - timedelta(seconds=settings.TRACEMARK_AUTH_FAILURE_WINDOW)
+
+
+def _is_locked_out(address: str) -> bool:
+    recent = AuthFailure.objects.filter(address=address, failed_at__gte=_window_start())
+    return recent.count() >= settings.TRACEMARK_AUTH_MAX_FAILURES
+
+
+def _record_failure(address: str) -> None:
+    AuthFailure.objects.filter(failed_at__lt=_window_start()).delete()
+    AuthFailure.objects.create(address=address, failed_at=timezone.now())
+
+
+def user_for_header(header: str):
+    """The active user an Authorization header names, or None."""
+    scheme, _, credentials = header.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return user_for_token(credentials) if credentials else None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, separator, secret = decoded.partition(":")
+    if not separator or not username or not secret:
+        return None
+    if secret.startswith(TOKEN_PREFIX):
+        user = user_for_token(secret)
+        if user is None or not hmac.compare_digest(user.get_username(), username):
+            return None
+        return user
+    return _user_for_password(username, secret)
+
+
+_remembered: dict[bytes, tuple[int, str, float]] = {}
+_remembered_lock = threading.Lock()
+
+
+def _user_for_password(username: str, password: str):
+    key = hmac.new(
+        settings.SECRET_KEY.encode(), f"{username}\0{password}".encode(), hashlib.sha256
+    ).digest()
+    remembered = _remembered.get(key)
+    if remembered is not None and remembered[2] > time.monotonic():
+        user = get_user_model().objects.filter(pk=remembered[0], is_active=True).first()
+        if user is not None and hmac.compare_digest(user.password, remembered[1]):
+            return user
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        return None
+    with _remembered_lock:
+        if len(_remembered) >= PASSWORD_MEMORY_SIZE:
+            _remembered.clear()
+        _remembered[key] = (user.pk, user.password, time.monotonic() + PASSWORD_MEMORY_SECONDS)
+    return user

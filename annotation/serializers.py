@@ -1,0 +1,118 @@
+"""Assessments in MLflow's wire shape, and traces with their assessments inlined.
+
+Values travel as ``google.protobuf.Value``, which has only doubles: integers go out as floats
+(``4`` → ``4.0``), as the MLflow server returns them. Expectations holding a list or an object
+travel as a JSON string in ``serialized_value``.
+"""
+
+import json
+
+from django.db.models import Prefetch
+
+from traces import serializers as trace_serializers
+from traces.ingest import IngestError, parse_timestamp
+from traces.rest import ApiError
+
+from .models import Assessment, Kind
+
+JSON_FORMAT = "JSON_FORMAT"
+
+
+def live_assessments() -> Prefetch:
+    """Prefetch for ``Trace.live_assessments``: what the API shows, overridden ones included."""
+    return Prefetch(
+        "assessments",
+        queryset=Assessment.objects.live().select_related("overrides"),
+        to_attr="live_assessments",
+    )
+
+
+def trace_info(trace) -> dict:
+    """TraceInfoV3 of a trace fetched with ``live_assessments()``."""
+    info = trace_serializers.trace_info(trace)
+    if trace.live_assessments:
+        info["assessments"] = [assessment(a, trace.trace_id) for a in trace.live_assessments]
+    return info
+
+
+def _as_double(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, list):
+        return [_as_double(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_double(item) for key, item in value.items()}
+    return value
+
+
+def assessment(a: Assessment, trace_id: str) -> dict:
+    data = {
+        "assessment_id": a.assessment_id,
+        "assessment_name": a.name,
+        "trace_id": trace_id,
+        "source": {"source_type": a.source_type, "source_id": a.source_id},
+        "create_time": trace_serializers.ms_to_timestamp(a.create_time),
+        "last_update_time": trace_serializers.ms_to_timestamp(a.last_update_time),
+    }
+    if a.span_id:
+        data["span_id"] = a.span_id
+    if a.kind == Kind.FEEDBACK:
+        data["feedback"] = {"value": _as_double(a.value)}
+        if a.error:
+            data["feedback"]["error"] = a.error
+    elif isinstance(a.value, dict | list):
+        data["expectation"] = {
+            "serialized_value": {
+                "serialization_format": JSON_FORMAT,
+                "value": json.dumps(a.value),
+            }
+        }
+    else:
+        data["expectation"] = {"value": _as_double(a.value)}
+    if a.rationale:
+        data["rationale"] = a.rationale
+    if a.metadata:
+        data["metadata"] = a.metadata
+    if a.overrides_id:
+        data["overrides"] = a.overrides.assessment_id
+    data["valid"] = a.valid
+    return data
+
+
+def feedback_fields(feedback) -> tuple[object, dict | None]:
+    """(value, error) of a Feedback message."""
+    if not isinstance(feedback, dict):
+        raise ApiError("feedback must be an object.")
+    error = feedback.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise ApiError("feedback.error must be an object.")
+    return feedback.get("value"), error
+
+
+def expectation_value(expectation):
+    """The value of an Expectation message, decoding ``serialized_value``."""
+    if not isinstance(expectation, dict):
+        raise ApiError("expectation must be an object.")
+    serialized = expectation.get("serialized_value")
+    if serialized is None:
+        return expectation.get("value")
+    if not isinstance(serialized, dict) or not isinstance(serialized.get("value"), str):
+        raise ApiError("expectation.serialized_value must hold a string 'value'.")
+    fmt = serialized.get("serialization_format", JSON_FORMAT)
+    if fmt != JSON_FORMAT:
+        raise ApiError(f"Unsupported serialization_format {fmt!r}; only JSON_FORMAT is.")
+    try:
+        return json.loads(serialized["value"])
+    except ValueError:
+        raise ApiError("expectation.serialized_value.value is not valid JSON.") from None
+
+
+def optional_timestamp(data: dict, name: str) -> int | None:
+    if data.get(name) is None:
+        return None
+    try:
+        return parse_timestamp(data[name], name)
+    except IngestError as exc:
+        raise ApiError(str(exc)) from None

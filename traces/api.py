@@ -1,0 +1,252 @@
+"""MLflow REST endpoints that touch only traces: server probes, experiments, span uploads,
+trace tags and trace deletion. Responses that inline assessments live in annotation.api."""
+
+import base64
+import json
+import re
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.views.decorators.http import require_GET
+
+from . import ingest, serializers
+from .models import Experiment, Trace
+from .rest import ApiError, Params, api_view, json_response, not_found, read_body
+
+# The client sends spans over OTLP only to servers that report 3.4 or later.
+MLFLOW_COMPATIBLE_VERSION = "3.17.2"
+EXPERIMENT_ID_HEADER = "x-mlflow-experiment-id"
+MAX_EXPERIMENT_RESULTS = 1000
+
+
+@require_GET
+def version(request):
+    return HttpResponse(MLFLOW_COMPATIBLE_VERSION, content_type="text/plain")
+
+
+@require_GET
+def health(request):
+    return HttpResponse("OK", content_type="text/plain")
+
+
+@api_view()
+def server_info(request):
+    return json_response(
+        {
+            "store_type": "SqlStore",
+            "workspaces_enabled": False,
+            "trace_archival_enabled": False,
+            "features_enabled": {},
+        }
+    )
+
+
+# -- experiments ---------------------------------------------------------------------------
+
+
+def get_experiment_or_404(experiment_id: str) -> Experiment:
+    if not str(experiment_id).isdigit():
+        raise ApiError(f"Invalid experiment id {experiment_id!r}: expected a decimal number.")
+    try:
+        return Experiment.objects.get(pk=int(experiment_id))
+    except Experiment.DoesNotExist:
+        raise not_found(f"Could not find experiment with ID '{experiment_id}'") from None
+
+
+@api_view()
+def experiment_get(request):
+    experiment_id = Params.of(request).str("experiment_id", required=True)
+    exp = get_experiment_or_404(experiment_id)
+    return json_response({"experiment": serializers.experiment(exp)})
+
+
+@api_view()
+def experiment_get_by_name(request):
+    name = Params.of(request).str("experiment_name", required=True)
+    exp = Experiment.objects.filter(name=name).first()
+    if exp is None:
+        raise not_found(f"Could not find experiment with name '{name}'")
+    return json_response({"experiment": serializers.experiment(exp)})
+
+
+@api_view(write=True)
+def experiment_create(request):
+    params = Params.of(request)
+    name = params.str("name", required=True).strip()
+    if not name or len(name) > 500:
+        raise ApiError("An experiment name must have 1 to 500 characters.")
+    tags = {}
+    for tag in params.list("tags"):
+        if not isinstance(tag, dict) or not isinstance(tag.get("key"), str):
+            raise ApiError("Experiment tags must be objects with a string 'key'.")
+        tags[tag["key"]] = str(tag.get("value") or "")
+    try:
+        with transaction.atomic():
+            exp = Experiment.objects.create(name=name, tags=tags)
+    except IntegrityError:
+        raise ApiError(
+            f"Experiment(name={name}) already exists.", code="RESOURCE_ALREADY_EXISTS"
+        ) from None
+    return json_response({"experiment_id": exp.experiment_id})
+
+
+@api_view()
+def experiment_search(request):
+    """Experiments by id; a filter may compare ``name`` with =, !=, LIKE or ILIKE."""
+    params = Params.of(request)
+    max_results = params.int("max_results", default=MAX_EXPERIMENT_RESULTS)
+    if not 1 <= max_results <= MAX_EXPERIMENT_RESULTS:
+        raise ApiError(f"max_results must be between 1 and {MAX_EXPERIMENT_RESULTS}.")
+    experiments = _filter_experiments(
+        Experiment.objects.filter(lifecycle_stage="active"), params.str("filter") or ""
+    ).order_by("id")
+    after = _decode_page_token(params.str("page_token"))
+    if after is not None:
+        experiments = experiments.filter(id__gt=after)
+    page = list(experiments[: max_results + 1])
+    payload = {"experiments": [serializers.experiment(exp) for exp in page[:max_results]]}
+    if len(page) > max_results:
+        token = json.dumps({"after_id": page[max_results - 1].id}).encode()
+        payload["next_page_token"] = base64.urlsafe_b64encode(token).decode()
+    return json_response(payload)
+
+
+_NAME_LOOKUPS = {"=": "exact", "LIKE": "regex", "ILIKE": "iregex"}
+
+
+def _filter_experiments(experiments, filter_string: str):
+    for clause in filter(None, (c.strip() for c in _split_and(filter_string))):
+        field, _, rest = clause.partition(" ")
+        comparator, _, value = rest.strip().partition(" ")
+        value = value.strip()
+        if field not in ("name", "attributes.name", "attribute.name") or len(value) < 2:
+            raise ApiError(f"Invalid clause in experiment filter: {clause!r}.")
+        if value[0] not in "'\"" or value[-1] != value[0]:
+            raise ApiError(f"Values in experiment filters must be quoted: {clause!r}.")
+        value = value[1:-1]
+        comparator = comparator.upper()
+        if comparator == "!=":
+            experiments = experiments.exclude(name=value)
+        elif comparator in _NAME_LOOKUPS:
+            pattern = value if comparator == "=" else _like_to_regex(value)
+            experiments = experiments.filter(**{f"name__{_NAME_LOOKUPS[comparator]}": pattern})
+        else:
+            raise ApiError(f"Invalid comparator {comparator!r} in experiment filter.")
+    return experiments
+
+
+def _split_and(filter_string: str) -> list[str]:
+    return re.split(r"\s+and\s+", filter_string, flags=re.IGNORECASE) if filter_string else []
+
+
+def _like_to_regex(pattern: str) -> str:
+    parts = {"%": ".*", "_": "."}
+    return "^" + "".join(parts.get(c, re.escape(c)) for c in pattern) + "$"
+
+
+def _decode_page_token(token: str | None) -> int | None:
+    if not token:
+        return None
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token))["after_id"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError("Invalid page token.") from None
+
+
+# -- spans ---------------------------------------------------------------------------------
+
+
+@api_view(write=True)
+def otlp_traces(request):
+    """OTLP/HTTP span export (``/v1/traces``), protobuf or OTLP JSON, gzip or deflate."""
+    experiment_id = request.headers.get(EXPERIMENT_ID_HEADER)
+    if not experiment_id:
+        raise ApiError(f"The {EXPERIMENT_ID_HEADER} header is required.")
+    experiment = get_experiment_or_404(experiment_id)
+    body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
+    content_type = request.headers.get("Content-Type", "")
+    try:
+        ingest.store_spans(experiment, ingest.parse_otlp(body, content_type))
+    except ingest.IngestError as exc:
+        raise ApiError(str(exc)) from None
+    if content_type.startswith("application/json"):
+        return HttpResponse(b"{}", content_type="application/json")
+    # An empty ExportTraceServiceResponse serializes to zero bytes.
+    return HttpResponse(b"", content_type="application/x-protobuf")
+
+
+@api_view(write=True)
+def trace_artifact_upload(request, experiment_id, trace_id):
+    experiment = get_experiment_or_404(experiment_id)
+    if not ingest.is_trace_id(trace_id):
+        raise ApiError(f"Invalid trace id {trace_id!r}.")
+    body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
+    try:
+        records = ingest.parse_artifact_spans(trace_id, json.loads(body))
+        if records:
+            ingest.store_spans(experiment, records)
+    except (UnicodeDecodeError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, ingest.IngestError) else "traces.json is not JSON."
+        raise ApiError(message) from None
+    return HttpResponse(b"")
+
+
+@api_view()
+def trace_artifact_download(request, experiment_id, trace_id):
+    trace = Trace.objects.filter(experiment_id=experiment_id, trace_id=trace_id).first()
+    if trace is None or not str(experiment_id).isdigit():
+        raise not_found(f"Trace with ID '{trace_id}' not found.")
+    rows = serializers.span_rows([trace])[trace.pk]
+    return json_response({"spans": serializers.artifact_spans(trace, rows)})
+
+
+# -- trace tags and deletion ---------------------------------------------------------------
+
+
+@api_view(write=True)
+def trace_tag_set(request, trace_id):
+    params = Params.of(request)
+    key = params.str("key", required=True)
+    value = params.str("value", default="")
+    if not key:
+        raise ApiError("A tag needs a non-empty key.")
+    try:
+        ingest.set_tag(trace_id, key, value)
+    except Trace.DoesNotExist:
+        raise not_found(f"Trace with ID '{trace_id}' not found.") from None
+    return json_response({})
+
+
+@api_view(write=True)
+def trace_tag_delete(request, trace_id):
+    key = Params.of(request).str("key", required=True)
+    try:
+        ingest.delete_tag(trace_id, key)
+    except Trace.DoesNotExist:
+        raise not_found(f"Trace with ID '{trace_id}' not found.") from None
+    except KeyError:
+        raise not_found(f"No trace tag with key '{key}' for trace with ID '{trace_id}'") from None
+    return json_response({})
+
+
+@api_view(admin=True)
+def delete_traces(request):
+    params = Params.of(request)
+    experiment = get_experiment_or_404(params.str("experiment_id", required=True))
+    trace_ids = params.str_list("request_ids")
+    max_timestamp = params.int("max_timestamp_millis")
+    max_traces = params.int("max_traces")
+    if bool(trace_ids) == (max_timestamp is not None):
+        raise ApiError("Exactly one of 'max_timestamp_millis' and 'request_ids' must be given.")
+    if trace_ids and max_traces is not None:
+        raise ApiError("'max_traces' can't be given with 'request_ids'.")
+    if max_traces is not None and max_traces < 1:
+        raise ApiError("'max_traces' must be a positive integer.")
+    deleted = ingest.delete_traces(
+        experiment.pk,
+        trace_ids=trace_ids,
+        max_timestamp_millis=max_timestamp,
+        max_traces=max_traces,
+    )
+    return json_response({"traces_deleted": deleted})

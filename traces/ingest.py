@@ -1,0 +1,549 @@
+"""The one place that turns what traced apps send into Trace and Span rows.
+
+Three payloads arrive, in any order, possibly more than once, for traces still running:
+- OTLP ``ExportTraceServiceRequest`` (protobuf or OTLP JSON) on ``/v1/traces``;
+- the TraceInfoV3 of StartTraceV3, which the MLflow client sends when the root span ends;
+- the ``traces.json`` artifact, the span upload of clients that do not use OTLP.
+
+Invariants:
+- Every call runs in one transaction; bad input raises IngestError before anything is written.
+- A span is keyed by (trace, span_id): a re-sent span replaces the stored one.
+- Spans that arrive before their trace info create an IN_PROGRESS trace, as the MLflow
+  server does. Until StartTraceV3 arrives (it marks the trace ``infoFinalized``), the root
+  span decides the trace's state, times and previews, so a plain OpenTelemetry app that never
+  sends trace info still gets a complete trace. Once finalized, spans no longer change them.
+- ``Trace.span_count`` is recounted in the same transaction as every span write.
+"""
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Count
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .models import (
+    SESSION_METADATA_KEY,
+    TRACE_NAME_TAG,
+    USER_METADATA_KEY,
+    Experiment,
+    Span,
+    Trace,
+)
+from .serializers import SPAN_INPUTS, SPAN_OUTPUTS
+
+INFO_FINALIZED = "mlflow.trace.infoFinalized"
+SPAN_TYPE = "mlflow.spanType"
+TRACE_TAG_PREFIX = "mlflow.traceTag."
+PREVIEW_LENGTH = 1000
+_STATUS_BY_CODE = {0: Span.Status.UNSET, 1: Span.Status.OK, 2: Span.Status.ERROR}
+_STATUS_BY_NAME = {
+    "STATUS_CODE_UNSET": Span.Status.UNSET,
+    "STATUS_CODE_OK": Span.Status.OK,
+    "STATUS_CODE_ERROR": Span.Status.ERROR,
+    "UNSET": Span.Status.UNSET,
+    "OK": Span.Status.OK,
+    "ERROR": Span.Status.ERROR,
+}
+_JSON_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+_TRACE_STATES = {"OK", "ERROR", "IN_PROGRESS", "STATE_UNSPECIFIED"}
+# OpenTelemetry semantic-convention attributes the MLflow server copies into trace metadata.
+_SESSION_ATTRIBUTES = ("session.id", "gen_ai.conversation.id")
+_USER_ATTRIBUTE = "user.id"
+_SPAN_UPDATE_FIELDS = [
+    "parent_span_id",
+    "name",
+    "span_type",
+    "start_time_ns",
+    "end_time_ns",
+    "status",
+    "status_message",
+    "inputs",
+    "outputs",
+    "attributes",
+    "events",
+]
+
+
+class IngestError(ValueError):
+    """The payload cannot be stored; the message says why (a 400 for the sender)."""
+
+
+@dataclass
+class SpanRecord:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_time_ns: int
+    end_time_ns: int | None
+    status: str
+    status_message: str = ""
+    inputs: object = None
+    outputs: object = None
+    attributes: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+
+    @property
+    def span_type(self) -> str:
+        return str(self.attributes.get(SPAN_TYPE) or "UNKNOWN")[:64]
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def parse_otlp(body: bytes, content_type: str) -> list[SpanRecord]:
+    """Spans of an OTLP ExportTraceServiceRequest, protobuf or OTLP JSON (hex ids)."""
+    media_type = content_type.split(";")[0].strip().lower()
+    message = ExportTraceServiceRequest()
+    try:
+        if media_type == "application/json":
+            json_format.Parse(_hex_ids_to_base64(body), message, ignore_unknown_fields=True)
+        elif media_type in ("application/x-protobuf", "application/protobuf"):
+            message.ParseFromString(body)
+        else:
+            raise IngestError(
+                f"Invalid Content-Type: {content_type or '(none)'}. "
+                "Expected application/x-protobuf or application/json."
+            )
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, IngestError):
+            raise
+        raise IngestError("Invalid OpenTelemetry format: the body does not parse.") from None
+    records = []
+    for resource_spans in message.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            records.extend(_record_from_proto(span) for span in scope_spans.spans)
+    if not records:
+        raise IngestError("Invalid OpenTelemetry format: no spans found.")
+    return records
+
+
+def _hex_ids_to_base64(body: bytes) -> str:
+    """OTLP JSON writes ids in hex; protobuf's JSON mapping wants base64 for bytes fields."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise IngestError("Invalid OpenTelemetry format: expected a JSON object.")
+    for resource_spans in _list(data.get("resourceSpans") or data.get("resource_spans")):
+        scopes = resource_spans.get("scopeSpans") or resource_spans.get("scope_spans")
+        for scope_spans in _list(scopes):
+            for span in _list(scope_spans.get("spans")):
+                for key in _JSON_ID_FIELDS:
+                    if isinstance(span.get(key), str) and span[key]:
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    return json.dumps(data)
+
+
+def _list(value) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise IngestError("Invalid OpenTelemetry format: expected a list of objects.")
+    return value
+
+
+def _record_from_proto(span) -> SpanRecord:
+    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+        raise IngestError("Every span needs a 16-byte trace_id and an 8-byte span_id.")
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        raise IngestError("A parent_span_id must have 8 bytes.")
+    attributes = {_clean(a.key): _decode(a.value) for a in span.attributes}
+    return SpanRecord(
+        trace_id="tr-" + span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex() if span.parent_span_id else None,
+        name=_clean(span.name)[:500],
+        start_time_ns=span.start_time_unix_nano,
+        end_time_ns=span.end_time_unix_nano or None,
+        status=_STATUS_BY_CODE.get(span.status.code, Span.Status.UNSET),
+        status_message=_clean(span.status.message),
+        inputs=attributes.pop(SPAN_INPUTS, None),
+        outputs=attributes.pop(SPAN_OUTPUTS, None),
+        attributes=attributes,
+        events=[
+            {
+                "name": _clean(event.name),
+                "time_unix_nano": event.time_unix_nano,
+                "attributes": {_clean(a.key): _decode(a.value) for a in event.attributes},
+            }
+            for event in span.events
+        ],
+    )
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL characters.
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def _decode(value):
+    """An OTLP AnyValue as a JSON-compatible Python value."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "string_value":
+        return _clean(value.string_value)
+    if kind == "kvlist_value":
+        return {_clean(kv.key): _decode(kv.value) for kv in value.kvlist_value.values}
+    if kind == "array_value":
+        return [_decode(item) for item in value.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    if kind == "double_value":
+        number = value.double_value
+        return number if math.isfinite(number) else str(number)
+    return getattr(value, kind)
+
+
+def parse_artifact_spans(trace_id: str, payload) -> list[SpanRecord]:
+    """Spans of a ``traces.json`` artifact: ``{"spans": [...]}`` with JSON-encoded attributes."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("spans"), list):
+        raise IngestError('traces.json must be an object with a "spans" list.')
+    return [_record_from_artifact(trace_id, span) for span in payload["spans"]]
+
+
+def _record_from_artifact(trace_id: str, span) -> SpanRecord:
+    if not isinstance(span, dict):
+        raise IngestError("Every span in traces.json must be an object.")
+    try:
+        attributes = {
+            _json_clean(key): _json_clean(_loads_attribute(value))
+            for key, value in (span.get("attributes") or {}).items()
+        }
+        status = span.get("status") or {}
+        parent = span.get("parent_span_id")
+        return SpanRecord(
+            trace_id=trace_id,
+            span_id=_artifact_id(span["span_id"], 8),
+            parent_span_id=_artifact_id(parent, 8) if parent else None,
+            name=_clean(str(span.get("name") or ""))[:500],
+            start_time_ns=int(span["start_time_unix_nano"]),
+            end_time_ns=int(span["end_time_unix_nano"]) if span.get("end_time_unix_nano") else None,
+            status=_STATUS_BY_NAME.get(status.get("code"), Span.Status.UNSET),
+            status_message=_clean(str(status.get("message") or "")),
+            inputs=attributes.pop(SPAN_INPUTS, None),
+            outputs=attributes.pop(SPAN_OUTPUTS, None),
+            attributes=attributes,
+            events=_json_clean(list(span.get("events") or [])),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, IngestError):
+            raise
+        raise IngestError(f"A span in traces.json is malformed: {exc!s}.") from None
+
+
+def _loads_attribute(value):
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _artifact_id(value: str, size: int) -> str:
+    """Span ids in traces.json are base64 bytes (older clients wrote hex)."""
+    if len(value) == size * 2 and all(c in "0123456789abcdef" for c in value):
+        return value
+    raw = base64.b64decode(value, validate=True)
+    if len(raw) != size:
+        raise IngestError(f"Span id {value!r} does not have {size} bytes.")
+    return raw.hex()
+
+
+def _json_clean(value):
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_clean(str(k)): _json_clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clean(v) for v in value]
+    return value
+
+
+@dataclass
+class TraceInfo:
+    """The parts of a TraceInfoV3 that Tracemark stores."""
+
+    trace_id: str
+    experiment_id: int
+    request_time: int
+    execution_duration: int | None
+    state: str
+    client_request_id: str | None
+    request_preview: str
+    response_preview: str
+    trace_metadata: dict
+    tags: dict
+
+
+def parse_trace_info(data) -> TraceInfo:
+    if not isinstance(data, dict):
+        raise IngestError("Missing value for required parameter 'trace.trace_info'.")
+    trace_id = data.get("trace_id")
+    if not isinstance(trace_id, str) or not is_trace_id(trace_id):
+        raise IngestError(
+            f"Invalid trace_id {trace_id!r}: expected 'tr-' followed by 32 hex characters."
+        )
+    location = data.get("trace_location") or {}
+    experiment_id = (location.get("mlflow_experiment") or {}).get("experiment_id")
+    if not isinstance(experiment_id, str) or not experiment_id.isdigit():
+        raise IngestError(
+            "trace_location.mlflow_experiment.experiment_id must be an experiment id."
+        )
+    state = data.get("state") or "STATE_UNSPECIFIED"
+    if state not in _TRACE_STATES:
+        raise IngestError(f"Invalid trace state {state!r}.")
+    client_request_id = _optional_str(data, "client_request_id")
+    if client_request_id is not None and len(client_request_id) > 255:
+        raise IngestError("client_request_id is longer than 255 characters.")
+    return TraceInfo(
+        trace_id=trace_id,
+        experiment_id=int(experiment_id),
+        request_time=parse_timestamp(data.get("request_time"), "request_time"),
+        execution_duration=parse_duration(data.get("execution_duration")),
+        state=Trace.State.IN_PROGRESS if state == "STATE_UNSPECIFIED" else state,
+        client_request_id=client_request_id or None,
+        request_preview=_optional_str(data, "request_preview") or "",
+        response_preview=_optional_str(data, "response_preview") or "",
+        trace_metadata=_string_map(data, "trace_metadata"),
+        tags=_string_map(data, "tags"),
+    )
+
+
+def is_trace_id(value: str) -> bool:
+    hex_part = value.removeprefix("tr-")
+    return value.startswith("tr-") and len(hex_part) == 32 and _is_hex(hex_part)
+
+
+def _is_hex(value: str) -> bool:
+    return all(c in "0123456789abcdef" for c in value)
+
+
+def _optional_str(data: dict, name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise IngestError(f"{name} must be a string.")
+    return _clean(value) if value else value
+
+
+def _string_map(data: dict, name: str) -> dict:
+    value = data.get(name) or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise IngestError(f"{name} must map strings to strings.")
+    return {_clean(k): _clean(v) for k, v in value.items()}
+
+
+def parse_timestamp(value, name: str) -> int:
+    """google.protobuf.Timestamp JSON (RFC 3339) as milliseconds since the epoch."""
+    if not isinstance(value, str):
+        raise IngestError(f"{name} must be an RFC 3339 timestamp string.")
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise IngestError(f"{name} is not an RFC 3339 timestamp: {value!r}.") from None
+    if moment.tzinfo is None:
+        raise IngestError(f"{name} needs a time zone: {value!r}.")
+    return round(moment.timestamp() * 1000)
+
+
+def parse_duration(value) -> int | None:
+    """google.protobuf.Duration JSON ("0.033s") as milliseconds."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.endswith("s"):
+        raise IngestError(f"execution_duration must be a duration such as '0.5s': {value!r}.")
+    try:
+        seconds = float(value[:-1])
+    except ValueError:
+        raise IngestError(f"execution_duration is not a duration: {value!r}.") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise IngestError(f"execution_duration is not a duration: {value!r}.")
+    return round(seconds * 1000)
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def store_spans(experiment: Experiment, records: list[SpanRecord]) -> list[Trace]:
+    """Upsert spans, creating IN_PROGRESS traces for unknown trace ids; returns the traces."""
+    by_key = {(r.trace_id, r.span_id): r for r in records}  # a repeated span: the last wins
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for record in by_key.values():
+        by_trace.setdefault(record.trace_id, []).append(record)
+
+    traces = _lock_or_create(
+        {
+            trace_id: Trace(
+                trace_id=trace_id,
+                experiment=experiment,
+                request_time=min(r.start_time_ns for r in spans) // 1_000_000,
+            )
+            for trace_id, spans in by_trace.items()
+        }
+    )
+    Span.objects.bulk_create(
+        [
+            Span(
+                trace=traces[r.trace_id],
+                span_id=r.span_id,
+                parent_span_id=r.parent_span_id,
+                name=r.name,
+                span_type=r.span_type,
+                start_time_ns=r.start_time_ns,
+                end_time_ns=r.end_time_ns,
+                status=r.status,
+                status_message=r.status_message,
+                inputs=r.inputs,
+                outputs=r.outputs,
+                attributes=r.attributes,
+                events=r.events,
+            )
+            for r in by_key.values()
+        ],
+        update_conflicts=True,
+        unique_fields=["trace", "span_id"],
+        update_fields=_SPAN_UPDATE_FIELDS,
+        batch_size=500,
+    )
+    counts = dict(
+        Span.objects.filter(trace__in=traces.values())
+        .order_by()
+        .values("trace")
+        .annotate(n=Count("id"))
+        .values_list("trace", "n")
+    )
+    for trace_id, trace in traces.items():
+        trace.span_count = counts.get(trace.pk, 0)
+        if INFO_FINALIZED not in trace.trace_metadata:
+            _complete_from_spans(trace, by_trace[trace_id])
+        trace.save()
+    return list(traces.values())
+
+
+def _lock_or_create(new_traces: dict[str, Trace]) -> dict[str, Trace]:
+    """Create the missing traces (racing writers are fine) and lock all of them."""
+    Trace.objects.bulk_create(new_traces.values(), ignore_conflicts=True)
+    return {
+        trace.trace_id: trace
+        for trace in Trace.objects.select_for_update()
+        .filter(trace_id__in=list(new_traces))
+        .order_by("trace_id")
+    }
+
+
+def _complete_from_spans(trace: Trace, spans: list[SpanRecord]) -> None:
+    """Derive what StartTraceV3 would have said from the spans, as the MLflow server does."""
+    earliest = min(r.start_time_ns for r in spans) // 1_000_000
+    if trace.state == Trace.State.IN_PROGRESS:
+        trace.request_time = min(trace.request_time, earliest)
+    root = next((r for r in spans if r.parent_span_id is None), None)
+    if root is None:
+        return
+    trace.state = Trace.State.ERROR if root.status == Span.Status.ERROR else Trace.State.OK
+    trace.request_time = root.start_time_ns // 1_000_000
+    if root.end_time_ns:
+        trace.execution_duration = root.end_time_ns // 1_000_000 - trace.request_time
+    if not trace.request_preview and root.inputs is not None:
+        trace.request_preview = _preview(root.inputs)
+    if not trace.response_preview and root.outputs is not None:
+        trace.response_preview = _preview(root.outputs)
+    tags = {
+        key.removeprefix(TRACE_TAG_PREFIX): str(value)
+        for key, value in root.attributes.items()
+        if key.startswith(TRACE_TAG_PREFIX)
+    }
+    trace.tags = {TRACE_NAME_TAG: root.name, **tags, **trace.tags}
+    metadata = dict(trace.trace_metadata)
+    for span in spans:
+        attributes = span.attributes
+        session = next((attributes[k] for k in _SESSION_ATTRIBUTES if attributes.get(k)), None)
+        if session and SESSION_METADATA_KEY not in metadata:
+            metadata[SESSION_METADATA_KEY] = str(session)
+        if attributes.get(_USER_ATTRIBUTE) and USER_METADATA_KEY not in metadata:
+            metadata[USER_METADATA_KEY] = str(attributes[_USER_ATTRIBUTE])
+    trace.trace_metadata = metadata
+    trace.copy_indexed_metadata()
+
+
+def _preview(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 3] + "..."
+
+
+@transaction.atomic
+def start_trace(info: TraceInfo) -> tuple[Trace, bool]:
+    """Store StartTraceV3's trace info; returns the trace and whether this finalized it.
+
+    Raises Experiment.DoesNotExist for an unknown experiment.
+    """
+    experiment = Experiment.objects.get(pk=info.experiment_id)
+    trace = _lock_or_create(
+        {
+            info.trace_id: Trace(
+                trace_id=info.trace_id, experiment=experiment, request_time=info.request_time
+            )
+        }
+    )[info.trace_id]
+    first = INFO_FINALIZED not in trace.trace_metadata
+    trace.experiment = experiment
+    trace.request_time = info.request_time
+    trace.execution_duration = info.execution_duration
+    trace.state = info.state
+    trace.client_request_id = info.client_request_id
+    trace.request_preview = info.request_preview or trace.request_preview
+    trace.response_preview = info.response_preview or trace.response_preview
+    trace.trace_metadata = {**trace.trace_metadata, **info.trace_metadata, INFO_FINALIZED: "true"}
+    trace.tags = {**trace.tags, **info.tags}
+    trace.copy_indexed_metadata()
+    trace.save()
+    return trace, first
+
+
+@transaction.atomic
+def set_tag(trace_id: str, key: str, value: str) -> None:
+    """Raises Trace.DoesNotExist."""
+    trace = Trace.objects.select_for_update().get(trace_id=trace_id)
+    trace.tags = {**trace.tags, _clean(key): _clean(value)}
+    trace.save(update_fields=["tags"])
+
+
+@transaction.atomic
+def delete_tag(trace_id: str, key: str) -> None:
+    """Raises Trace.DoesNotExist, and KeyError for a tag the trace does not have."""
+    trace = Trace.objects.select_for_update().get(trace_id=trace_id)
+    tags = dict(trace.tags)
+    del tags[key]
+    trace.tags = tags
+    trace.save(update_fields=["tags"])
+
+
+@transaction.atomic
+def delete_traces(
+    experiment_id: int,
+    *,
+    trace_ids: list[str] | None = None,
+    max_timestamp_millis: int | None = None,
+    max_traces: int | None = None,
+) -> int:
+    """Delete traces by id, or the oldest ones up to a time; returns how many went."""
+    traces = Trace.objects.filter(experiment_id=experiment_id)
+    if trace_ids:
+        traces = traces.filter(trace_id__in=trace_ids)
+    else:
+        traces = traces.filter(request_time__lte=max_timestamp_millis).order_by("request_time")
+        if max_traces:
+            traces = traces[:max_traces]
+    pks = list(traces.values_list("pk", flat=True))
+    Trace.objects.filter(pk__in=pks).delete()
+    return len(pks)

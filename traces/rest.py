@@ -1,0 +1,247 @@
+"""MLflow REST plumbing shared by traces.api and annotation.api.
+
+The MLflow client retries 408, 429 and 5xx answers for minutes, so every client mistake
+must become a 4xx in MLflow's error shape: ``{"error_code": ..., "message": ...}``.
+Request bodies are read here, within size limits, and decompressed when the client says so.
+"""
+
+import json
+import zlib
+from functools import wraps
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .roles import can_write, is_admin
+
+INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
+RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
+# Service validation codes that mean "someone else's write got there first".
+CONFLICT_CODES = {"conflict", "duplicate"}
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, *, code: str = INVALID_PARAMETER_VALUE, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(message, code=RESOURCE_DOES_NOT_EXIST, status=404)
+
+
+def json_response(payload: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(
+        json.dumps(payload, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def error_response(
+    message: str, *, code: str = INVALID_PARAMETER_VALUE, status: int = 400
+) -> HttpResponse:
+    return json_response({"error_code": code, "message": message}, status=status)
+
+
+def api_view(*, write: bool = False, admin: bool = False):
+    """Wrap an API view: role check for writes, and MLflow-shaped errors for client mistakes.
+
+    The caller is authenticated already (annotation.auth.ApiAuthMiddleware); these views take
+    no cookies, so CSRF does not apply.
+    """
+
+    def decorator(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if (admin and not is_admin(request.user)) or (write and not can_write(request.user)):
+                return error_response(
+                    "Your role does not allow this operation.",
+                    code="PERMISSION_DENIED",
+                    status=403,
+                )
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.message, code=exc.code, status=exc.status)
+            except ValidationError as exc:
+                if getattr(exc, "code", None) in CONFLICT_CODES:
+                    return error_response(
+                        " ".join(exc.messages), code="RESOURCE_CONFLICT", status=409
+                    )
+                return error_response(" ".join(exc.messages))
+
+        return wrapped
+
+    return decorator
+
+
+def dispatch(**views):
+    """One URL, one view per HTTP method (``GET=..., POST=...``); other methods get 405."""
+
+    @csrf_exempt
+    def view(request, *args, **kwargs):
+        handler = views.get(request.method)
+        if handler is None:
+            response = error_response(
+                f"Method {request.method} is not allowed on {request.path}.",
+                code="BAD_REQUEST",
+                status=405,
+            )
+            response["Allow"] = ", ".join(views)
+            return response
+        return handler(request, *args, **kwargs)
+
+    return view
+
+
+def read_body(request, limit: int | None = None) -> bytes:
+    """The request body, decompressed per Content-Encoding; 413 beyond ``limit`` bytes."""
+    limit = limit or settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError("Invalid Content-Length header.") from None
+    if declared > limit:
+        raise _too_large(limit)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise _too_large(limit)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    return _decompress(body, encoding, limit)
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    if encoding == "gzip":
+        attempts = [16 + zlib.MAX_WBITS]
+    elif encoding == "deflate":
+        # RFC 1950 zlib streams, and the raw deflate some clients send instead.
+        attempts = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    else:
+        raise ApiError(f"Unsupported Content-Encoding: {encoding}.")
+    for wbits in attempts:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            data = decompressor.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(data) > limit or decompressor.unconsumed_tail:
+            raise _too_large(limit)
+        return data
+    raise ApiError(f"The request body is not valid {encoding} data.")
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        f"The request body is larger than the limit of {limit} bytes.",
+        code="REQUEST_LIMIT_EXCEEDED",
+        status=413,
+    )
+
+
+class Params:
+    """Typed access to a request message: the JSON body, or the query string for GET.
+
+    The MLflow client sends GET messages as query strings (repeated keys for lists,
+    ``True``/``False`` for booleans) and everything else as JSON bodies, DELETE included.
+    """
+
+    def __init__(self, data: dict, *, query=None):
+        self._data = data
+        self._query = query
+
+    @classmethod
+    def of(cls, request, limit: int | None = None) -> "Params":
+        if request.method == "GET":
+            return cls({}, query=request.GET)
+        body = read_body(request, limit)
+        if not body.strip():
+            return cls({})
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError("The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise ApiError("The request body must be a JSON object.")
+        return cls(data)
+
+    def raw(self, name):
+        """The value as sent, unchecked."""
+        if self._query is not None:
+            return self._query.get(name)
+        return self._data.get(name)
+
+    def has(self, name: str) -> bool:
+        return self.raw(name) is not None
+
+    def str(self, name: str, *, required: bool = False, default: str | None = None):
+        value = self.raw(name)
+        if value is None:
+            if required:
+                raise ApiError(f"Missing value for required parameter '{name}'.")
+            return default
+        if not isinstance(value, str):
+            raise _wrong_type(name, value, "a string")
+        return value
+
+    def int(self, name: str, *, default: int | None = None):
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise _wrong_type(name, value, "an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise _wrong_type(name, value, "an integer") from None
+
+    def bool(self, name: str, *, default: bool = False) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise _wrong_type(name, value, "a boolean")
+
+    def str_list(self, name: str) -> list[str]:
+        values = self._query.getlist(name) if self._query is not None else self._data.get(name)
+        if values is None:
+            return []
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise _wrong_type(name, values, "a list of strings")
+        return values
+
+    def list(self, name: str) -> list:
+        value = self._data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise _wrong_type(name, value, "a list")
+        return value
+
+    def dict(self, name: str, *, required: bool = False) -> dict:
+        value = self._data.get(name)
+        if value is None:
+            if required:
+                raise ApiError(f"Missing value for required parameter '{name}'.")
+            return {}
+        if not isinstance(value, dict):
+            raise _wrong_type(name, value, "an object")
+        return value
+
+
+def _wrong_type(name: str, value, expected: str) -> ApiError:
+    shown = json.dumps(value)[:100] if not isinstance(value, str) else repr(value[:100])
+    return ApiError(
+        f"Invalid value {shown} for parameter '{name}' supplied: expected {expected}, "
+        f"got {type(value).__name__}."
+    )

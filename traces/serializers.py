@@ -1,0 +1,232 @@
+"""Experiments, traces and spans in MLflow's wire shapes (protobuf JSON, snake_case names).
+
+Spans go out as OTLP ``Span`` JSON with base64 ids and typed ``AnyValue`` attributes, the
+shape the client rebuilds with ``Span.from_otel_proto``; the artifact form (``traces.json``)
+carries JSON-encoded attribute strings instead.
+"""
+
+import base64
+import json
+from datetime import UTC, datetime
+
+from .models import Span, Trace
+
+SPANS_LOCATION_TAG = "mlflow.trace.spansLocation"
+ARTIFACT_LOCATION_TAG = "mlflow.artifactLocation"
+SPAN_INPUTS = "mlflow.spanInputs"
+SPAN_OUTPUTS = "mlflow.spanOutputs"
+
+_STATUS_CODES = {
+    Span.Status.UNSET: "STATUS_CODE_UNSET",
+    Span.Status.OK: "STATUS_CODE_OK",
+    Span.Status.ERROR: "STATUS_CODE_ERROR",
+}
+SPAN_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "start_time_ns",
+    "end_time_ns",
+    "status",
+    "status_message",
+    "inputs",
+    "outputs",
+    "attributes",
+    "events",
+)
+
+
+def ms_to_timestamp(ms: int) -> str:
+    """google.protobuf.Timestamp JSON: RFC 3339 in UTC with milliseconds."""
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def ms_to_duration(ms: int | None) -> str:
+    """google.protobuf.Duration JSON: seconds with 0 or 3 decimals, e.g. "0.033s"."""
+    seconds, millis = divmod(max(ms or 0, 0), 1000)
+    return f"{seconds}s" if not millis else f"{seconds}.{millis:03d}s"
+
+
+def artifact_location(trace: Trace) -> str:
+    return f"mlflow-artifacts:/{trace.experiment_id}/traces/{trace.trace_id}/artifacts"
+
+
+def trace_info(trace: Trace) -> dict:
+    """TraceInfoV3 without assessments (annotation.api adds those)."""
+    info = {
+        "trace_id": trace.trace_id,
+        "trace_location": {
+            "type": "MLFLOW_EXPERIMENT",
+            "mlflow_experiment": {"experiment_id": str(trace.experiment_id)},
+        },
+        "request_time": ms_to_timestamp(trace.request_time),
+        "execution_duration": ms_to_duration(trace.execution_duration),
+        "state": trace.state,
+        "trace_metadata": trace.trace_metadata,
+        # Spans always live in Tracemark's tables, so readers use traces/get and batchGet.
+        "tags": {
+            **trace.tags,
+            ARTIFACT_LOCATION_TAG: artifact_location(trace),
+            SPANS_LOCATION_TAG: "TRACKING_STORE",
+        },
+    }
+    if trace.client_request_id:
+        info["client_request_id"] = trace.client_request_id
+    if trace.request_preview:
+        info["request_preview"] = trace.request_preview
+    if trace.response_preview:
+        info["response_preview"] = trace.response_preview
+    return info
+
+
+def experiment(exp) -> dict:
+    return {
+        "experiment_id": exp.experiment_id,
+        "name": exp.name,
+        "artifact_location": exp.artifact_location,
+        "lifecycle_stage": exp.lifecycle_stage,
+        "last_update_time": exp.last_update_time,
+        "creation_time": exp.creation_time,
+        "tags": [{"key": k, "value": v} for k, v in exp.tags.items()],
+    }
+
+
+def span_rows(traces) -> dict[int, list[tuple]]:
+    """Span rows of the given traces in one query, keyed by trace pk, root first then by start."""
+    rows: dict[int, list[tuple]] = {trace.pk: [] for trace in traces}
+    queryset = Span.objects.filter(trace__in=list(rows)).order_by().values_list(*SPAN_FIELDS)
+    for row in queryset:
+        rows[row[0]].append(row)
+    for spans in rows.values():
+        spans.sort(key=lambda row: (row[2] is not None, row[4]))
+    return rows
+
+
+def _b64_hex(hex_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
+
+
+def _otel_trace_id(trace: Trace) -> str:
+    raw = trace.trace_id.removeprefix("tr-")
+    try:
+        return _b64_hex(raw)
+    except ValueError:
+        return base64.b64encode(raw.encode()[:16].ljust(16, b"\0")).decode("ascii")
+
+
+def any_value(value) -> dict:
+    """A JSON-compatible value as an OTLP AnyValue in protobuf JSON."""
+    if isinstance(value, str):
+        return {"string_value": value}
+    if isinstance(value, bool):
+        return {"bool_value": value}
+    if isinstance(value, int):
+        return {"int_value": value}
+    if isinstance(value, float):
+        return {"double_value": value}
+    if isinstance(value, dict):
+        return {
+            "kvlist_value": {
+                "values": [{"key": k, "value": any_value(v)} for k, v in value.items()]
+            }
+        }
+    if isinstance(value, list):
+        return {"array_value": {"values": [any_value(v) for v in value]}}
+    return {}
+
+
+def _span_attributes(inputs, outputs, attributes: dict) -> dict:
+    merged = dict(attributes)
+    if inputs is not None:
+        merged[SPAN_INPUTS] = inputs
+    if outputs is not None:
+        merged[SPAN_OUTPUTS] = outputs
+    return merged
+
+
+def otlp_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
+    """OTLP Span JSON for GetTrace and BatchGetTraces."""
+    trace_b64 = _otel_trace_id(trace)
+    spans = []
+    for (
+        _,
+        span_id,
+        parent_id,
+        name,
+        start,
+        end,
+        status,
+        message,
+        inputs,
+        outputs,
+        attributes,
+        events,
+    ) in rows:
+        span = {
+            "trace_id": trace_b64,
+            "span_id": _b64_hex(span_id),
+            "name": name,
+            "start_time_unix_nano": start,
+            "end_time_unix_nano": end or 0,
+            "attributes": [
+                {"key": key, "value": any_value(value)}
+                for key, value in _span_attributes(inputs, outputs, attributes).items()
+            ],
+            "status": {"code": _STATUS_CODES[status]},
+        }
+        if parent_id:
+            span["parent_span_id"] = _b64_hex(parent_id)
+        if message:
+            span["status"]["message"] = message
+        if events:
+            span["events"] = [
+                {
+                    "time_unix_nano": event.get("time_unix_nano", 0),
+                    "name": event.get("name", ""),
+                    "attributes": [
+                        {"key": k, "value": any_value(v)}
+                        for k, v in (event.get("attributes") or {}).items()
+                    ],
+                }
+                for event in events
+            ]
+        spans.append(span)
+    return spans
+
+
+def artifact_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
+    """The ``traces.json`` artifact form: attribute values JSON-encoded, as the client writes."""
+    trace_b64 = _otel_trace_id(trace)
+    return [
+        {
+            "trace_id": trace_b64,
+            "span_id": _b64_hex(span_id),
+            "parent_span_id": _b64_hex(parent_id) if parent_id else None,
+            "name": name,
+            "start_time_unix_nano": start,
+            "end_time_unix_nano": end,
+            "events": events,
+            "status": {"code": _STATUS_CODES[status], "message": message},
+            "attributes": {
+                key: json.dumps(value)
+                for key, value in _span_attributes(inputs, outputs, attributes).items()
+            },
+            "links": [],
+        }
+        for (
+            _,
+            span_id,
+            parent_id,
+            name,
+            start,
+            end,
+            status,
+            message,
+            inputs,
+            outputs,
+            attributes,
+            events,
+        ) in rows
+    ]
