@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import export_views, views
+from . import export_views, overview_views, views
 
 app_name = "annotation"
 
@@ -38,4 +38,7 @@ urlpatterns = [
     # /export/
     path("export/", export_views.export_page, name="export"),
     path("export/download/", export_views.export_download, name="export-download"),
+    # /overview/
+    path("overview/", overview_views.overview_index, name="overview-index"),
+    path("overview/<int:experiment_id>/", overview_views.experiment_overview, name="overview"),
 ]

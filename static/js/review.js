@@ -1,0 +1,232 @@
+// The trace review page: the span tree as an ARIA tree (arrow keys, roving tabindex,
+// children loaded on demand), the review shortcuts (j/k, y/n, 1-5, e) registered with the
+// "?" help from shortcuts.js, and focus kept in place when htmx swaps a feedback region.
+// Everything here is an enhancement: links and forms work without it.
+(function () {
+  "use strict";
+
+  const tree = document.getElementById("span-tree");
+  const status = document.getElementById("review-status");
+
+  // ---- Span tree -------------------------------------------------------------------
+
+  function items() {
+    return Array.from(tree.querySelectorAll('[role="treeitem"]')).filter(function (item) {
+      const group = item.parentElement.closest('[role="treeitem"]');
+      return !group || isVisible(group);
+    });
+  }
+
+  function isVisible(item) {
+    for (let node = item; node; node = node.parentElement.closest('[role="treeitem"]')) {
+      const parent = node.parentElement.closest('[role="treeitem"]');
+      if (parent && parent.getAttribute("aria-expanded") !== "true") return false;
+    }
+    return true;
+  }
+
+  function focusItem(item) {
+    if (!item) return;
+    tree.querySelectorAll('[role="treeitem"][tabindex="0"]').forEach(function (other) {
+      other.setAttribute("tabindex", "-1");
+    });
+    item.setAttribute("tabindex", "0");
+    item.focus();
+  }
+
+  function expand(item) {
+    if (!item.hasAttribute("aria-expanded")) return;
+    item.setAttribute("aria-expanded", "true");
+    if (!item.hasAttribute("data-loaded") && window.htmx) {
+      item.setAttribute("data-loaded", "");
+      const group = item.querySelector(':scope > [role="group"]');
+      htmx.ajax("GET", item.dataset.childrenUrl, { target: group, swap: "outerHTML" });
+    }
+  }
+
+  function collapse(item) {
+    if (item.getAttribute("aria-expanded") === "true") item.setAttribute("aria-expanded", "false");
+  }
+
+  function select(item) {
+    tree.querySelectorAll('[aria-selected="true"]').forEach(function (other) {
+      other.setAttribute("aria-selected", "false");
+    });
+    item.setAttribute("aria-selected", "true");
+  }
+
+  function onTreeKey(event) {
+    const item = event.target.closest('[role="treeitem"]');
+    if (!item || event.ctrlKey || event.metaKey || event.altKey) return;
+    const visible = items();
+    const index = visible.indexOf(item);
+    const parent = item.parentElement.closest('[role="treeitem"]');
+    switch (event.key) {
+      case "ArrowDown":
+        focusItem(visible[index + 1]);
+        break;
+      case "ArrowUp":
+        focusItem(visible[index - 1]);
+        break;
+      case "Home":
+        focusItem(visible[0]);
+        break;
+      case "End":
+        focusItem(visible[visible.length - 1]);
+        break;
+      case "ArrowRight":
+        if (item.getAttribute("aria-expanded") === "false") expand(item);
+        else if (item.getAttribute("aria-expanded") === "true") {
+          focusItem(item.querySelector('[role="group"] > [role="treeitem"]'));
+        }
+        break;
+      case "ArrowLeft":
+        if (item.getAttribute("aria-expanded") === "true") collapse(item);
+        else focusItem(parent);
+        break;
+      case "Enter":
+      case " ":
+        item.querySelector(":scope > .node-row .node-link").click();
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+  }
+
+  function onTreeClick(event) {
+    const item = event.target.closest('[role="treeitem"]');
+    if (!item) return;
+    if (event.target.closest(".twisty")) {
+      if (item.getAttribute("aria-expanded") === "true") collapse(item);
+      else expand(item);
+    } else if (event.target.closest(".node-link")) {
+      select(item);
+      if (item.getAttribute("aria-expanded") === "false") expand(item);
+    }
+    focusItem(item);
+  }
+
+  if (tree) {
+    const start = tree.querySelector('[aria-selected="true"]') || tree.querySelector('[role="treeitem"]');
+    if (start) start.setAttribute("tabindex", "0");
+    tree.addEventListener("keydown", onTreeKey);
+    tree.addEventListener("click", onTreeClick);
+  }
+
+  // ---- Shortcuts -------------------------------------------------------------------
+
+  // The region the labelling keys act on: the one holding focus, else the selected span's
+  // when focus is in the tree or span panel, else the trace's.
+  function activeRegion() {
+    const focused = document.activeElement;
+    const inside = focused && focused.closest("[data-region]");
+    if (inside) return inside;
+    const spanRegion = document.querySelector("#span-panel [data-region]");
+    if (spanRegion && focused && focused.closest("#span-tree, #span-panel")) return spanRegion;
+    return document.getElementById("assessments-trace");
+  }
+
+  function press(key) {
+    return function () {
+      const region = activeRegion();
+      const button = region && region.querySelector('[data-key="' + key + '"]');
+      if (!button) return false;
+      button.click();
+    };
+  }
+
+  function follow(rel) {
+    return function () {
+      const link = document.querySelector('.trace-nav a[rel="' + rel + '"]');
+      if (!link) return false;
+      link.click();
+    };
+  }
+
+  function edit() {
+    const region = activeRegion();
+    if (!region) return false;
+    const details =
+      region.querySelector("[data-mine] details.edit") || region.querySelector("details.edit");
+    if (!details) return false;
+    details.open = true;
+    const field = details.querySelector("input:not([type=hidden]), select, textarea");
+    if (field) field.focus();
+  }
+
+  const shortcuts = [
+    { key: "j", label: "Next trace", run: follow("next") },
+    { key: "k", label: "Previous trace", run: follow("prev") },
+    { key: "y", label: "Thumbs up", run: press("y") },
+    { key: "n", label: "Thumbs down", run: press("n") },
+    { key: "e", label: "Edit your feedback", run: edit },
+  ];
+  // Listed once in the help; the keys themselves are handled below.
+  const helpOnly = [
+    { key: "1-5", display: "1 – 5", label: "Rate", run: function () {} },
+    { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: function () {} },
+  ];
+
+  const registry = window.Tracemark && window.Tracemark.shortcuts;
+  if (registry) {
+    shortcuts.concat(helpOnly).forEach(function (shortcut) {
+      registry.add(Object.assign({ group: "Review page" }, shortcut));
+    });
+  }
+
+  function isTyping(target) {
+    if (registry) return registry.isTyping(target);
+    return target instanceof Element && target.closest("input, textarea, select") !== null;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (isTyping(event.target) || document.querySelector("dialog[open]")) return;
+    let run = null;
+    if (/^[1-5]$/.test(event.key)) run = press(event.key);
+    else if (!registry) {
+      // Without the shared help overlay the other keys still work.
+      const shortcut = shortcuts.find(function (s) {
+        return s.key === event.key;
+      });
+      run = shortcut && shortcut.run;
+    }
+    if (run && run(event) !== false) event.preventDefault();
+  });
+
+  // ---- Focus and announcements around htmx swaps -----------------------------------
+
+  let remembered = null;
+
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    const focused = document.activeElement;
+    const region = focused && focused.closest("[data-region]");
+    remembered = null;
+    if (region && event.detail.target === region) {
+      remembered = { region: region.id, id: focused.id, key: focused.dataset.key };
+    }
+  });
+
+  document.body.addEventListener("htmx:afterSettle", function () {
+    const alert = document.querySelector("[data-autofocus]");
+    if (alert) {
+      alert.removeAttribute("data-autofocus");
+      alert.focus();
+      return;
+    }
+    if (!remembered || document.activeElement !== document.body) return;
+    const region = document.getElementById(remembered.region);
+    if (!region) return;
+    const again =
+      (remembered.id && document.getElementById(remembered.id)) ||
+      (remembered.key && region.querySelector('[data-key="' + remembered.key + '"]')) ||
+      region.querySelector("h3");
+    if (again) again.focus();
+    remembered = null;
+  });
+
+  document.body.addEventListener("assessment-saved", function () {
+    if (status) status.textContent = "Saved.";
+  });
+})();
