@@ -1,6 +1,7 @@
 """Tracemark settings: every knob comes from an environment variable (see .env.example)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -115,8 +116,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Tests use a file, not shared memory: threads and a live HTTP server process then see
     # the same database, and concurrent writers wait for the lock instead of failing.
+    # One file per test process, so parallel runs on one machine never share it.
     DATABASES["default"]["TEST"] = {
-        "NAME": env_str("TEST_DATABASE_NAME", str(BASE_DIR / "test_db.sqlite3"))
+        "NAME": env_str(
+            "TEST_DATABASE_NAME",
+            str(Path(tempfile.gettempdir()) / f"tracemark-test-{os.getpid()}.sqlite3"),
+        )
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
