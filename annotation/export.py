@@ -43,6 +43,7 @@ workers (``--worker-class gthread``) or a timeout above the export time, and the
 import csv
 import datetime
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -60,7 +61,7 @@ from .models import Assessment, AssessmentRevision, Kind, Queue
 
 CHUNK_ROWS = 2000
 FLUSH_CHARS = 64 * 1024
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 SHAPES = ("long", "wide", "revisions")
 
@@ -119,8 +120,7 @@ def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def value_type(value) -> str:
@@ -147,16 +147,16 @@ def parse_value(cell: str, kind: str):
 
 
 def csv_cell(value, *, raw: bool, as_json: bool = False) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    if isinstance(value, str) and not as_json:
-        if raw or not value.startswith(FORMULA_TRIGGERS):
+    if type(value) is str and not as_json:
+        if raw or value[:1] not in FORMULA_TRIGGERS:
             return value
         return "'" + value
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int or type(value) is float:
+        return repr(value)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -293,10 +293,10 @@ def _root_span(field: str, trace_ref: str) -> Subquery:
 
 
 def long_table(traces: QuerySet[Trace], options: ExportOptions):
-    """One row per assessment, newest trace first, then in the order they were made."""
-    rows = selected_assessments(traces, options).order_by(
-        "-trace__request_time", "trace__trace_id", "create_time", "id"
-    )
+    """One row per assessment, grouped by trace in the order traces arrived, each trace's
+    oldest first. That order follows the assessments' trace index, so on PostgreSQL the first
+    rows come at once; ordering by trace time would sort every row before sending any."""
+    rows = selected_assessments(traces, options).order_by("trace_id", "create_time", "id")
     columns = TRACE_COLUMNS + ASSESSMENT_COLUMNS
     if options.include_inputs:
         rows = rows.annotate(
@@ -379,18 +379,13 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions):
 
 
 def revision_table(traces: QuerySet[Trace], options: ExportOptions):
-    """Every revision of the selected assessments, each with the full state it recorded."""
+    """Every revision of the selected assessments, each with the full state it recorded,
+    grouped by assessment (oldest first) in version order: the order of their unique index."""
     rows = (
         AssessmentRevision.objects.filter(
             assessment__in=selected_assessments(traces, options).values("pk")
         )
-        .order_by(
-            "-assessment__trace__request_time",
-            "assessment__trace__trace_id",
-            "assessment__create_time",
-            "assessment_id",
-            "version",
-        )
+        .order_by("assessment_id", "version")
         .values(
             "version",
             "action",

@@ -297,7 +297,7 @@ class ShapeTests(TestCase):
         self.assertEqual(by_id[self.override.assessment_id]["overrides"], self.judged.assessment_id)
         self.assertEqual(by_id[self.judged.assessment_id]["source_id"], "judge-v1")
 
-    def test_long_orders_newest_trace_first(self):
+    def test_long_groups_rows_by_trace(self):
         rows = parse_jsonl(run(self.traces, format="jsonl"))
         self.assertEqual(
             [row["trace_id"] for row in rows],
