@@ -54,7 +54,14 @@ class AssessmentForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Optional: why you chose this.",
     )
-    version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    version = forms.IntegerField(
+        required=False,
+        min_value=1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": "This form lacks the version it started from; reload the page."
+        },
+    )
     # Which form on the page was submitted, so errors show next to it.
     key = forms.SlugField(required=False, max_length=120, widget=forms.HiddenInput)
 

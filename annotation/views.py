@@ -58,6 +58,7 @@ class Bound:
     key: str
     form: object = None
     conflict: services.ConflictError | None = None
+    shown: bool = False
 
 
 @dataclass
@@ -110,6 +111,9 @@ class Region:
     widgets: list[Widget] = field(default_factory=list)
     named_form: NamedAssessmentForm | None = None
     writable: bool = False
+    # Errors of a submitted form that has no place in this region (e.g. a schema that
+    # does not apply here), shown at its top.
+    errors: list[str] = field(default_factory=list)
 
     @property
     def dom_id(self) -> str:
@@ -189,6 +193,7 @@ def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry
         entry.override_form.initial["version"] = assessment.version
     if bound is not None and bound.key.endswith(entry.key):
         _apply_bound(entry, bound)
+        bound.shown = True
     return entry
 
 
@@ -228,7 +233,9 @@ def _build_region(request, trace, span, assessments, schemas, bound=None) -> Reg
         if _schema_applies(schema, span):
             key = f"w-{region.dom_id}-{schema.pk}"
             current = _current_of(request.user, schema, target)
-            form = bound.form if bound and bound.key == key else _fresh_form(schema, current, key)
+            form = _fresh_form(schema, current, key)
+            if bound and bound.key == key:
+                form, bound.shown = bound.form, True
             action = (
                 reverse("annotation:assessment-edit", args=[current.assessment_id])
                 if current
@@ -236,11 +243,13 @@ def _build_region(request, trace, span, assessments, schemas, bound=None) -> Reg
             )
             region.widgets.append(Widget(schema, form, action, key, current))
     if bound and bound.key == region.named_key:
-        region.named_form = bound.form
+        region.named_form, bound.shown = bound.form, True
     else:
         region.named_form = NamedAssessmentForm(
             initial={"key": region.named_key}, auto_id=f"{region.named_key}-%s"
         )
+    if bound and not bound.shown and bound.form is not None:
+        region.errors = [e for errors in bound.form.errors.values() for e in errors]
     return region
 
 
@@ -375,14 +384,17 @@ def assessment_create(request, trace_id):
             return _respond(request, trace, span, _log(form, trace, span, schema, request.user))
         except ValidationError as exc:
             form.add_error(None, exc)
-    return _respond(request, trace, span, bound=Bound(form.data.get("key", ""), form))
+    region_id = f"assessments-span-{span.span_id}" if span else TRACE_REGION
+    default_key = f"w-{region_id}-{schema.pk}" if schema else f"named-{region_id}"
+    return _respond(request, trace, span, bound=Bound(form.data.get("key") or default_key, form))
 
 
-def _submit(request, assessment, form, write):
+def _submit(request, assessment, form, write, action):
     """Validate the form, write through the service, and answer with the outcome."""
     trace = assessment.trace
     span = _target_span(trace, assessment.span_id)
-    bound = Bound(form.data.get("key", ""), form)
+    key = form.data.get("key") or f"{action}-{assessment.assessment_id}"
+    bound = Bound(key, form)
     if form.is_valid():
         try:
             return _respond(request, trace, span, write(form.cleaned_data))
@@ -415,7 +427,7 @@ def assessment_edit(request, assessment_id):
             rationale=data["rationale"],
         )
 
-    return _submit(request, assessment, _schema_form(request, assessment), write)
+    return _submit(request, assessment, _schema_form(request, assessment), write, "edit")
 
 
 @require_POST
@@ -436,7 +448,7 @@ def assessment_override(request, assessment_id):
             expected_version=data["version"],
         )
 
-    return _submit(request, assessment, _schema_form(request, assessment), write)
+    return _submit(request, assessment, _schema_form(request, assessment), write, "override")
 
 
 @require_POST
@@ -450,7 +462,7 @@ def assessment_delete(request, assessment_id):
             assessment_id=assessment_id, actor=request.user, expected_version=data["version"]
         )
 
-    return _submit(request, assessment, VersionForm(request.POST), write)
+    return _submit(request, assessment, VersionForm(request.POST), write, "delete")
 
 
 @require_POST
@@ -464,7 +476,7 @@ def assessment_restore(request, assessment_id):
             assessment_id=assessment_id, actor=request.user, expected_version=data["version"]
         )
 
-    return _submit(request, assessment, VersionForm(request.POST), write)
+    return _submit(request, assessment, VersionForm(request.POST), write, "restore")
 
 
 def _history_rows(revisions) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The trace review page: full page, htmx partials, span selection, query counts, escaping."""
+"""The trace review page: full page, htmx partials, span selection, roles, queries, escaping."""
 
 from django.test import TestCase
 from django.urls import resolve, reverse
@@ -7,8 +7,15 @@ from annotation import services
 from annotation.models import LabelSchema, SourceType
 from annotation.views import trace_review
 from tests.factories import make_reviewer, make_span, make_trace, make_viewer
+from traces.models import Span
 
-XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = '<img src=x onerror="window.pwned=1">'
+
+
+def review_url(trace, **query):
+    url = reverse("traces:detail", args=[trace.trace_id])
+    return f"{url}?span={query['span']}" if "span" in query else url
 
 
 class TraceReviewPageTests(TestCase):
@@ -16,26 +23,30 @@ class TraceReviewPageTests(TestCase):
     def setUpTestData(cls):
         cls.reviewer = make_reviewer(username="rita")
         cls.viewer = make_viewer(username="vic")
-        cls.trace = make_trace(tags={"mlflow.traceName": "answer_question"})
+        cls.trace = make_trace(tags={"mlflow.traceName": "answer_question"}, request_time=2_000)
+        cls.older = make_trace(experiment=cls.trace.experiment, request_time=1_000)
+        cls.newer = make_trace(experiment=cls.trace.experiment, request_time=3_000)
         cls.root = make_span(cls.trace, name="agent", span_type="AGENT")
-        cls.llm = make_span(
+        cls.chat = make_span(
             cls.trace,
             parent=cls.root,
             name="chat",
             span_type="CHAT_MODEL",
-            inputs={"messages": [{"role": "user", "content": "Hi there"}]},
-            outputs={"choices": [{"message": {"role": "assistant", "content": "Hello!"}}]},
+            inputs={"messages": [{"role": "user", "content": "Which plan fits me?"}]},
+            outputs={"choices": [{"message": {"role": "assistant", "content": "The team plan."}}]},
         )
         cls.retriever = make_span(
             cls.trace,
             parent=cls.root,
             name="retrieve",
             span_type="RETRIEVER",
-            outputs=[{"page_content": "Tracemark is a review tool.", "metadata": {"doc_uri": "kb/1"}}],
+            outputs=[{"page_content": "Plans start at 5 seats.", "metadata": {"doc_uri": "kb/7"}}],
         )
-        cls.deep = make_span(cls.trace, parent=cls.retriever, name="embed", span_type="EMBEDDING")
+        cls.deep = make_span(
+            cls.trace, parent=cls.retriever, name="embed_query", span_type="EMBEDDING"
+        )
         cls.helpful = LabelSchema.objects.create(
-            name="helpful", value_type=LabelSchema.ValueType.BOOLEAN, applies_to="both"
+            name="helpful", value_type=LabelSchema.ValueType.BOOLEAN
         )
         cls.rating = LabelSchema.objects.create(
             name="rating",
@@ -43,46 +54,205 @@ class TraceReviewPageTests(TestCase):
             min_value=1,
             max_value=5,
             step=1,
-            applies_to="trace",
+            applies_to=LabelSchema.AppliesTo.TRACE,
         )
-        services.log_feedback(
+        cls.doc_ok = LabelSchema.objects.create(
+            name="doc_relevant",
+            value_type=LabelSchema.ValueType.BOOLEAN,
+            applies_to=LabelSchema.AppliesTo.SPAN,
+            span_types=["RETRIEVER"],
+        )
+        cls.judged = services.log_feedback(
             trace=cls.trace,
             name="relevance",
             value=False,
             span_id=cls.retriever.span_id,
             source_type=SourceType.LLM_JUDGE,
-            source_id="gpt-judge",
-            rationale="Off topic",
+            source_id="judge-v2",
+            rationale="Misses the pricing page",
         )
         services.log_feedback(
             trace=cls.trace,
             name="groundedness",
             source_type=SourceType.LLM_JUDGE,
-            source_id="gpt-judge",
-            error={"error_code": "RATE_LIMIT", "error_message": "Judge was rate limited"},
+            source_id="judge-v2",
+            error={"error_code": "RATE_LIMITED", "error_message": "The judge was rate limited"},
         )
 
-    def url(self, **query):
-        url = reverse("traces:detail", args=[self.trace.trace_id])
-        return f"{url}?span={query['span']}" if "span" in query else url
+    def setUp(self):
+        self.client.force_login(self.reviewer)
 
-    def test_traces_detail_is_the_review_page(self):
-        self.assertIs(resolve(self.url()).func, trace_review)
+    def test_traces_detail_routes_to_the_review_page(self):
+        self.assertIs(resolve(review_url(self.trace)).func, trace_review)
 
     def test_it_requires_login(self):
-        response = self.client.get(self.url())
-        self.assertRedirects(response, f"{reverse('login')}?next={self.url()}")
+        self.client.logout()
+        response = self.client.get(review_url(self.trace))
+        self.assertRedirects(response, f"{reverse('login')}?next={review_url(self.trace)}")
 
-    def test_it_renders_tree_widgets_and_assessments(self):
-        self.client.force_login(self.reviewer)
-        response = self.client.get(self.url())
+    def test_it_404s_for_an_unknown_trace_or_span(self):
+        self.assertEqual(self.client.get(review_url(self.trace, span="ffff")).status_code, 404)
+        missing = reverse("traces:detail", args=["tr-missing"])
+        self.assertEqual(self.client.get(missing).status_code, 404)
+
+    def test_it_renders_the_top_of_the_tree_and_leaves_deeper_levels_to_load(self):
+        response = self.client.get(review_url(self.trace))
         self.assertContains(response, 'role="tree"')
-        self.assertContains(response, "agent")
-        self.assertContains(response, "retrieve")
-        # Only the top levels: the embedding span under the retriever loads on demand.
-        self.assertNotContains(response, ">embed<")
+        self.assertContains(response, '<span class="span-name">agent</span>', html=True)
+        self.assertContains(response, '<span class="span-name">retrieve</span>', html=True)
+        self.assertNotContains(response, "embed_query")
+        children_url = reverse(
+            "traces:span-children", args=[self.trace.trace_id, self.retriever.span_id]
+        )
+        self.assertContains(response, f'data-children-url="{children_url}?level=3"')
+
+    def test_it_lists_trace_assessments_with_source_and_judge_errors(self):
+        response = self.client.get(review_url(self.trace))
+        self.assertContains(response, "groundedness")
+        self.assertContains(response, "LLM_JUDGE")
+        self.assertContains(response, "judge-v2")
+        self.assertContains(response, "RATE_LIMITED")
+        self.assertContains(response, "The judge was rate limited")
+        # Span assessments are summarised beside the tree.
+        self.assertContains(response, "Misses the pricing page", count=0)
+        self.assertContains(response, 'id="span-summary"')
+        self.assertContains(response, "relevance")
+
+    def test_it_shows_widgets_from_schemas_that_apply_to_the_trace(self):
+        response = self.client.get(review_url(self.trace))
         self.assertContains(response, 'data-key="y"')
-        self.assertContains(response, 'data-key="5"')
-        self.assertContains(response, "RATE_LIMIT")
-        self.assertContains(response, "Judge was rate limited")
-        print(response.content.decode()[-9000:])
+        self.assertContains(response, 'aria-label="4 of 5"')
+        self.assertNotContains(response, "doc_relevant")
+
+    def test_deep_link_selects_a_span_and_expands_the_path_to_it(self):
+        response = self.client.get(review_url(self.trace, span=self.deep.span_id))
+        self.assertContains(response, "<html", status_code=200)
+        self.assertContains(response, "embed_query")
+        self.assertContains(response, f'id="node-{self.deep.span_id}"')
+        self.assertContains(response, 'aria-selected="true"', count=1)
+        self.assertContains(response, f'id="assessments-span-{self.deep.span_id}"')
+
+    def test_span_detail_shows_conversations_and_documents(self):
+        response = self.client.get(review_url(self.trace, span=self.chat.span_id))
+        self.assertContains(response, '<ol class="chat">')
+        self.assertContains(response, "Which plan fits me?")
+        self.assertContains(response, "The team plan.")
+        response = self.client.get(review_url(self.trace, span=self.retriever.span_id))
+        self.assertContains(response, '<ol class="documents">')
+        self.assertContains(response, "kb/7")
+
+    def test_span_widgets_respect_applies_to_and_span_types(self):
+        response = self.client.get(review_url(self.trace, span=self.retriever.span_id))
+        panel = response.content.decode().split('id="span-panel"')[1]
+        self.assertIn("doc_relevant", panel)
+        self.assertIn('name="schema" value="helpful"', panel)
+        self.assertNotIn('name="schema" value="rating"', panel)
+        response = self.client.get(review_url(self.trace, span=self.chat.span_id))
+        self.assertNotContains(response, "doc_relevant")
+
+    def test_htmx_span_selection_returns_only_the_span_panel(self):
+        response = self.client.get(
+            review_url(self.trace, span=self.retriever.span_id),
+            headers={"HX-Request": "true", "HX-Target": "span-panel"},
+        )
+        self.assertNotContains(response, "<html")
+        self.assertNotContains(response, 'role="tree"')
+        self.assertContains(response, 'id="span-panel"')
+        self.assertContains(response, "Misses the pricing page")
+        self.assertContains(response, "Override")
+        self.assertIn("HX-Request", response["Vary"])
+
+    def test_htmx_can_refresh_the_trace_region_or_span_summary(self):
+        response = self.client.get(
+            review_url(self.trace),
+            headers={"HX-Request": "true", "HX-Target": "assessments-trace"},
+        )
+        self.assertTrue(
+            response.content.decode().strip().startswith('<section id="assessments-trace"')
+        )
+        response = self.client.get(
+            review_url(self.trace), headers={"HX-Request": "true", "HX-Target": "span-summary"}
+        )
+        self.assertTrue(response.content.decode().strip().startswith('<section id="span-summary"'))
+
+    def test_next_and_previous_follow_list_order_within_the_experiment(self):
+        response = self.client.get(review_url(self.trace))
+        self.assertContains(
+            response, f'rel="next" aria-keyshortcuts="j" href="{self.older.get_absolute_url()}"'
+        )
+        self.assertContains(
+            response, f'rel="prev" aria-keyshortcuts="k" href="{self.newer.get_absolute_url()}"'
+        )
+
+    def test_viewers_see_assessments_but_no_widgets_or_actions(self):
+        self.client.force_login(self.viewer)
+        response = self.client.get(review_url(self.trace, span=self.retriever.span_id))
+        self.assertContains(response, "Misses the pricing page")
+        self.assertNotContains(response, "hx-post")
+        self.assertNotContains(response, 'action="/assessments/')
+        self.assertNotContains(response, 'action="/traces/')
+        self.assertNotContains(response, "data-key=")
+
+    def test_without_schemas_a_named_feedback_form_is_offered_open(self):
+        LabelSchema.objects.all().delete()
+        response = self.client.get(review_url(self.trace))
+        self.assertContains(response, '<details class="named" open>')
+        self.assertContains(response, 'name="value_type"')
+
+
+class TraceReviewEscapingTests(TestCase):
+    def test_span_content_is_escaped_everywhere(self):
+        reviewer = make_reviewer()
+        trace = make_trace(request_preview=XSS_SCRIPT, response_preview=XSS_IMG)
+        span = make_span(
+            trace,
+            name=f"tool {XSS_SCRIPT}",
+            inputs={"html": XSS_SCRIPT, "messages": [{"role": "user", "content": XSS_IMG}]},
+            outputs=XSS_IMG,
+            attributes={"note": XSS_SCRIPT, XSS_IMG: "key"},
+            events=[{"name": "exception", "attributes": {"exception.message": XSS_IMG}}],
+            status=Span.Status.ERROR,
+            status_message=XSS_SCRIPT,
+        )
+        services.log_feedback(trace=trace, name="note", value=XSS_IMG, rationale=XSS_SCRIPT)
+        self.client.force_login(reviewer)
+        response = self.client.get(review_url(trace, span=span.span_id))
+        body = response.content.decode()
+        self.assertNotIn(XSS_SCRIPT, body)
+        self.assertNotIn("<img src=x", body)
+        self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt;", body)
+        self.assertIn("&lt;img src=x onerror=", body)
+
+
+class TraceReviewQueryTests(TestCase):
+    """The page's query count does not grow with the number of spans or assessments."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.reviewer = make_reviewer()
+        LabelSchema.objects.create(name="helpful", value_type=LabelSchema.ValueType.BOOLEAN)
+
+    def build(self, fanout):
+        trace = make_trace()
+        root = make_span(trace, name="root")
+        last = root
+        for i in range(fanout):
+            child = make_span(trace, parent=root, name=f"step {i}")
+            last = make_span(trace, parent=child, name=f"leaf {i}")
+            services.log_feedback(trace=trace, name="helpful", value=True, span_id=child.span_id)
+        services.log_feedback(trace=trace, name="helpful", value=True, actor=self.reviewer)
+        return trace, last
+
+    def test_review_page_queries_are_constant(self):
+        self.client.force_login(self.reviewer)
+        for fanout in (2, 40):
+            trace, _ = self.build(fanout)
+            with self.assertNumQueries(12):
+                self.client.get(review_url(trace))
+
+    def test_deep_linked_review_page_queries_are_constant(self):
+        self.client.force_login(self.reviewer)
+        for fanout in (2, 40):
+            trace, leaf = self.build(fanout)
+            with self.assertNumQueries(14):
+                self.client.get(review_url(trace, span=leaf.span_id))
