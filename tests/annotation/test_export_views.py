@@ -140,6 +140,11 @@ class ExportFilterTests(ExportDataMixin, TestCase):
                 self.assertEqual(len(wide_ids), len(expected))
                 self.assertLess(len(expected), 5)
 
+    def test_the_list_links_to_an_export_of_its_filters(self):
+        self.client.force_login(self.viewer)
+        response = self.client.get(reverse("traces:list"), {"state": "ERROR", "user": "alice"})
+        self.assertContains(response, f'href="{PAGE}?state=ERROR&amp;user=alice"')
+
     def test_the_list_shows_the_same_traces(self):
         self.client.force_login(self.reviewer)
         params = {"experiment": self.bot.pk, "state": "ERROR"}
