@@ -49,7 +49,7 @@ def get_experiment_or_404(experiment_id: str) -> Experiment:
     if not str(experiment_id).isdigit():
         raise ApiError(f"Invalid experiment id {experiment_id!r}: expected a decimal number.")
     try:
-        return Experiment.objects.get(pk=int(experiment_id))
+        return Experiment.objects.by_id(experiment_id)
     except Experiment.DoesNotExist:
         raise not_found(f"Could not find experiment with ID '{experiment_id}'") from None
 

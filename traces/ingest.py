@@ -487,7 +487,7 @@ def start_trace(info: TraceInfo) -> tuple[Trace, bool]:
 
     Raises Experiment.DoesNotExist for an unknown experiment.
     """
-    experiment = Experiment.objects.get(pk=info.experiment_id)
+    experiment = Experiment.objects.by_id(info.experiment_id)
     trace = _lock_or_create(
         {
             info.trace_id: Trace(

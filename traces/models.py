@@ -22,6 +22,12 @@ class ExperimentManager(models.Manager):
         )
         return experiment
 
+    def by_id(self, experiment_id) -> "Experiment":
+        """The experiment with that id; "0" is recreated if it was removed."""
+        if int(experiment_id) == Experiment.DEFAULT_ID:
+            return self.default()
+        return self.get(pk=experiment_id)
+
 
 class Experiment(models.Model):
     """An MLflow experiment; its primary key is the experiment_id clients see ("0" is Default)."""

@@ -1,11 +1,11 @@
-"""A real Tracemark HTTP server (gunicorn, in a subprocess) on the test database, driven by
-the real mlflow client.
+"""A real Tracemark HTTP server (gunicorn, in a subprocess) on the test database, driven by the
+real mlflow client.
 
-Tests that use the server run in transactions the server can see (``transaction=True``);
-``serialized_rollback`` brings back the Default experiment and the role groups after each
-flush. The client keeps per-process state (the server version it probed, the tracer provider
-and its exporter), which ``mlflow_env`` resets so every test starts clean. Retries are off and
-timeouts short, so a wrong 5xx fails a test at once instead of hanging it.
+Tests that use the server run in transactions the server can see
+(``transaction=True``); the Default experiment and the role groups are recreated on demand
+after each flush. The client keeps per-process state (the server version it probed, the tracer
+provider and its exporter), which ``mlflow_env`` resets so every test starts clean. Retries are
+off and timeouts short, so a wrong 5xx fails a test at once instead of hanging it.
 """
 
 import os
@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
 from annotation.tokens import create_token
@@ -27,7 +28,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 MAX_REQUEST_BYTES = 1_000_000
 MAX_SPAN_UPLOAD_BYTES = 8_000_000
 
-server_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+server_db = pytest.mark.django_db(transaction=True)
 
 
 def _database_url() -> str:
@@ -95,6 +96,18 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
         except requests.RequestException:
             time.sleep(0.1)
     pytest.fail(f"Tracemark did not answer within 30 s:\n{log.read_text()}")
+
+
+class FewRoundsPBKDF2Hasher(PBKDF2PasswordHasher):
+    """The production algorithm with few rounds: its hashes still verify on the server, which
+    reads the round count from the hash, but creating test users takes no time."""
+
+    iterations = 1000
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["tests.api.conftest.FewRoundsPBKDF2Hasher"]
 
 
 @pytest.fixture
