@@ -53,69 +53,14 @@ class _Unset:
 UNSET = _Unset()
 
 
-def log_feedback(
-    *,
-    trace: Trace,
-    name: str,
-    value=None,
-    span_id: str | None = None,
-    rationale: str = "",
-    source_type: str = SourceType.HUMAN,
-    source_id: str = "",
-    error: dict | None = None,
-    metadata: dict | None = None,
-    actor=None,
-    actor_label: str = "",
-    create_time: int | None = None,
-) -> Assessment:
-    """Record a judgement of a trace or one of its spans."""
-    return _create(
-        trace=trace,
-        kind=Kind.FEEDBACK,
-        name=name,
-        value=value,
-        span_id=span_id,
-        rationale=rationale,
-        source_type=source_type,
-        source_id=source_id,
-        error=error,
-        metadata=metadata,
-        actor=actor,
-        actor_label=actor_label,
-        create_time=create_time,
-    )
+def log_feedback(*, trace: Trace, name: str, value=None, error: dict | None = None, **fields):
+    """Record a judgement of a trace or one of its spans; ``fields`` as in ``_create``."""
+    return _create(trace=trace, kind=Kind.FEEDBACK, name=name, value=value, error=error, **fields)
 
 
-def log_expectation(
-    *,
-    trace: Trace,
-    name: str,
-    value,
-    span_id: str | None = None,
-    rationale: str = "",
-    source_type: str = SourceType.HUMAN,
-    source_id: str = "",
-    metadata: dict | None = None,
-    actor=None,
-    actor_label: str = "",
-    create_time: int | None = None,
-) -> Assessment:
-    """Record the ground truth for a trace or span."""
-    return _create(
-        trace=trace,
-        kind=Kind.EXPECTATION,
-        name=name,
-        value=value,
-        span_id=span_id,
-        rationale=rationale,
-        source_type=source_type,
-        source_id=source_id,
-        error=None,
-        metadata=metadata,
-        actor=actor,
-        actor_label=actor_label,
-        create_time=create_time,
-    )
+def log_expectation(*, trace: Trace, name: str, value, **fields) -> Assessment:
+    """Record the ground truth for a trace or span; ``fields`` as in ``_create``."""
+    return _create(trace=trace, kind=Kind.EXPECTATION, name=name, value=value, **fields)
 
 
 @transaction.atomic
@@ -124,16 +69,13 @@ def override_feedback(
     assessment_id: str,
     value,
     name: str | None = None,
-    rationale: str = "",
-    source_type: str = SourceType.HUMAN,
-    source_id: str = "",
-    metadata: dict | None = None,
-    actor=None,
-    actor_label: str = "",
-    create_time: int | None = None,
     expected_version: int | None = None,
+    **fields,
 ) -> Assessment:
-    """Replace a feedback (typically an LLM judge's) with a new one; the old one turns invalid."""
+    """Replace a feedback (typically an LLM judge's) with a new one; the old one turns invalid.
+
+    The new feedback keeps the old one's target; ``fields`` as in ``_create``.
+    """
     old = _lock(assessment_id, expected_version)
     if old.kind != Kind.FEEDBACK:
         raise ValidationError("Only feedback can be overridden.", code="wrong_kind")
@@ -143,16 +85,10 @@ def override_feedback(
         name=name or old.name,
         value=value,
         span_id=old.span_id,
-        rationale=rationale,
-        source_type=source_type,
-        source_id=source_id,
-        error=None,
-        metadata=metadata,
-        actor=actor,
-        actor_label=actor_label,
-        create_time=create_time,
         overrides=old,
+        **fields,
     )
+    actor, actor_label = fields.get("actor"), fields.get("actor_label", "")
     if old.valid:
         old.valid = False
         _save(old, Action.INVALIDATE, actor, actor_label)
@@ -230,20 +166,20 @@ def restore(
 @transaction.atomic
 def _create(
     *,
-    trace,
-    kind,
-    name,
+    trace: Trace,
+    kind: str,
+    name: str,
     value,
-    span_id,
-    rationale,
-    source_type,
-    source_id,
-    error,
-    metadata,
-    actor,
-    actor_label,
-    create_time,
-    overrides=None,
+    span_id: str | None = None,
+    rationale: str = "",
+    source_type: str = SourceType.HUMAN,
+    source_id: str = "",
+    error: dict | None = None,
+    metadata: dict | None = None,
+    actor=None,
+    actor_label: str = "",
+    create_time: int | None = None,
+    overrides: Assessment | None = None,
 ) -> Assessment:
     check_json_value(value)
     timestamp = create_time if create_time is not None else now_ms()
