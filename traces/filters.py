@@ -75,22 +75,25 @@ class TraceFilter(django_filters.FilterSet):
     client_request_id = django_filters.CharFilter(
         label="Client request id", widget=_search("Client request id")
     )
-    tag = KeyValueFilter(method="filter_tag", widget=_search("key=value"))
-    metadata = KeyValueFilter(method="filter_metadata", widget=_search("key=value"))
+    tag = KeyValueFilter(method="filter_tag", label="Tag", widget=_search("key=value"))
+    metadata = KeyValueFilter(
+        method="filter_metadata", label="Metadata", widget=_search("key=value")
+    )
     feedback = KeyValueFilter(
         method="filter_feedback",
         value_optional=True,
         label="Has feedback",
-        widget=_search("name or name=value"),
+        widget=_search("name[=value]"),
     )
     reviewed = django_filters.ChoiceFilter(
         method="filter_reviewed",
         label="Reviewed",
         choices=[("me", "Reviewed by me"), ("not-me", "Not reviewed by me")],
-        empty_label="By anyone or no one",
+        empty_label="Anyone or no one",
     )
     sort = django_filters.ChoiceFilter(
         method="filter_sort",
+        label="Sort",
         choices=[(sort.key, sort.label) for sort in SORTS.values()],
         empty_label=None,
     )

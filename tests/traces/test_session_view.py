@@ -73,8 +73,8 @@ class SessionViewTests(TestCase):
         self.assertContains(response, "judge-v2")
         self.assertContains(response, "LLM judge")
         self.assertContains(response, "14 days in the EU")
-        self.assertContains(response, "👍 1")
-        self.assertContains(response, "👎 1")
+        self.assertContains(response, '<span class="visually-hidden">up</span> 1', html=False)
+        self.assertContains(response, '<span class="visually-hidden">down</span> 1', html=False)
 
     def test_deleted_feedback_is_not_shown(self):
         feedback = self.first.assessments.get(name="helpful")
