@@ -199,10 +199,11 @@ def submit(
     *,
     assignment: QueueAssignment,
     values: dict[str, object],
-    rationale: str = "",
+    rationales: dict[str, str] | None = None,
     actor,
 ) -> list[Assessment]:
-    """Record the annotator's answers (schema name → value) and mark their turn done.
+    """Record the annotator's answers (schema name → value, and an optional rationale per
+    name) and mark their turn done.
 
     An answer the annotator gave before (a reopened item, or the same trace labeled on the
     review page) is updated rather than duplicated. A ``None`` value means "no answer".
@@ -226,6 +227,7 @@ def submit(
             raise ValidationError(f"'{name}' is not labeled in this queue.", code="unknown_schema")
         if value is None:
             continue
+        rationale = (rationales or {}).get(name, "")
         saved.append(
             _record_answer(item, schemas[name], existing.get(name), value, rationale, actor)
         )
@@ -435,28 +437,41 @@ def _labels(queue: Queue):
     )
 
 
-def _answers(queue: Queue) -> dict[tuple[int, str], dict[int, object]]:
-    """(trace pk, schema name) → {annotator pk: value}, adjudications left out."""
+def _answers(labels) -> dict[tuple[int, str], dict[int, object]]:
+    """(trace pk, name) → {annotator pk: value} from a queryset of labels; adjudications and
+    structured values (which are not compared) are left out."""
     answers: dict[tuple[int, str], dict[int, object]] = defaultdict(dict)
     rows = (
-        _labels(queue)
-        .exclude(metadata__has_key=ADJUDICATION_KEY)
+        labels.exclude(metadata__has_key=ADJUDICATION_KEY)
         .order_by("create_time", "pk")
         .values_list("trace_id", "name", "annotator_id", "value")
     )
     for trace_id, name, annotator_id, value in rows:
-        if isinstance(value, dict | list):
-            continue  # structured answers are not compared
-        answers[trace_id, name][annotator_id] = value
+        if not isinstance(value, dict | list):
+            answers[trace_id, name][annotator_id] = value
     return answers
 
 
 def _units(queue: Queue) -> dict[str, list[dict[int, object]]]:
     """Schema name → one {annotator: value} unit per item that has answers."""
     units: dict[str, list[dict[int, object]]] = defaultdict(list)
-    for (_trace, name), unit in _answers(queue).items():
+    for (_trace, name), unit in _answers(_labels(queue)).items():
         units[name].append(unit)
     return units
+
+
+def agreement_by_annotator() -> dict[int, tuple[int, int]]:
+    """Annotator pk → (agreeing, compared) over every stored human trace-level answer to a
+    schema'd name, in or out of queues: how often the others who answered agreed."""
+    labels = Assessment.objects.live().filter(
+        name__in=LabelSchema.objects.exclude(
+            value_type__in=[LabelSchema.ValueType.TEXT, LabelSchema.ValueType.STRUCTURED]
+        ).values("name"),
+        annotator__isnull=False,
+        source_type=SourceType.HUMAN,
+        span_id__isnull=True,
+    )
+    return agreement_by_rater(list(_answers(labels).values()))
 
 
 @dataclass(frozen=True)
@@ -509,7 +524,7 @@ class Disagreement:
 
 def disagreements(queue: Queue) -> list[Disagreement]:
     """Items and schemas where at least two annotators answered differently."""
-    answers = _answers(queue)
+    answers = _answers(_labels(queue))
     schemas = {s.name: s for s in queue.schemas.all()}
     people = {u.pk: u for u in queue.annotators.all()}
     decisions = {(a.trace_id, a.name): a for a in _decisions(queue).filter(valid=True)}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import export_views, overview_views, views
+from . import export_views, manage_views, overview_views, queue_views, schema_views, views
 
 app_name = "annotation"
 
@@ -34,6 +34,57 @@ urlpatterns = [
         "assessments/<str:assessment_id>/history/",
         views.assessment_history,
         name="assessment-history",
+    ),
+    # /queues/...
+    path("queues/", queue_views.queue_list, name="queue-list"),
+    path("queues/new/", queue_views.queue_create, name="queue-create"),
+    path("queues/<int:queue_id>/", queue_views.queue_detail, name="queue-detail"),
+    path("queues/<int:queue_id>/next/", queue_views.queue_next, name="queue-next"),
+    path("queues/<int:queue_id>/status/", queue_views.queue_status, name="queue-status"),
+    path(
+        "queues/<int:queue_id>/disagreements/",
+        queue_views.queue_disagreements,
+        name="queue-disagreements",
+    ),
+    path("queues/<int:queue_id>/items/<int:position>/", queue_views.queue_item, name="queue-item"),
+    path(
+        "queues/<int:queue_id>/items/<int:position>/skip/",
+        queue_views.queue_skip,
+        name="queue-skip",
+    ),
+    path(
+        "queues/<int:queue_id>/items/<int:position>/reopen/",
+        queue_views.queue_item_reopen,
+        name="queue-item-reopen",
+    ),
+    path(
+        "queues/<int:queue_id>/items/<int:position>/adjudicate/<int:schema_id>/",
+        queue_views.queue_adjudicate,
+        name="queue-adjudicate",
+    ),
+    path(
+        "queues/<int:queue_id>/assignments/<int:assignment_id>/reassign/",
+        queue_views.queue_reassign,
+        name="queue-reassign",
+    ),
+    # /schemas/...
+    path("schemas/", schema_views.schema_list, name="schema-list"),
+    path("schemas/new/", schema_views.schema_create, name="schema-create"),
+    path("schemas/<int:schema_id>/", schema_views.schema_edit, name="schema-edit"),
+    # /annotators/...
+    path("annotators/", manage_views.annotator_list, name="annotator-list"),
+    path("annotators/<int:person_id>/", manage_views.annotator_detail, name="annotator-detail"),
+    path("annotators/<int:person_id>/role/", manage_views.annotator_role, name="annotator-role"),
+    path(
+        "annotators/<int:person_id>/access/",
+        manage_views.annotator_active,
+        name="annotator-active",
+    ),
+    path("annotators/<int:person_id>/tokens/", manage_views.token_create, name="token-create"),
+    path(
+        "annotators/<int:person_id>/tokens/<int:token_id>/revoke/",
+        manage_views.token_revoke,
+        name="token-revoke",
     ),
     # /export/
     path("export/", export_views.export_page, name="export"),

@@ -1,0 +1,197 @@
+"""Forms for queues: building one, labeling an item, skipping, and the Admin's actions."""
+
+import re
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.http import QueryDict
+
+from traces.filters import TraceFilter
+from traces.models import Trace
+from traces.roles import Role
+
+from .forms import form_for, initial_value
+from .models import LabelSchema, Queue
+
+MAX_ITEMS = 5000
+# Query-string keys of the trace list that page through it rather than filter it.
+PAGING_KEYS = ("cursor", "before", "after", "page")
+
+
+def annotator_choices():
+    """People who may label: active Admins (superusers included) and Reviewers."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=[Role.ADMIN, Role.REVIEWER]))
+        .distinct()
+        .order_by("username")
+    )
+
+
+class PersonChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return obj.get_username()
+
+
+class QueueForm(forms.Form):
+    name = forms.CharField(max_length=255)
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What to look for."
+    )
+    source = forms.ChoiceField(
+        choices=[("filter", "Traces matching a trace-list filter"), ("ids", "These trace ids")],
+        initial="filter",
+        widget=forms.RadioSelect,
+        label="Items",
+    )
+    filter_query = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Trace-list filter",
+        help_text="The trace list's address or query string, e.g. state=ERROR&user=alice. "
+        "Empty takes every trace.",
+    )
+    limit = forms.IntegerField(
+        min_value=1, max_value=MAX_ITEMS, initial=100, help_text="At most this many traces."
+    )
+    trace_ids = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        label="Trace ids",
+        help_text="tr-… ids separated by spaces, commas or new lines.",
+    )
+    schemas = forms.ModelMultipleChoiceField(
+        queryset=LabelSchema.objects.exclude(applies_to=LabelSchema.AppliesTo.SPAN),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Schemas that apply to whole traces.",
+    )
+    annotators = PersonChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple)
+    overlap = forms.IntegerField(
+        min_value=1, initial=1, help_text="How many annotators label each item."
+    )
+    blind = forms.BooleanField(
+        required=False, initial=True, help_text="Hide others' answers until one has answered."
+    )
+
+    def __init__(self, *args, request, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.fields["annotators"].queryset = annotator_choices()
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if Queue.objects.filter(name=name).exists():
+            raise forms.ValidationError("A queue with this name already exists.")
+        return name
+
+    def clean_filter_query(self):
+        raw = self.cleaned_data["filter_query"].strip()
+        query = QueryDict(raw.partition("?")[2] if "?" in raw else raw, mutable=True)
+        for key in PAGING_KEYS:
+            query.pop(key, None)
+        return query.urlencode()
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("source") == "ids":
+            cleaned["traces"] = self._traces_from_ids(cleaned.get("trace_ids", ""))
+        elif "filter_query" in cleaned and cleaned.get("limit"):
+            cleaned["traces"] = self._traces_from_filter(cleaned["filter_query"], cleaned["limit"])
+        if cleaned.get("traces") == []:
+            self.add_error(None, "No trace matches; the queue would be empty.")
+        annotators, overlap = cleaned.get("annotators"), cleaned.get("overlap")
+        if annotators is not None and overlap and overlap > len(annotators):
+            self.add_error("overlap", "Overlap cannot exceed the number of annotators chosen.")
+        return cleaned
+
+    def _traces_from_filter(self, query: str, limit: int) -> list[Trace] | None:
+        filterset = TraceFilter(
+            QueryDict(query), queryset=Trace.objects.all(), request=self.request
+        )
+        if not filterset.is_valid():
+            problems = "; ".join(
+                f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items()
+            )
+            self.add_error("filter_query", f"This filter does not work: {problems}")
+            return None
+        return list(filterset.qs.order_by(*filterset.sort_order.ordering())[:limit])
+
+    def _traces_from_ids(self, text: str) -> list[Trace] | None:
+        ids = list(dict.fromkeys(t for t in re.split(r"[\s,]+", text) if t))
+        if len(ids) > MAX_ITEMS:
+            self.add_error("trace_ids", f"At most {MAX_ITEMS} traces per queue.")
+            return None
+        found = Trace.objects.in_bulk(ids, field_name="trace_id")
+        unknown = [t for t in ids if t not in found]
+        if unknown:
+            self.add_error("trace_ids", f"Unknown trace ids: {', '.join(unknown[:5])}.")
+            return None
+        return [found[t] for t in ids]
+
+
+class LabelForms:
+    """The review page's per-schema forms, one per queue schema, posted together.
+
+    A schema that is not required may be left empty; that form is then not validated and
+    means "no answer".
+    """
+
+    def __init__(self, schemas, data=None, answers=None):
+        answers = answers or {}
+        self.forms = []
+        for schema in schemas:
+            current = answers.get(schema.name)
+            initial = (
+                {"value": initial_value(current.value), "rationale": current.rationale}
+                if current
+                else {}
+            )
+            form = form_for(schema, data=data, prefix=f"s{schema.pk}", initial=initial)
+            if schema.value_type == LabelSchema.ValueType.CATEGORICAL:
+                form.fields["value"].widget = forms.RadioSelect(
+                    choices=form.fields["value"].choices
+                )
+            self.forms.append(form)
+
+    def __iter__(self):
+        return iter(self.forms)
+
+    def _answered(self, form) -> bool:
+        return form.schema.required or bool(form.data.get(form.add_prefix("value"), "").strip())
+
+    def is_valid(self) -> bool:
+        return all([form.is_valid() for form in self.forms if self._answered(form)])
+
+    def values(self) -> dict:
+        return {
+            form.schema.name: form.cleaned_data["value"] if self._answered(form) else None
+            for form in self.forms
+        }
+
+    def rationales(self) -> dict:
+        return {
+            form.schema.name: form.cleaned_data.get("rationale", "")
+            for form in self.forms
+            if self._answered(form)
+        }
+
+
+class SkipForm(forms.Form):
+    reason = forms.CharField(
+        max_length=1000, label="Why skip?", help_text="e.g. not in English, trace is broken."
+    )
+
+
+class QueueStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Queue.Status.choices)
+
+
+class ReassignForm(forms.Form):
+    to_user = forms.ModelChoiceField(queryset=None, label="Give to")
+
+    def __init__(self, *args, queue, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_user"].queryset = queue.annotators.filter(is_active=True)
+        self.fields["to_user"].label_from_instance = lambda user: user.get_username()

@@ -1,0 +1,282 @@
+"""Queue pages. Admins build queues, watch progress and agreement, reassign, reopen, close
+and adjudicate; Reviewers (and Admins) who are annotators of a queue label its items.
+
+Outsiders get 404 for a queue they are not part of; Viewers get 403 everywhere here.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from traces.roles import admin_required, is_admin, write_required
+
+from . import queues
+from .forms import form_for
+from .models import LabelSchema, Queue, QueueAssignment, QueueItem
+from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
+
+Status = QueueAssignment.Status
+
+
+def _get_queue_for_user(request, queue_id) -> Queue:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    if not is_admin(request.user) and not queue.annotators.filter(pk=request.user.pk).exists():
+        raise Http404("No such queue.")
+    return queue
+
+
+def _get_assignment_for_user(request, queue_id, position) -> QueueAssignment:
+    return get_object_or_404(
+        QueueAssignment.objects.select_related("item__queue", "item__trace__experiment"),
+        item__queue_id=queue_id,
+        item__position=position,
+        annotator=request.user,
+    )
+
+
+def _go_on(request, queue):
+    """After an answer or a skip: the next item, or the queue page when nothing is left."""
+    try:
+        assignment = queues.next_assignment(queue=queue, user=request.user)
+    except ValidationError as exc:
+        messages.info(request, exc.message)
+        return redirect("annotation:queue-detail", queue.pk)
+    if assignment is None:
+        messages.success(request, "Nothing left for you in this queue. Thank you!")
+        return redirect("annotation:queue-detail", queue.pk)
+    return redirect("annotation:queue-item", queue.pk, assignment.item.position)
+
+
+@require_GET
+@login_required
+@write_required
+def queue_list(request):
+    mine = Queue.objects.filter(annotators=request.user)
+    visible = Queue.objects.all() if is_admin(request.user) else mine
+    member_of = set(mine.values_list("pk", flat=True))
+    rows = [
+        {
+            "queue": queue,
+            "progress": queues.progress(queue, request.user),
+            "member": queue.pk in member_of,
+        }
+        for queue in visible
+    ]
+    return render(request, "annotation/queue_list.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@admin_required
+def queue_create(request):
+    initial = {"filter_query": request.GET.get("filter", "")}
+    form = QueueForm(request.POST or None, request=request, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            queue = queues.create_queue(
+                name=data["name"],
+                description=data["description"],
+                traces=data["traces"],
+                schemas=data["schemas"],
+                annotators=data["annotators"],
+                overlap=data["overlap"],
+                blind=data["blind"],
+                filter_query=data["filter_query"] if data["source"] == "filter" else "",
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request, f"Queue '{queue.name}' created with {len(data['traces'])} items."
+            )
+            return redirect("annotation:queue-detail", queue.pk)
+    return render(request, "annotation/queue_form.html", {"form": form})
+
+
+@require_GET
+@login_required
+@write_required
+@vary_on_headers("HX-Request")
+def queue_detail(request, queue_id):
+    queue = _get_queue_for_user(request, queue_id)
+    context = {
+        "queue": queue,
+        "progress": queues.progress(queue, request.user),
+        "member": queue.annotators.filter(pk=request.user.pk).exists(),
+        "current": queues.in_progress(queue=queue, user=request.user),
+        "mine": QueueAssignment.objects.filter(item__queue=queue, annotator=request.user)
+        .exclude(status=Status.ASSIGNED)
+        .select_related("item__trace")
+        .order_by("item__position"),
+    }
+    if is_admin(request.user):
+        context.update(_admin_context(queue))
+    template_name = "annotation/queue_detail.html"
+    if request.htmx and not request.htmx.boosted:
+        template_name += "#queue-progress"
+    return render(request, template_name, context)
+
+
+def _admin_context(queue) -> dict:
+    assignments = QueueAssignment.objects.select_related("annotator").order_by("assigned_at")
+    items = queue.items.select_related("trace").prefetch_related(
+        Prefetch("assignments", queryset=assignments)
+    )
+    disagreements = queues.disagreements(queue)
+    return {
+        "by_annotator": queues.progress_by_annotator(queue),
+        "agreement": queues.queue_agreement(queue),
+        "items": items,
+        "open_disagreements": sum(1 for d in disagreements if d.decision is None),
+        "disagreements": len(disagreements),
+        "reassign_to": list(queue.annotators.filter(is_active=True).order_by("username")),
+    }
+
+
+@require_POST
+@login_required
+@write_required
+def queue_next(request, queue_id):
+    return _go_on(request, _get_queue_for_user(request, queue_id))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@write_required
+def queue_item(request, queue_id, position):
+    assignment = _get_assignment_for_user(request, queue_id, position)
+    item, queue = assignment.item, assignment.item.queue
+    schemas = list(queue.schemas.all())
+    answers = {a.name: a for a in queues.own_answers(item=item, user=request.user)}
+    forms = LabelForms(schemas, data=request.POST or None, answers=answers)
+    errors = []
+    if request.method == "POST" and forms.is_valid():
+        try:
+            queues.submit(
+                assignment=assignment,
+                values=forms.values(),
+                rationales=forms.rationales(),
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            errors = exc.messages
+        else:
+            return _go_on(request, queue)
+    context = {
+        "queue": queue,
+        "item": item,
+        "assignment": assignment,
+        "forms": forms,
+        "errors": errors,
+        "skip_form": SkipForm(),
+        "progress": queues.progress(queue, request.user),
+        "others_visible": queues.others_visible(assignment),
+    }
+    if context["others_visible"]:
+        context["others"] = queues.others_answers(item=item, user=request.user)
+    return render(request, "annotation/queue_item.html", context)
+
+
+@require_POST
+@login_required
+@write_required
+def queue_skip(request, queue_id, position):
+    assignment = _get_assignment_for_user(request, queue_id, position)
+    form = SkipForm(request.POST)
+    if form.is_valid():
+        try:
+            queues.skip(
+                assignment=assignment, reason=form.cleaned_data["reason"], actor=request.user
+            )
+        except ValidationError as exc:
+            messages.error(request, exc.message)
+            return redirect("annotation:queue-item", queue_id, position)
+        return _go_on(request, assignment.item.queue)
+    messages.error(request, "Say why you skip this item.")
+    return redirect("annotation:queue-item", queue_id, position)
+
+
+@require_POST
+@login_required
+@admin_required
+def queue_status(request, queue_id):
+    queue = get_object_or_404(Queue, pk=queue_id)
+    form = QueueStatusForm(request.POST)
+    if form.is_valid():
+        queues.set_status(queue=queue, status=form.cleaned_data["status"])
+        messages.success(request, f"Queue '{queue.name}' is {queue.get_status_display().lower()}.")
+    return redirect("annotation:queue-detail", queue.pk)
+
+
+@require_POST
+@login_required
+@admin_required
+def queue_item_reopen(request, queue_id, position):
+    item = get_object_or_404(QueueItem, queue_id=queue_id, position=position)
+    queues.reopen_item(item=item)
+    messages.success(request, f"Item {position} is back with its annotators.")
+    return redirect("annotation:queue-detail", queue_id)
+
+
+@require_POST
+@login_required
+@admin_required
+def queue_reassign(request, queue_id, assignment_id):
+    assignment = get_object_or_404(QueueAssignment, pk=assignment_id, item__queue_id=queue_id)
+    form = ReassignForm(request.POST, queue=assignment.item.queue)
+    if not form.is_valid():
+        messages.error(request, "Choose an annotator of this queue.")
+        return redirect("annotation:queue-detail", queue_id)
+    try:
+        queues.reassign(assignment=assignment, to_user=form.cleaned_data["to_user"])
+    except ValidationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Given to {form.cleaned_data['to_user'].get_username()}.")
+    return redirect("annotation:queue-detail", queue_id)
+
+
+@require_GET
+@login_required
+@admin_required
+def queue_disagreements(request, queue_id):
+    queue = get_object_or_404(Queue, pk=queue_id)
+    context = {"queue": queue, "disagreements": queues.disagreements(queue)}
+    return render(request, "annotation/queue_disagreements.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@admin_required
+def queue_adjudicate(request, queue_id, position, schema_id):
+    item = get_object_or_404(
+        QueueItem.objects.select_related("queue", "trace"), queue_id=queue_id, position=position
+    )
+    schema = get_object_or_404(LabelSchema, pk=schema_id, queues=item.queue)
+    [found] = [
+        d for d in queues.disagreements(item.queue) if d.item == item and d.schema == schema
+    ] or [None]
+    form = form_for(schema, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            queues.adjudicate(
+                item=item,
+                schema=schema,
+                value=form.cleaned_data["value"],
+                rationale=form.cleaned_data["rationale"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Decision recorded for item {position}.")
+            return redirect("annotation:queue-disagreements", queue_id)
+    context = {"item": item, "queue": item.queue, "schema": schema, "found": found, "form": form}
+    return render(request, "annotation/queue_adjudicate.html", context)

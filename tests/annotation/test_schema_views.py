@@ -1,0 +1,134 @@
+from django.test import TestCase
+from django.urls import reverse
+
+from annotation import services
+from annotation.models import LabelSchema
+from tests.factories import make_admin, make_reviewer, make_trace, make_viewer
+
+
+def schema_data(**overrides):
+    data = {
+        "name": "stars",
+        "title": "Stars",
+        "instructions": "How good is the answer?",
+        "kind": "feedback",
+        "value_type": "numeric",
+        "min_value": "1",
+        "max_value": "5",
+        "step": "1",
+        "options": "",
+        "applies_to": "trace",
+        "span_types": "",
+        "required": "on",
+        "one_per_annotator": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+class SchemaPermissionTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.schema = LabelSchema.objects.create(name="correct", value_type="boolean")
+        cls.list_url = reverse("annotation:schema-list")
+        cls.urls = [
+            reverse("annotation:schema-create"),
+            reverse("annotation:schema-edit", args=[cls.schema.pk]),
+        ]
+
+    def test_anonymous_people_are_sent_to_sign_in(self):
+        requests = [(self.client.get, self.list_url)]
+        requests += [(m, url) for url in self.urls for m in (self.client.get, self.client.post)]
+        for method, url in requests:
+            with self.subTest(url=url, method=method.__name__):
+                response = method(url)
+                self.assertEqual(response.status_code, 302)
+                self.assertIn("/accounts/login/", response["Location"])
+
+    def test_reviewers_and_viewers_are_refused(self):
+        for user in (make_reviewer(), make_viewer()):
+            self.client.force_login(user)
+            self.assertEqual(self.client.get(self.list_url).status_code, 403)
+            for url in self.urls:
+                with self.subTest(user=user.username, url=url):
+                    self.assertEqual(self.client.get(url).status_code, 403)
+                    self.assertEqual(self.client.post(url, schema_data()).status_code, 403)
+        self.assertEqual(LabelSchema.objects.count(), 1)
+
+
+class SchemaEditorTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.admin = make_admin()
+        cls.reviewer = make_reviewer()
+
+    def setUp(self):
+        self.client.force_login(self.admin)
+
+    def test_an_admin_creates_a_numeric_schema(self):
+        response = self.client.post(reverse("annotation:schema-create"), schema_data())
+        self.assertRedirects(response, reverse("annotation:schema-list"))
+        schema = LabelSchema.objects.get(name="stars")
+        self.assertEqual((schema.min_value, schema.max_value, schema.step), (1, 5, 1))
+        self.assertTrue(schema.required)
+        page = self.client.get(reverse("annotation:schema-list"))
+        self.assertContains(page, "<code>stars</code>", html=True)
+
+    def test_categorical_options_are_one_per_line_and_bounds_are_dropped(self):
+        data = schema_data(
+            name="tone", value_type="categorical", options="polite\n rude \n\npolite\nneutral"
+        )
+        self.client.post(reverse("annotation:schema-create"), data)
+        schema = LabelSchema.objects.get(name="tone")
+        self.assertEqual(schema.options, ["polite", "rude", "neutral"])
+        self.assertIsNone(schema.min_value)
+
+    def test_invalid_definitions_re_render_with_errors(self):
+        cases = [
+            schema_data(min_value="5", max_value="1"),
+            schema_data(step="0"),
+            schema_data(name="tone", value_type="categorical", options="only"),
+        ]
+        for data in cases:
+            with self.subTest(data=data):
+                response = self.client.post(reverse("annotation:schema-create"), data)
+                self.assertEqual(response.status_code, 200)
+                self.assertContains(response, 'class="errorlist"')
+        self.assertFalse(LabelSchema.objects.exists())
+
+    def test_span_types_are_kept_for_span_schemas(self):
+        data = schema_data(name="grounded", applies_to="span", span_types="LLM, RETRIEVER, LLM")
+        self.client.post(reverse("annotation:schema-create"), data)
+        self.assertEqual(LabelSchema.objects.get(name="grounded").span_types, ["LLM", "RETRIEVER"])
+
+    def test_an_edit_that_breaks_stored_values_asks_first(self):
+        self.client.post(reverse("annotation:schema-create"), schema_data())
+        schema = LabelSchema.objects.get(name="stars")
+        trace = make_trace()
+        for value in (1, 4, 5):
+            services.log_feedback(trace=trace, name="stars", value=value)
+        url = reverse("annotation:schema-edit", args=[schema.pk])
+        tighter = schema_data(max_value="3")
+
+        response = self.client.post(url, tighter)
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "2 stored assessments would no longer pass this schema")
+        schema.refresh_from_db()
+        self.assertEqual(schema.max_value, 5)
+
+        response = self.client.post(url, {**tighter, "confirm": "true"})
+        self.assertRedirects(response, reverse("annotation:schema-list"))
+        schema.refresh_from_db()
+        self.assertEqual(schema.max_value, 3)
+
+    def test_an_edit_that_breaks_nothing_saves_at_once_and_the_name_stays(self):
+        self.client.post(reverse("annotation:schema-create"), schema_data())
+        schema = LabelSchema.objects.get(name="stars")
+        services.log_feedback(trace=make_trace(), name="stars", value=2)
+        url = reverse("annotation:schema-edit", args=[schema.pk])
+        response = self.client.post(
+            url, schema_data(name="renamed", title="Rating", max_value="10")
+        )
+        self.assertRedirects(response, reverse("annotation:schema-list"))
+        schema.refresh_from_db()
+        self.assertEqual((schema.name, schema.title, schema.max_value), ("stars", "Rating", 10))
