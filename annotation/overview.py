@@ -37,6 +37,7 @@ BOOLEAN_TYPES = ("true", "false", "boolean")
 NUMBER_TYPES = ("integer", "real", "number")
 
 CHART_WIDTH = 640
+MAX_BAR_WIDTH = 40
 CHART_HEIGHT = 140
 LEFT = 40
 BOTTOM = 24
@@ -199,7 +200,7 @@ def _time_chart(index, name, counts, periods, start, size, days_per_period) -> C
         totals[period] += n
     peak = max(totals.values())
     slot = (CHART_WIDTH - LEFT) / periods
-    bar_width = max(slot * 0.8, 1)
+    bar_width = min(max(slot * 0.8, 1), MAX_BAR_WIDTH)
     first, last = _day(start), _day(start + (periods - 1) * size)
     span = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" if periods > 1 else f"{first:%Y-%m-%d}"
     chart = Chart(
@@ -293,6 +294,7 @@ def _distribution(index: int, name: str, counts: dict[float, int]) -> Distributi
         ]
     peak = max(n for _, n in buckets)
     slot = (CHART_WIDTH - LEFT) / len(buckets)
+    bar_width = min(slot * 0.8, MAX_BAR_WIDTH * 2)
     chart = Chart(
         id=f"ratings-{index}",
         title=f"{name}: distribution of values",
@@ -304,9 +306,9 @@ def _distribution(index: int, name: str, counts: dict[float, int]) -> Distributi
         if n:
             chart.bars.append(
                 Bar(
-                    x=round(x + slot * 0.1, 2),
+                    x=round(x + (slot - bar_width) / 2, 2),
                     y=round(CHART_HEIGHT - height, 2),
-                    width=round(slot * 0.8, 2),
+                    width=round(bar_width, 2),
                     height=round(height, 2),
                     fill=RATING,
                     title=f"{label}: {n}",
