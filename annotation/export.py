@@ -200,6 +200,11 @@ def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bo
 
 
 def write_jsonl(records: Iterable[dict]) -> Iterator[str]:
+    """Yield JSON Lines in chunks; the first line goes out alone, starting the download."""
+    records = iter(records)
+    for first in records:
+        yield json.dumps(first, ensure_ascii=False) + "\n"
+        break
     parts: list[str] = []
     size = 0
     for record in records:
