@@ -10,7 +10,7 @@ from django.urls import reverse
 from annotation import services
 from annotation.models import Queue, QueueItem
 from annotation.tokens import create_token, revoke_token
-from tests.factories import make_experiment, make_reviewer, make_trace, make_viewer
+from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 from traces.filters import TraceFilter
 from traces.models import Trace
 
@@ -103,6 +103,12 @@ class ExportDownloadTests(ExportDataMixin, TestCase):
         rows = [json.loads(line) for line in body(response).splitlines()]
         self.assertEqual({row["trace_id"] for row in rows}, {t.trace_id for t in self.traces[:2]})
         self.assertIn("tracemark_queue_refunds_long_", response["Content-Disposition"])
+        self.client.force_login(make_admin())
+        detail = self.client.get(reverse("annotation:queue-detail", args=[queue.pk]))
+        self.assertContains(detail, f'href="{PAGE}?queue={queue.pk}"')
+        page = self.client.get(PAGE, {"queue": queue.pk})
+        self.assertContains(page, "The traces of queue <strong>Refunds</strong>")
+        self.assertContains(page, "<strong>4</strong> rows")
 
 
 class ExportFilterTests(ExportDataMixin, TestCase):
