@@ -1,5 +1,7 @@
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client, TestCase
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotation import queues
@@ -220,10 +222,12 @@ class LabelingFlowTests(QueueViewTestData, TestCase):
         self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
         page = self.client.get(self.item_url(1))
         self.assertContains(page, "Hidden until you submit your own answer")
+        self.assertNotContains(page, "Spans and details")
         self.assertNotContains(page, "<strong>ann</strong>", html=True)
         self.client.post(self.item_url(1), {f"s{self.correct.pk}-value": "true"})
         page = self.client.get(self.item_url(1))
         self.assertContains(page, "<strong>ann</strong>", html=True)
+        self.assertContains(page, "Spans and details")
 
     def test_when_nothing_is_left_the_queue_page_says_so(self):
         for _ in range(3):
@@ -263,6 +267,24 @@ class AdminQueuePageTests(QueueViewTestData, TestCase):
         rows = {row.user.username: row for row in page.context["by_annotator"]}
         self.assertEqual((rows["ann"].done, rows["bob"].done), (2, 2))
         self.assertEqual((rows["ann"].agreeing, rows["ann"].compared), (1, 2))
+
+    def test_the_admin_page_runs_the_same_queries_however_many_items(self):
+        url = reverse("annotation:queue-detail", args=[self.queue.pk])
+        with CaptureQueriesContext(connection) as before:
+            self.client.get(url)
+        more = queues.create_queue(
+            name="Bigger",
+            traces=[*self.traces, *(make_trace() for _ in range(5))],
+            schemas=[self.correct],
+            annotators=[self.ann, self.bob],
+            overlap=2,
+        )
+        for person in (self.ann, self.bob):
+            for _ in range(6):
+                assignment = queues.next_assignment(queue=more, user=person)
+                queues.submit(assignment=assignment, values={"correct": True}, actor=person)
+        with self.assertNumQueries(len(before.captured_queries)):
+            self.client.get(reverse("annotation:queue-detail", args=[more.pk]))
 
     def test_the_progress_fragment_for_htmx_polling(self):
         url = reverse("annotation:queue-detail", args=[self.queue.pk])
