@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, JSONField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, JSONField, OuterRef, QuerySet, Subquery
 from django.http import QueryDict
 from django.utils.text import slugify
 
@@ -60,6 +60,7 @@ from . import agreement
 from .models import Assessment, AssessmentRevision, Kind, Queue
 
 CHUNK_ROWS = 2000
+WIDE_BATCH = 500
 FLUSH_CHARS = 64 * 1024
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -283,13 +284,18 @@ REVISION_COLUMNS = [
 ]
 
 
-def selected_assessments(traces: QuerySet[Trace], options: ExportOptions) -> QuerySet[Assessment]:
-    selected = Assessment.objects.filter(trace__in=traces.values("pk"))
+def wanted_assessments(options: ExportOptions) -> QuerySet[Assessment]:
+    """Assessments in the states the options ask for, on any trace."""
+    wanted = Assessment.objects.all()
     if not options.include_deleted:
-        selected = selected.filter(deleted_at__isnull=True)
+        wanted = wanted.filter(deleted_at__isnull=True)
     if not options.include_invalid:
-        selected = selected.filter(valid=True)
-    return selected
+        wanted = wanted.filter(valid=True)
+    return wanted
+
+
+def selected_assessments(traces: QuerySet[Trace], options: ExportOptions) -> QuerySet[Assessment]:
+    return wanted_assessments(options).filter(trace__in=traces.values("pk"))
 
 
 def _root_span(field: str, trace_ref: str) -> Subquery:
@@ -440,12 +446,16 @@ def revision_table(traces: QuerySet[Trace], options: ExportOptions):
 def wide_value(values: list):
     """The value a wide export shows for several answers to one question.
 
-    The rule of annotation.agreement.aggregate: numbers give their
-    mean, booleans and strings the majority, None on a tie or for lists and objects. Two
-    annotators saying true and false have no majority; ``.count`` shows there were two. The
-    mean of ints that is whole stays an int, so a single rating of 4 exports as 4, not 4.0.
+    The rule of annotation.agreement.aggregate: numbers give their mean, booleans and
+    strings the majority, None on a tie or for lists and objects. Two annotators saying
+    true and false have no majority; ``.count`` shows there were two. The mean of ints that
+    is whole stays an int, so a single rating of 4 exports as 4, not 4.0.
     """
     present = [value for value in values if value is not None]
+    if len(present) < 2:
+        # Most cells hold one answer or none; this path gives what aggregate would, faster.
+        single = present[0] if present else None
+        return None if isinstance(single, list | dict) else single
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
         kind = "numeric"
     elif all(isinstance(v, bool) for v in present) or all(isinstance(v, str) for v in present):
@@ -484,11 +494,13 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
             .values("kind", "name", "annotator__username", "source_id", "source_type")
             .distinct()
         )
-        found: dict[tuple, set[str]] = {}
+        labels: dict[tuple, set[str]] = {}
         for row in who:
-            who = _annotator_label(row["annotator__username"], row["source_id"], row["source_type"])
-            found.setdefault((row["kind"], row["name"]), set()).add(who)
-        annotators = {key: sorted(labels) for key, labels in found.items()}
+            label = _annotator_label(
+                row["annotator__username"], row["source_id"], row["source_type"]
+            )
+            labels.setdefault((row["kind"], row["name"]), set()).add(label)
+        annotators = {key: sorted(names) for key, names in labels.items()}
 
     columns = list(TRACE_COLUMNS)
     if options.include_inputs:
@@ -498,69 +510,88 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
         columns += [label, f"{label}.count"]
         columns += [f"{label}[{who}]" for who in annotators.get((kind, name), [])]
 
-    labeled = (
-        selected.order_by("create_time", "id")
-        .annotate(annotator_name=F("annotator__username"))
-        .only("trace_id", "kind", "name", "value", "source_type", "source_id")
-    )
     rows = (
         Trace.objects.filter(pk__in=traces.values("pk"))
         .order_by("-request_time", "trace_id")
         .annotate(experiment_name=F("experiment__name"))
-        .only(
-            "trace_id",
-            "experiment_id",
-            "client_request_id",
-            "user",
-            "session",
-            "request_time",
-            "request_preview",
-            "response_preview",
-        )
-        .prefetch_related(Prefetch("assessments", queryset=labeled, to_attr="exported"))
     )
+    fields = [
+        "pk",
+        "trace_id",
+        "experiment_id",
+        "experiment_name",
+        "client_request_id",
+        "user",
+        "session",
+        "request_time",
+        "request_preview",
+        "response_preview",
+    ]
     if options.include_inputs:
         rows = rows.annotate(
             root_span_inputs=_root_span("inputs", "pk"),
             root_span_outputs=_root_span("outputs", "pk"),
         )
+        fields += INPUT_COLUMNS
+    # Each batch's assessments come in one query naming the batch's traces. It starts from
+    # all assessments, not the selection: that would evaluate the whole filter every batch.
+    answers = wanted_assessments(options).order_by("create_time", "id")
+    answer_fields = ("trace_id", "kind", "name", "value", "annotator__username", "source_id")
 
     def records():
-        for trace in rows.iterator(chunk_size=CHUNK_ROWS // 4):
-            record = {
-                "trace_id": trace.trace_id,
-                "experiment_id": str(trace.experiment_id),
-                "experiment": trace.experiment_name,
-                "client_request_id": trace.client_request_id,
-                "user": trace.user,
-                "session": trace.session,
-                "trace_time": iso_ms(trace.request_time),
-                "request_preview": trace.request_preview,
-                "response_preview": trace.response_preview,
-            }
-            if options.include_inputs:
-                record["root_span_inputs"] = trace.root_span_inputs
-                record["root_span_outputs"] = trace.root_span_outputs
-            by_key: dict[tuple, list] = {}
-            by_annotator: dict[tuple, list] = {}
-            for assessment in trace.exported:
-                key = (assessment.kind, assessment.name)
-                by_key.setdefault(key, []).append(assessment.value)
-                if options.per_annotator:
-                    who = _annotator_label(
-                        assessment.annotator_name, assessment.source_id, assessment.source_type
-                    )
-                    by_annotator.setdefault((*key, who), []).append(assessment.value)
-            for kind, name in keys:
-                label = _column_key(kind, name)
-                values = by_key.get((kind, name), [])
-                record[label] = wide_value(values)
-                record[f"{label}.count"] = sum(value is not None for value in values)
-                for who in annotators.get((kind, name), []):
-                    record[f"{label}[{who}]"] = wide_value(by_annotator.get((kind, name, who), []))
-            yield record
+        trace_rows = rows.values(*fields).iterator(chunk_size=WIDE_BATCH)
+        for batch in _batches(trace_rows, WIDE_BATCH):
+            given: dict[int, list[tuple]] = {}
+            found = answers.filter(trace_id__in=[trace["pk"] for trace in batch])
+            for answer in found.values_list(*answer_fields, "source_type"):
+                given.setdefault(answer[0], []).append(answer)
+            for trace in batch:
+                yield _wide_record(trace, given.get(trace["pk"], []), keys, annotators, options)
 
     return columns, records()
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _wide_record(trace: dict, answers: list[tuple], keys, annotators, options) -> dict:
+    record = {
+        "trace_id": trace["trace_id"],
+        "experiment_id": str(trace["experiment_id"]),
+        "experiment": trace["experiment_name"],
+        "client_request_id": trace["client_request_id"],
+        "user": trace["user"],
+        "session": trace["session"],
+        "trace_time": iso_ms(trace["request_time"]),
+        "request_preview": trace["request_preview"],
+        "response_preview": trace["response_preview"],
+    }
+    if options.include_inputs:
+        record["root_span_inputs"] = trace["root_span_inputs"]
+        record["root_span_outputs"] = trace["root_span_outputs"]
+    by_key: dict[tuple, list] = {}
+    by_annotator: dict[tuple, list] = {}
+    for _, kind, name, value, username, source_id, source_type in answers:
+        by_key.setdefault((kind, name), []).append(value)
+        if options.per_annotator:
+            who = _annotator_label(username, source_id, source_type)
+            by_annotator.setdefault((kind, name, who), []).append(value)
+    for kind, name in keys:
+        label = _column_key(kind, name)
+        values = by_key.get((kind, name), [])
+        record[label] = wide_value(values)
+        record[f"{label}.count"] = sum(value is not None for value in values)
+        for who in annotators.get((kind, name), []):
+            record[f"{label}[{who}]"] = wide_value(by_annotator.get((kind, name, who), []))
+    return record
 
 
 def count_rows(traces: QuerySet[Trace], options: ExportOptions) -> int:
