@@ -35,11 +35,16 @@ class Sort:
         return [self.field, "-trace_id"]
 
     def beyond(self, cursor: "Cursor", backwards: bool = False) -> Q:
-        """Rows that come after the cursor's row in this order (before it when backwards)."""
+        """Rows that come after the cursor's row in this order (before it when backwards).
+
+        The first, redundant bound lets PostgreSQL start the index scan at the cursor;
+        with the OR alone it reads the index from the top and filters every row it passes.
+        """
         descending = self.descending != backwards
-        past, tie = ("lt", "gt") if descending else ("gt", "lt")
-        return Q(**{f"{self.field}__{past}": cursor.value}) | Q(
-            **{self.field: cursor.value, f"trace_id__{tie}": cursor.trace_id}
+        bound, past, tie = ("lte", "lt", "gt") if descending else ("gte", "gt", "lt")
+        return Q(**{f"{self.field}__{bound}": cursor.value}) & (
+            Q(**{f"{self.field}__{past}": cursor.value})
+            | Q(**{self.field: cursor.value, f"trace_id__{tie}": cursor.trace_id})
         )
 
 

@@ -1,4 +1,4 @@
-"""Trace list, session view, and the trace page until the review page takes its URL."""
+"""Trace list, session view and a plain trace page."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -55,5 +55,10 @@ def session_detail(request, session_id):
 @require_GET
 @login_required
 def trace_detail(request, trace_id):
+    """A plain trace page, so traces works on its own and ``traces:detail`` always reverses.
+
+    With annotation installed, its review page answers at the same path first (config/urls.py
+    includes annotation.urls before traces.urls).
+    """
     trace = get_object_or_404(Trace.objects.select_related("experiment"), trace_id=trace_id)
     return render(request, "traces/trace_detail.html", {"trace": trace})
