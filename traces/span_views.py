@@ -19,12 +19,13 @@ from django.db import connection
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from .models import Span, Trace
 
-CHILD_PAGE_SIZE = 200
+CHILD_PAGE_SIZE = 100
 # Roots are expanded on open when there are at most this many of them.
 EXPANDED_ROOTS = 5
 TEXT_PREVIEW_CHARS = 600
@@ -68,10 +69,24 @@ class Timeline:
         return max(self.end_ns - self.start_ns, 1)
 
     def bar(self, span: Span) -> tuple[float, float]:
+        """Offset and width of the span's bar, in percent of the trace."""
         end = span.end_time_ns if span.end_time_ns is not None else self.end_ns
         offset = (span.start_time_ns - self.start_ns) / self.total_ns * 100
         width = max((end - span.start_time_ns) / self.total_ns * 100, 0.2)
         return round(offset, 3), round(min(width, 100 - offset), 3)
+
+
+class NodeUrls:
+    """Row links built from one reverse() per tree: rows are many, span ids are plain hex."""
+
+    PLACEHOLDER = "0000000000000000"
+
+    def __init__(self, trace: Trace):
+        self.review = trace.get_absolute_url() + "?span="
+        self.children = reverse("traces:span-children", args=[trace.trace_id, self.PLACEHOLDER])
+
+    def children_of(self, span_id: str, level: int) -> str:
+        return self.children.replace(self.PLACEHOLDER, span_id) + f"?level={level}"
 
 
 @dataclass
@@ -79,8 +94,11 @@ class TreeNode:
     span: Span
     level: int
     child_count: int
-    bar_offset: float
-    bar_width: float
+    # Percentages of the trace's duration, formatted for the SVG attributes.
+    bar_x: str
+    bar_width: str
+    select_url: str
+    children_url: str
     children: list["TreeNode"] = field(default_factory=list)
     expanded: bool = False
     selected: bool = False
@@ -88,6 +106,10 @@ class TreeNode:
     @property
     def type_label(self) -> str:
         return TYPE_LABELS.get(self.span.span_type, self.span.span_type.title()[:6] or "Span")
+
+    @property
+    def type_class(self) -> str:
+        return self.span.span_type.lower()
 
     @property
     def duration_label(self) -> str:
@@ -188,14 +210,16 @@ def ancestor_ids(span: Span) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _node(span: Span, level: int, timeline: Timeline) -> TreeNode:
+def _node(span: Span, level: int, timeline: Timeline, urls: NodeUrls) -> TreeNode:
     offset, width = timeline.bar(span)
     return TreeNode(
         span=span,
         level=level,
         child_count=span.child_count,
-        bar_offset=offset,
-        bar_width=width,
+        bar_x=f"{offset:.3f}",
+        bar_width=f"{width:.3f}",
+        select_url=urls.review + span.span_id,
+        children_url=urls.children_of(span.span_id, level + 1) if span.child_count else "",
     )
 
 
@@ -208,9 +232,10 @@ def build_tree(trace: Trace, selected: Span | None = None) -> SpanTree:
         expand.update(ancestor_ids(selected))
         expand.add(selected.span_id)
     by_parent = _first_children(trace, expand)
+    urls = NodeUrls(trace)
 
     def grow(span: Span, level: int, seen: set[str]) -> TreeNode:
-        node = _node(span, level, timeline)
+        node = _node(span, level, timeline, urls)
         node.selected = selected is not None and span.span_id == selected.span_id
         if span.span_id in expand and span.child_count and span.span_id not in seen:
             node.expanded = True
@@ -383,7 +408,9 @@ def span_children(request, trace_id, span_id):
     parent = get_object_or_404(_tree_spans(trace), span_id=span_id)
     timeline = _timeline(trace)
     spans = _tree_spans(trace).filter(parent_span_id=span_id).order_by("start_time_ns", "span_id")
-    nodes = [_node(s, level, timeline) for s in spans[offset : offset + CHILD_PAGE_SIZE]]
+    urls = NodeUrls(trace)
+    page_spans = spans[offset : offset + CHILD_PAGE_SIZE]
+    nodes = [_node(s, level, timeline, urls) for s in page_spans]
     context = {
         "trace": trace,
         "parent": parent,

@@ -136,8 +136,8 @@ class BuildTreeTests(TestCase):
         make_span(trace, parent=root, start_time_ns=t0 + 50, end_time_ns=t0 + 75)
         tree = build_tree(trace)
         child = tree.roots[0].children[0]
-        self.assertEqual((tree.roots[0].bar_offset, tree.roots[0].bar_width), (0, 100))
-        self.assertEqual((child.bar_offset, child.bar_width), (50, 25))
+        self.assertEqual((tree.roots[0].bar_x, tree.roots[0].bar_width), ("0.000", "100.000"))
+        self.assertEqual((child.bar_x, child.bar_width), ("50.000", "25.000"))
 
 
 class ShowValueTests(TestCase):
