@@ -1,0 +1,637 @@
+"""Throughput, latency and memory of the MLflow tracking API, measured with the real client.
+
+    .venv/bin/python benchmarks/api.py            # full run, a few minutes
+    .venv/bin/python benchmarks/api.py --quick    # small sizes, to check the setup
+
+Tracemark runs as in production: gunicorn with config/gunicorn.conf.py (two gthread workers
+for two cores, four threads each; the module says why) on PostgreSQL, DEBUG off, on a
+loopback port. The database (``--database``, default tm_bench_api on
+postgres://postgres@127.0.0.1:5432) is dropped, created and migrated; a Reviewer gets an API
+token from annotation.tokens.create_token, and the client sends it as MLFLOW_TRACKING_TOKEN.
+``--plain-gunicorn`` runs gunicorn with command-line flags only (the same worker counts,
+without the config module) to compare.
+
+BENCHMARK DATA ONLY: the search store (20,000 traces with a root span each and a feedback on
+every other one) is written with bulk_create, bypassing traces.ingest and annotation.services,
+because sending it through the client one trace at a time would take longer than everything
+measured. Everything measured goes through the mlflow client over HTTP: 10-span traces with
+synchronous export (StartTraceV3 plus an OTLP span upload each), log_feedback,
+override_feedback, update_assessment, search_traces (trace infos, ``include_spans=False``: the
+spans of a result page are a separate batchGet, measured by get_trace), and get_trace of a
+10-span and a 5,000-span trace (the latter logged through the client too, and timed).
+
+Client and server share the machine, so throughput includes the client's own CPU time; the
+load average is printed before and after. Server memory is the PSS of the gunicorn master and
+its workers (/proc/<pid>/smaps_rollup) after the run. Every loop is bounded, the server is
+stopped on exit and the database dropped unless ``--keep-database``.
+"""
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONFIG = ROOT / "config" / "gunicorn.conf.py"
+SERVER_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "benchmark-only-" + secrets.token_hex(16),
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "false",
+    "SECURE_COOKIES": "false",
+    "STATIC_MANIFEST": "false",
+    "LOG_LEVEL": "WARNING",
+}
+STORE_EXPERIMENT = "bench-store"
+LIVE_EXPERIMENT = "bench-live"
+USERS = 200
+TEAMS = 50
+
+# MLflow 3.17.2 server, 2 workers on PostgreSQL, same kind of machine (issue 8).
+MLFLOW = {
+    "ingest_1": 4.8,
+    "ingest_8": 9.5,
+    "feedback_1": 19,
+    "feedback_1_p50": 52,
+    "feedback_8": 120,
+    "override_p50": 100,
+    "get_10_p50": 108,
+    "get_5000_p50": 2400,
+    "search_p50": "52-73",
+    "pss_mb": 2000,
+}
+
+SIZES = {
+    "full": {
+        "store_traces": 20_000,
+        "ingest_traces": 200,
+        "feedback_calls": 400,
+        "edit_calls": 100,
+        "search_repeats": 200,
+        "get_repeats": 100,
+        "big_spans": 5_000,
+        "big_repeats": 20,
+    },
+    "quick": {
+        "store_traces": 2_000,
+        "ingest_traces": 30,
+        "feedback_calls": 60,
+        "edit_calls": 20,
+        "search_repeats": 30,
+        "get_repeats": 20,
+        "big_spans": 5_000,
+        "big_repeats": 3,
+    },
+}
+
+
+@dataclass
+class Timing:
+    per_second: float
+    latencies_ms: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def timed(calls: int, threads: int, call) -> Timing:
+    """Run ``call(i)`` for i in range(calls) on ``threads`` threads; rate and latencies."""
+    numbers = itertools.count()
+
+    def worker() -> list[float]:
+        latencies = []
+        while (i := next(numbers)) < calls:
+            started = time.perf_counter()
+            call(i)
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(worker) for _ in range(threads)]
+        latencies = [ms for future in futures for ms in future.result()]
+    return Timing(calls / (time.perf_counter() - started), latencies)
+
+
+# -- database and server -------------------------------------------------------------------
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+
+
+def prepare_database(store_traces: int) -> tuple[str, str]:
+    """Migrate, create the Reviewer and the search store; return (token, store experiment id)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection
+
+    from annotation.tokens import create_token
+    from traces.models import Experiment
+    from traces.roles import Role
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("bench-reviewer", password=None)
+    user.groups.add(Group.objects.get_or_create(name=Role.REVIEWER)[0])
+    token = create_token(user=user, name="benchmark")[1]
+    experiment = Experiment.objects.create(name=STORE_EXPERIMENT)
+    started = time.perf_counter()
+    bulk_load(experiment, store_traces, user)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    print(
+        f"Loaded {store_traces:,} traces with bulk_create in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    connection.close()
+    return token, experiment.experiment_id
+
+
+def bulk_load(experiment, count: int, annotator) -> None:
+    """Benchmark rows only: bulk_create bypasses traces.ingest and annotation.services."""
+    from django.db import transaction
+
+    from annotation.models import Assessment, Kind, SourceType
+    from traces.models import Span, Trace
+
+    start_ms = int(time.time() * 1000) - count * 1000
+    batch = 2_000
+    for first in range(0, count, batch):
+        numbers = range(first, min(first + batch, count))
+        with transaction.atomic():
+            traces = Trace.objects.bulk_create(
+                Trace(
+                    trace_id=f"tr-{secrets.token_hex(16)}",
+                    experiment=experiment,
+                    request_time=start_ms + n * 1000,
+                    execution_duration=200 + n % 800,
+                    state=Trace.State.OK if n % 10 else Trace.State.ERROR,
+                    client_request_id=f"req-{n}",
+                    request_preview=json.dumps({"question": f"Question {n}?"}),
+                    response_preview=json.dumps(f"Answer {n}."),
+                    trace_metadata={
+                        "mlflow.trace.user": f"user-{n % USERS}",
+                        "mlflow.trace.session": f"session-{n // 5}",
+                        "mlflow.trace.sizeStats": json.dumps({"num_spans": 1}),
+                        "mlflow.trace.infoFinalized": "true",
+                    },
+                    tags={"mlflow.traceName": "agent", "team": f"team-{n % TEAMS}"},
+                    user=f"user-{n % USERS}",
+                    session=f"session-{n // 5}",
+                    span_count=1,
+                )
+                for n in numbers
+            )
+            Span.objects.bulk_create(
+                Span(
+                    trace=trace,
+                    span_id=secrets.token_hex(8),
+                    name="agent",
+                    span_type="AGENT",
+                    start_time_ns=trace.request_time * 1_000_000,
+                    end_time_ns=(trace.request_time + trace.execution_duration) * 1_000_000,
+                    status=Span.Status.OK,
+                    inputs={"question": f"Question {n}?"},
+                    outputs=f"Answer {n}.",
+                    attributes={"mlflow.spanType": "AGENT"},
+                )
+                for n, trace in zip(numbers, traces, strict=True)
+            )
+            Assessment.objects.bulk_create(
+                Assessment(
+                    trace=trace,
+                    kind=Kind.FEEDBACK,
+                    name="correct",
+                    value=n % 3 != 0,
+                    rationale="checked against the source",
+                    source_type=SourceType.HUMAN,
+                    source_id=annotator.username,
+                    annotator=annotator,
+                    create_time=trace.request_time + 60_000,
+                    last_update_time=trace.request_time + 60_000,
+                )
+                for n, trace in zip(numbers, traces, strict=True)
+                if n % 2 == 0
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(database_url: str, plain: bool, log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
+    if plain:
+        command += ["--workers", "2", "--threads", "4"]
+    else:
+        command += ["--config", str(GUNICORN_CONFIG)]
+    command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    env = {**os.environ, **SERVER_ENV, "DATABASE_URL": database_url}
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn did not start:\n{log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+                if sock.recv(64).split(b" ")[1:2] == [b"200"]:
+                    return server, url
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit(f"gunicorn did not answer within 30 s:\n{log_path.read_text()}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+
+
+def server_pss_mb(master_pid: int) -> tuple[float, int]:
+    """PSS of the gunicorn master and its workers in MB, and how many processes that is."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    total_kb = 0
+    pids = [master_pid, *map(int, children)]
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024, len(pids)
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+# -- client measurements -------------------------------------------------------------------
+
+
+def configure_client(url: str, token: str) -> None:
+    os.environ.update(
+        {
+            "MLFLOW_TRACKING_URI": url,
+            "MLFLOW_TRACKING_TOKEN": token,
+            "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
+        }
+    )
+
+
+def keep_alive_round_trips(url: str, token: str, count: int) -> list[float]:
+    """Latencies (ms) of small requests on one kept-alive connection.
+
+    A server that writes headers and body separately without TCP_NODELAY shows ~40 ms here.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies = []
+    try:
+        for i in range(count):
+            path = "/version" if i % 2 else "/api/2.0/mlflow/experiments/get?experiment_id=0"
+            started = time.perf_counter()
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status != 200 or response.will_close:
+                raise SystemExit(f"GET {path} answered {response.status} or closed.")
+    finally:
+        connection.close()
+    return latencies
+
+
+def log_trace(mlflow, n: int, spans: int) -> str:
+    """One trace of ``spans`` spans (a root and its children), exported synchronously."""
+    with mlflow.start_span(name="agent", span_type="AGENT") as root:
+        root.set_inputs({"question": f"What is item {n}?", "history": ["hello", "hi"]})
+        mlflow.update_current_trace(
+            client_request_id=f"live-{n}-{secrets.token_hex(4)}",
+            tags={"team": f"team-{n % TEAMS}"},
+            metadata={"mlflow.trace.user": f"user-{n % USERS}"},
+        )
+        for step in range(spans - 1):
+            with mlflow.start_span(name=f"step-{step}", span_type="LLM") as span:
+                span.set_inputs({"messages": [{"role": "user", "content": f"part {step}"}]})
+                span.set_outputs({"content": f"reply {step}", "tokens": step})
+                span.set_attributes({"model": "bench-model", "temperature": 0.2})
+        root.set_outputs({"answer": f"Item {n} is fine."})
+    return root.trace_id
+
+
+def measure(url: str, token: str, store_id: str, sizes: dict, results: dict) -> None:
+    configure_client(url, token)
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import AssessmentSource, Feedback
+
+    mlflow.set_tracking_uri(url)
+    results["keep_alive"] = keep_alive_round_trips(url, token, 200)
+    mlflow.set_experiment(LIVE_EXPERIMENT)
+    client = MlflowClient(url)
+    source = AssessmentSource(source_type="HUMAN", source_id="bench-reviewer")
+    counter = itertools.count()
+    trace_ids: list[str] = []
+
+    def ingest(_):
+        trace_ids.append(log_trace(mlflow, next(counter), 10))
+
+    timed(5, 1, ingest)
+    n = sizes["ingest_traces"]
+    results["ingest_1"] = timed(n, 1, ingest)
+    results["ingest_8"] = timed(2 * n, 8, ingest)
+    print(f"ingest done ({len(trace_ids)} traces)", file=sys.stderr)
+
+    feedback_ids: list[tuple[str, str]] = []
+
+    def feedback(i):
+        trace_id = trace_ids[i % len(trace_ids)]
+        created = mlflow.log_feedback(
+            trace_id=trace_id,
+            name="quality",
+            value=i % 5 + 1,
+            source=source,
+            rationale="benchmark rating",
+        )
+        feedback_ids.append((trace_id, created.assessment_id))
+
+    timed(5, 1, feedback)
+    calls = sizes["feedback_calls"]
+    results["feedback_1"] = timed(calls, 1, feedback)
+    results["feedback_8"] = timed(2 * calls, 8, feedback)
+    print("log_feedback done", file=sys.stderr)
+
+    edits = sizes["edit_calls"]
+    to_override, to_update = feedback_ids[:edits], feedback_ids[edits : 2 * edits]
+    results["override"] = timed(
+        edits,
+        1,
+        lambda i: mlflow.override_feedback(
+            trace_id=to_override[i][0],
+            assessment_id=to_override[i][1],
+            value=1,
+            rationale="overridden",
+            source=source,
+        ),
+    )
+    results["update"] = timed(
+        edits,
+        1,
+        lambda i: mlflow.update_assessment(
+            trace_id=to_update[i][0],
+            assessment_id=to_update[i][1],
+            assessment=Feedback(name="quality", value=2, rationale="updated"),
+        ),
+    )
+    print("override and update done", file=sys.stderr)
+
+    rng = random.Random(8)
+    store_size = sizes["store_traces"]
+    searches = {
+        "search_request_id": lambda: f"client_request_id = 'req-{rng.randrange(store_size)}'",
+        "search_user": lambda: f"metadata.`mlflow.trace.user` = 'user-{rng.randrange(USERS)}'",
+        "search_tag": lambda: f"tags.team = 'team-{rng.randrange(TEAMS)}'",
+        "search_page": lambda: None,
+    }
+    for key, make_filter in searches.items():
+        found = []
+
+        def search(_, make_filter=make_filter, found=found):
+            page = client.search_traces(
+                locations=[store_id],
+                filter_string=make_filter(),
+                max_results=100,
+                include_spans=False,
+            )
+            found.append(len(page))
+
+        timed(5, 1, search)
+        found.clear()
+        results[key] = timed(sizes["search_repeats"], 1, search)
+        results[key + "_rows"] = statistics.median(found)
+    print("search done", file=sys.stderr)
+
+    results["get_10"] = timed(
+        sizes["get_repeats"], 1, lambda i: mlflow.get_trace(trace_ids[i % len(trace_ids)])
+    )
+    started = time.perf_counter()
+    big_id = log_trace(mlflow, -1, sizes["big_spans"])
+    results["big_ingest_s"] = time.perf_counter() - started
+    spans = len(mlflow.get_trace(big_id).data.spans)
+    if spans != sizes["big_spans"]:
+        raise SystemExit(f"The big trace came back with {spans} spans.")
+    results["get_5000"] = timed(sizes["big_repeats"], 1, lambda _: mlflow.get_trace(big_id))
+    print("get_trace done", file=sys.stderr)
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def report(results: dict, sizes: dict) -> list[tuple]:
+    r = results
+    big = sizes["big_spans"]
+    store = sizes["store_traces"]
+    stalls = sum(ms >= 35 for ms in r["keep_alive"])
+    rows = [
+        (
+            "keep-alive round trip p50 / max ms, 40 ms stalls",
+            f"{statistics.median(r['keep_alive']):.1f} / {max(r['keep_alive']):.1f}, {stalls}",
+            "p50 < 20",
+            "~40",
+            statistics.median(r["keep_alive"]) < 20,
+        ),
+        ("ingest 10-span traces/s, 1 thread", f"{r['ingest_1'].per_second:.1f}", "", "4.8"),
+        (
+            "ingest 10-span traces/s, 8 threads",
+            f"{r['ingest_8'].per_second:.1f}",
+            ">= 28.5",
+            "9.5",
+            r["ingest_8"].per_second >= 3 * MLFLOW["ingest_8"],
+        ),
+        (
+            "log_feedback calls/s, 1 thread",
+            f"{r['feedback_1'].per_second:.0f}",
+            "",
+            "19",
+        ),
+        (
+            "log_feedback p50 / p95 ms, 1 thread",
+            f"{r['feedback_1'].p50:.1f} / {r['feedback_1'].p95:.1f}",
+            "p50 < 10",
+            "52 / -",
+            r["feedback_1"].p50 < 10,
+        ),
+        (
+            "log_feedback calls/s, 8 threads",
+            f"{r['feedback_8'].per_second:.0f}",
+            ">= 360",
+            "120",
+            r["feedback_8"].per_second >= 3 * MLFLOW["feedback_8"],
+        ),
+        (
+            "log_feedback p50 / p95 ms, 8 threads",
+            f"{r['feedback_8'].p50:.1f} / {r['feedback_8'].p95:.1f}",
+            "",
+            "",
+        ),
+        ("override_feedback p50 ms", f"{r['override'].p50:.1f}", "", "100"),
+        ("update_assessment p50 ms", f"{r['update'].p50:.1f}", "", ""),
+    ]
+    for key, label in (
+        ("search_request_id", "client_request_id"),
+        ("search_user", "user"),
+        ("search_tag", "tag"),
+        ("search_page", "unfiltered page"),
+    ):
+        rows.append(
+            (
+                f"search {label} p50 / p95 ms ({r[key + '_rows']:.0f} rows of {store:,})",
+                f"{r[key].p50:.1f} / {r[key].p95:.1f}",
+                "p95 < 20",
+                "52-73 / -",
+                r[key].p95 < 20,
+            )
+        )
+    rows += [
+        (
+            "get_trace 10 spans p50 / p95 ms",
+            f"{r['get_10'].p50:.1f} / {r['get_10'].p95:.1f}",
+            "",
+            "108 / -",
+        ),
+        (
+            f"get_trace {big:,} spans p50 / p95 ms",
+            f"{r['get_5000'].p50:.0f} / {r['get_5000'].p95:.0f}",
+            "< 500",
+            "2400 / -",
+            r["get_5000"].p95 < 500,
+        ),
+        (f"log one {big:,}-span trace, s", f"{r['big_ingest_s']:.1f}", "", ""),
+        (
+            f"server PSS MB ({r['processes']} processes)",
+            f"{r['pss_mb']:.0f}",
+            "< 400",
+            "~2000",
+            r["pss_mb"] < 400,
+        ),
+    ]
+    return rows
+
+
+def print_table(rows: list[tuple]) -> None:
+    header = ("measure", "Tracemark", "target", "MLflow", "")
+    table = [header] + [
+        (*row[:4], "" if len(row) < 5 else ("ok" if row[4] else "MISSED")) for row in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(5)]
+    for row in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the setup")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="tm_bench_api")
+    parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument(
+        "--plain-gunicorn", action="store_true", help="command-line flags, no config module"
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    for name, default in SIZES["full"].items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, help=f"default {default:,}")
+    args = parser.parse_args()
+    sizes = {
+        name: getattr(args, name) or default
+        for name, default in SIZES["quick" if args.quick else "full"].items()
+    }
+
+    database_url = f"{args.postgres}/{args.database}"
+    os.environ.update({**SERVER_ENV, "DATABASE_URL": database_url})
+    recreate_database(f"{args.postgres}/postgres", args.database)
+    server = None
+    try:
+        setup_django()
+        token, store_id = prepare_database(sizes["store_traces"])
+        log_path = Path(tempfile.gettempdir()) / f"{args.database}-gunicorn.log"
+        server, url = start_server(database_url, args.plain_gunicorn, log_path)
+        load_before = load_average()
+        results: dict = {}
+        measure(url, token, store_id, sizes, results)
+        results["pss_mb"], results["processes"] = server_pss_mb(server.pid)
+        load_after = load_average()
+    finally:
+        if server is not None:
+            stop_server(server)
+        if not args.keep_database:
+            drop_database(f"{args.postgres}/postgres", args.database)
+
+    mode = "gunicorn flags only" if args.plain_gunicorn else f"gunicorn -c {GUNICORN_CONFIG.name}"
+    print(f"\nTracemark API benchmark ({mode}, PostgreSQL, {os.cpu_count()} cores)")
+    print(f"load average before: {load_before}   after: {load_after}\n")
+    print_table(report(results, sizes))
+    if args.json:
+        raw = {
+            key: (
+                {"per_second": value.per_second, "p50": value.p50, "p95": value.p95}
+                if isinstance(value, Timing)
+                else value
+            )
+            for key, value in results.items()
+        }
+        args.json.write_text(json.dumps({"sizes": sizes, "results": raw}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
