@@ -14,14 +14,16 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
+from traces.filters import TraceFilter
 from traces.models import Span, Trace
+from traces.pagination import DEFAULT_SORT, Cursor
 from traces.roles import can_write, write_required
 from traces.span_views import build_tree, describe_span, load_selected_span, show_value
 
@@ -279,14 +281,23 @@ def _span_summary(trace: Trace, assessments) -> list[dict]:
     ]
 
 
-def _neighbours(trace: Trace) -> tuple[Trace | None, Trace | None]:
-    """The previous and next trace of the same experiment in list order (newest first)."""
-    same = Trace.objects.filter(experiment_id=trace.experiment_id).only("trace_id")
-    t, tid = trace.request_time, trace.trace_id
-    newer = Q(request_time__gt=t) | Q(request_time=t, trace_id__lt=tid)
-    older = Q(request_time__lt=t) | Q(request_time=t, trace_id__gt=tid)
-    previous = same.filter(newer).order_by("request_time", "-trace_id").first()
-    following = same.filter(older).order_by("-request_time", "trace_id").first()
+def _neighbours(request, trace: Trace, from_query: str) -> tuple[Trace | None, Trace | None]:
+    """The previous and next trace in the list the reviewer came from.
+
+    ``from_query`` is the trace list's query string: its filters and sort apply. Without it,
+    the neighbours are the same experiment's traces, newest first (the list's default).
+    """
+    queryset, sort = Trace.objects.filter(experiment_id=trace.experiment_id), DEFAULT_SORT
+    if from_query:
+        listed = TraceFilter(QueryDict(from_query), queryset=Trace.objects.all(), request=request)
+        queryset, sort = listed.qs, listed.sort_order
+        if getattr(trace, sort.field) is None:
+            sort = DEFAULT_SORT
+    here = Cursor(sort.key, getattr(trace, sort.field), trace.trace_id)
+    queryset = queryset.only("trace_id")
+    following = queryset.filter(sort.beyond(here)).order_by(*sort.ordering()).first()
+    backwards = queryset.filter(sort.beyond(here, backwards=True))
+    previous = backwards.order_by(*sort.ordering(backwards=True)).first()
     return previous, following
 
 
@@ -294,7 +305,7 @@ def _review_context(request, trace, span_id=None, from_query="", bound=None) -> 
     span = load_selected_span(trace, span_id)
     assessments = _assessments(trace)
     schemas = _schemas()
-    previous, following = _neighbours(trace)
+    previous, following = _neighbours(request, trace, from_query)
     return {
         "trace": trace,
         "tree": build_tree(trace, span),

@@ -1,5 +1,7 @@
 """The trace review page: full page, htmx partials, span selection, roles, queries, escaping."""
 
+from urllib.parse import quote
+
 from django.test import TestCase
 from django.urls import resolve, reverse
 
@@ -183,6 +185,18 @@ class TraceReviewPageTests(TestCase):
         self.assertContains(
             response, f'rel="prev" aria-keyshortcuts="k" href="{self.newer.get_absolute_url()}"'
         )
+
+    def test_next_and_previous_follow_the_list_filter_and_sort_carried_in_from(self):
+        failed = make_trace(request_time=500, state="ERROR")
+        url = review_url(self.trace) + "?from=" + quote("state=ERROR")
+        response = self.client.get(url)
+        self.assertContains(response, f'href="{failed.get_absolute_url()}?from=state%3DERROR"')
+        self.assertNotContains(response, 'rel="prev"')
+        response = self.client.get(review_url(self.trace) + "?from=" + quote("sort=time"))
+        self.assertContains(
+            response, f'rel="next" aria-keyshortcuts="j" href="{self.newer.get_absolute_url()}'
+        )
+        self.assertContains(response, 'href="/?sort=time"')
 
     def test_viewers_see_assessments_but_no_widgets_or_actions(self):
         self.client.force_login(self.viewer)
