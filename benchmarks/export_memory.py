@@ -167,6 +167,8 @@ def measure(options: dict) -> dict:
         "rows_per_second": round(export.rows / elapsed),
         "first_chunk_seconds": round(first_chunk, 3),
         "megabytes_written": round(size / 1e6, 1),
+        "start_rss_mb": round(baseline_kb / 1024, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
         "peak_memory_above_start_mb": round((peak_kb - baseline_kb) / 1024, 1),
     }
 
