@@ -80,7 +80,8 @@ def start_trace(request):
             for data in info_data.get("assessments") or []:
                 _create(request.user, trace, data)
     prefetch_related_objects([trace], serializers.live_assessments())
-    return json_response({"trace": {"trace_info": serializers.trace_info(trace)}})
+    info = serializers.trace_info(trace, exported=True)
+    return json_response({"trace": {"trace_info": info}})
 
 
 @api_view()

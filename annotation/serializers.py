@@ -19,17 +19,21 @@ JSON_FORMAT = "JSON_FORMAT"
 
 
 def live_assessments() -> Prefetch:
-    """Prefetch for ``Trace.live_assessments``: what the API shows, overridden ones included."""
+    """Prefetch for ``Trace.live_assessments``: what the API shows, overridden ones included.
+
+    The overridden assessments come in a second query, run only when there are any: joining
+    them made PostgreSQL hash the whole assessment table for every page of traces.
+    """
     return Prefetch(
         "assessments",
-        queryset=Assessment.objects.live().select_related("overrides"),
+        queryset=Assessment.objects.live().prefetch_related("overrides"),
         to_attr="live_assessments",
     )
 
 
-def trace_info(trace) -> dict:
+def trace_info(trace, *, exported: bool = False) -> dict:
     """TraceInfoV3 of a trace fetched with ``live_assessments()``."""
-    info = trace_serializers.trace_info(trace)
+    info = trace_serializers.trace_info(trace, exported=exported)
     if trace.live_assessments:
         info["assessments"] = [assessment(a, trace.trace_id) for a in trace.live_assessments]
     return info

@@ -2,11 +2,13 @@
 
 import hmac
 import secrets
+from datetime import timedelta
 
 from django.utils import timezone
 
 from .models import ApiToken, hash_token
 
+LAST_USED_PRECISION = timedelta(minutes=1)
 TOKEN_PREFIX = "tmk_"  # noqa: S105 - a public marker, not a secret
 
 
@@ -36,5 +38,8 @@ def user_for_token(raw: str):
     )
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    # A minute's precision is enough, and spares every API request a write.
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user

@@ -15,6 +15,8 @@ SPANS_LOCATION_TAG = "mlflow.trace.spansLocation"
 ARTIFACT_LOCATION_TAG = "mlflow.artifactLocation"
 SPAN_INPUTS = "mlflow.spanInputs"
 SPAN_OUTPUTS = "mlflow.spanOutputs"
+REQUEST_ID = "mlflow.traceRequestId"
+PROTOBUF_READ_MAX_SPANS = 100
 
 _STATUS_CODES = {
     Span.Status.UNSET: "STATUS_CODE_UNSET",
@@ -53,8 +55,21 @@ def artifact_location(trace: Trace) -> str:
     return f"mlflow-artifacts:/{trace.experiment_id}/traces/{trace.trace_id}/artifacts"
 
 
-def trace_info(trace: Trace) -> dict:
-    """TraceInfoV3 without assessments (annotation.api adds those)."""
+def trace_info(trace: Trace, *, exported: bool = False) -> dict:
+    """TraceInfoV3 without assessments (annotation.api adds those).
+
+    Every trace's spans are in Tracemark's tables, and both read paths serve them. The
+    ``spansLocation`` tag only picks the path the client takes: with it, traces/get and
+    batchGet, whose protobuf JSON the client parses slowly (seconds for thousands of spans);
+    without it, the ``traces.json`` artifact, plain JSON it parses several times faster. So
+    large traces go without the tag, except in the answer to StartTraceV3 (``exported``),
+    where the tag tells the client not to upload the spans a second time.
+    """
+    tags = {**trace.tags, ARTIFACT_LOCATION_TAG: artifact_location(trace)}
+    if exported or trace.span_count <= PROTOBUF_READ_MAX_SPANS:
+        tags[SPANS_LOCATION_TAG] = "TRACKING_STORE"
+    else:
+        tags.pop(SPANS_LOCATION_TAG, None)
     info = {
         "trace_id": trace.trace_id,
         "trace_location": {
@@ -65,12 +80,7 @@ def trace_info(trace: Trace) -> dict:
         "execution_duration": ms_to_duration(trace.execution_duration),
         "state": trace.state,
         "trace_metadata": trace.trace_metadata,
-        # Spans always live in Tracemark's tables, so readers use traces/get and batchGet.
-        "tags": {
-            **trace.tags,
-            ARTIFACT_LOCATION_TAG: artifact_location(trace),
-            SPANS_LOCATION_TAG: "TRACKING_STORE",
-        },
+        "tags": tags,
     }
     if trace.client_request_id:
         info["client_request_id"] = trace.client_request_id
@@ -199,6 +209,8 @@ def otlp_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
 def artifact_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
     """The ``traces.json`` artifact form: attribute values JSON-encoded, as the client writes."""
     trace_b64 = _otel_trace_id(trace)
+    # The client refuses artifact spans without the request id (plain OTel spans lack it).
+    request_id = json.dumps(trace.trace_id)
     return [
         {
             "trace_id": trace_b64,
@@ -210,8 +222,11 @@ def artifact_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
             "events": events,
             "status": {"code": _STATUS_CODES[status], "message": message},
             "attributes": {
-                key: json.dumps(value)
-                for key, value in _span_attributes(inputs, outputs, attributes).items()
+                REQUEST_ID: request_id,
+                **{
+                    key: json.dumps(value)
+                    for key, value in _span_attributes(inputs, outputs, attributes).items()
+                },
             },
             "links": [],
         }

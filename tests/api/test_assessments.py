@@ -1,0 +1,236 @@
+"""Feedback and expectations through the real mlflow client: every variant the client sends."""
+
+import pytest
+from mlflow.entities import AssessmentError, AssessmentSource, Expectation, Feedback
+from mlflow.exceptions import MlflowException
+
+from annotation.models import Assessment, AssessmentRevision
+from tests.api.conftest import server_db
+
+pytestmark = server_db
+
+HUMAN = AssessmentSource(source_type="HUMAN", source_id="alice@example.com")
+JUDGE = AssessmentSource(source_type="LLM_JUDGE", source_id="gpt-4o")
+
+
+@pytest.fixture
+def trace_id(mlflow):
+    mlflow.set_experiment("assessments")
+
+    @mlflow.trace(name="root")
+    def root(x):
+        with mlflow.start_span(name="child"):
+            return x
+
+    root(1)
+    return mlflow.get_last_active_trace_id()
+
+
+@pytest.fixture
+def child_span_id(mlflow, trace_id):
+    return next(s.span_id for s in mlflow.get_trace(trace_id).data.spans if s.name == "child")
+
+
+@pytest.mark.parametrize(
+    ("value", "returned"),
+    [
+        (True, True),
+        (4, 4.0),
+        (0.87, 0.87),
+        ("good", "good"),
+        (["a", "b", 3], ["a", "b", 3.0]),
+        ({"relevance": 0.9, "ok": True}, {"relevance": 0.9, "ok": True}),
+    ],
+    ids=["bool", "int", "float", "str", "list", "dict"],
+)
+def test_log_feedback_keeps_each_value_type(mlflow, trace_id, value, returned):
+    logged = mlflow.log_feedback(
+        trace_id=trace_id,
+        name="quality",
+        value=value,
+        source=HUMAN,
+        rationale="looks right",
+        metadata={"team": "qa", "version": 2},
+    )
+
+    assert logged.assessment_id.startswith("a-")
+    fetched = mlflow.get_assessment(trace_id, logged.assessment_id)
+    assert fetched.value == returned
+    assert type(fetched.value) is type(returned)
+    assert fetched.rationale == "looks right"
+    assert fetched.metadata == {"team": "qa", "version": "2"}
+    assert fetched.source.source_type == "HUMAN"
+    assert fetched.source.source_id == "alice@example.com"
+    inline = mlflow.get_trace(trace_id).info.assessments
+    assert [a.assessment_id for a in inline] == [logged.assessment_id]
+    assert inline[0].value == returned
+
+
+def test_the_token_owner_is_annotator_and_revision_actor(mlflow, trace_id, reviewer):
+    logged = mlflow.log_feedback(trace_id=trace_id, name="ok", value=True)
+
+    stored = Assessment.objects.get(assessment_id=logged.assessment_id)
+    assert stored.annotator == reviewer
+    assert stored.value is True
+    assert stored.source_type == "CODE" and stored.source_id == "default"
+    assert AssessmentRevision.objects.get(assessment=stored).actor == reviewer
+
+
+def test_feedback_on_a_span_and_with_errors(mlflow, trace_id, child_span_id):
+    on_span = mlflow.log_feedback(
+        trace_id=trace_id, name="span_quality", value=False, span_id=child_span_id, source=HUMAN
+    )
+    error_only = mlflow.log_feedback(
+        trace_id=trace_id,
+        name="judge_fail",
+        source=JUDGE,
+        error=AssessmentError(error_code="RATE_LIMIT", error_message="429 from judge"),
+    )
+    try:
+        raise RuntimeError("judge crashed")
+    except RuntimeError as exc:
+        from_exception = mlflow.log_feedback(
+            trace_id=trace_id, name="judge_exc", source=JUDGE, error=exc
+        )
+
+    assert mlflow.get_assessment(trace_id, on_span.assessment_id).span_id == child_span_id
+    failed = mlflow.get_assessment(trace_id, error_only.assessment_id)
+    assert failed.value is None
+    assert failed.error.error_code == "RATE_LIMIT"
+    assert failed.error.error_message == "429 from judge"
+    crashed = mlflow.get_assessment(trace_id, from_exception.assessment_id)
+    assert crashed.error.error_code == "RuntimeError"
+    assert "judge crashed" in crashed.error.stack_trace
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["MLflow is a platform", 42, {"facts": ["a", "b"]}, ["x"]],
+    ids=["str", "number", "dict", "list"],
+)
+def test_log_expectation(mlflow, trace_id, value):
+    logged = mlflow.log_expectation(
+        trace_id=trace_id, name="expected", value=value, metadata={"m": "1"}
+    )
+
+    fetched = mlflow.get_assessment(trace_id, logged.assessment_id)
+    assert fetched.value == value
+    assert fetched.source.source_type == "HUMAN"
+    assert fetched.metadata == {"m": "1"}
+    assert Assessment.objects.get(assessment_id=logged.assessment_id).value == value
+
+
+def test_log_expectation_on_a_span(mlflow, trace_id, child_span_id):
+    logged = mlflow.log_expectation(
+        trace_id=trace_id, name="span_exp", value=42, span_id=child_span_id
+    )
+
+    assert mlflow.get_assessment(trace_id, logged.assessment_id).span_id == child_span_id
+
+
+def test_log_assessment_with_feedback_and_expectation_objects(mlflow, trace_id):
+    feedback = mlflow.log_assessment(
+        trace_id=trace_id,
+        assessment=Feedback(name="la_fb", value=0.5, rationale="r", metadata={"a": "b"}),
+    )
+    expectation = mlflow.log_assessment(
+        trace_id=trace_id, assessment=Expectation(name="la_exp", value=["x"], source=HUMAN)
+    )
+
+    assert mlflow.get_assessment(trace_id, feedback.assessment_id).value == 0.5
+    assert mlflow.get_assessment(trace_id, expectation.assessment_id).value == ["x"]
+
+
+def test_update_assessment_changes_masked_fields_only(mlflow, trace_id):
+    feedback = mlflow.log_feedback(
+        trace_id=trace_id, name="label", value="good", source=HUMAN, metadata={"m": "1"}
+    )
+    expectation = mlflow.log_expectation(trace_id=trace_id, name="answer", value="old")
+
+    mlflow.update_assessment(
+        trace_id=trace_id,
+        assessment_id=feedback.assessment_id,
+        assessment=Feedback(name="label", value="bad", rationale="changed mind"),
+    )
+    mlflow.update_assessment(
+        trace_id=trace_id,
+        assessment_id=expectation.assessment_id,
+        assessment=Expectation(name="answer", value="new expected"),
+    )
+
+    updated = mlflow.get_assessment(trace_id, feedback.assessment_id)
+    assert (updated.value, updated.rationale) == ("bad", "changed mind")
+    assert updated.source.source_id == "alice@example.com"
+    assert updated.metadata == {"m": "1"}
+    assert updated.create_time_ms == feedback.create_time_ms
+    assert updated.last_update_time_ms >= feedback.create_time_ms
+    assert mlflow.get_assessment(trace_id, expectation.assessment_id).value == "new expected"
+    assert Assessment.objects.get(assessment_id=feedback.assessment_id).version == 2
+
+
+def test_override_feedback_invalidates_the_old_one(mlflow, trace_id):
+    judged = mlflow.log_feedback(trace_id=trace_id, name="rating", value=4, source=JUDGE)
+
+    new = mlflow.override_feedback(
+        trace_id=trace_id,
+        assessment_id=judged.assessment_id,
+        value=5,
+        rationale="human override",
+        source=HUMAN,
+        metadata={"why": "x"},
+    )
+
+    assert new.overrides == judged.assessment_id
+    old = mlflow.get_assessment(trace_id, judged.assessment_id)
+    assert old.valid is False
+    assert old.value == 4.0
+    inline = {a.assessment_id: a for a in mlflow.get_trace(trace_id).info.assessments}
+    assert inline[judged.assessment_id].valid is False
+    assert inline[new.assessment_id].valid is True
+    assert inline[new.assessment_id].value == 5.0
+
+
+def test_delete_assessment_hides_it_and_revalidates_what_it_overrode(mlflow, trace_id):
+    judged = mlflow.log_feedback(trace_id=trace_id, name="rating", value=4, source=JUDGE)
+    new = mlflow.override_feedback(trace_id=trace_id, assessment_id=judged.assessment_id, value=5)
+
+    mlflow.delete_assessment(trace_id=trace_id, assessment_id=new.assessment_id)
+
+    with pytest.raises(MlflowException) as missing:
+        mlflow.get_assessment(trace_id, new.assessment_id)
+    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert f"Assessment with ID '{new.assessment_id}' not found" in missing.value.message
+    assert mlflow.get_assessment(trace_id, judged.assessment_id).valid is True
+    inline = mlflow.get_trace(trace_id).info.assessments
+    assert [a.assessment_id for a in inline] == [judged.assessment_id]
+    assert Assessment.objects.get(assessment_id=new.assessment_id).deleted_at is not None
+
+
+def test_feedback_on_an_unknown_trace_is_not_found(mlflow):
+    with pytest.raises(MlflowException) as error:
+        mlflow.log_feedback(trace_id="tr-deadbeef", name="x", value=1)
+
+    assert error.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert "Trace with ID 'tr-deadbeef' not found." in error.value.message
+
+
+def test_a_value_breaking_the_label_schema_is_invalid(mlflow, trace_id):
+    from annotation.models import LabelSchema
+
+    LabelSchema.objects.create(
+        name="stars", value_type=LabelSchema.ValueType.NUMERIC, min_value=1, max_value=5
+    )
+
+    with pytest.raises(MlflowException) as error:
+        mlflow.log_feedback(trace_id=trace_id, name="stars", value=9, source=JUDGE)
+
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "at most 5" in error.value.message
+    assert not Assessment.objects.filter(name="stars").exists()
+
+
+def test_an_unknown_span_is_invalid(mlflow, trace_id):
+    with pytest.raises(MlflowException) as error:
+        mlflow.log_feedback(trace_id=trace_id, name="x", value=1, span_id="0123456789abcdef")
+
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
