@@ -1,4 +1,5 @@
 import csv
+import datetime
 import io
 import json
 
@@ -60,8 +61,6 @@ def parse_jsonl(text: str) -> list[dict]:
 
 
 def ms_from_iso(text: str) -> int:
-    import datetime
-
     moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
     return int(moment.replace(tzinfo=datetime.UTC).timestamp()) * 1000 + moment.microsecond // 1000
 
@@ -154,6 +153,15 @@ class RoundTripTests(TestCase):
         decoded = with_bom.encode("utf-8").decode("utf-8-sig")
         self.assertEqual(len(parse_csv(decoded)), len(TRICKY_VALUES))
 
+    def test_the_header_and_the_first_line_go_out_alone(self):
+        header, *rest = Export(self.traces, ExportOptions())
+        self.assertEqual(header.count("\r\n"), 1)
+        self.assertTrue(header.startswith("trace_id,"))
+        self.assertGreater(len(rest), 1)
+        first, *rest = Export(self.traces, ExportOptions(format="jsonl"))
+        self.assertEqual(first.count("\n"), 1)
+        self.assertGreater(len(rest), 1)
+
     def test_error_only_feedback_exports_its_error(self):
         [row] = [r for r in parse_csv(run(self.traces)) if r["value_type"] == "null"]
         self.assertEqual(row["value"], "")
@@ -238,8 +246,6 @@ class CellTests(TestCase):
         self.assertIsNone(wide_value([{"a": 1}]))
 
     def test_filename(self):
-        import datetime
-
         name = export_filename(
             ["Support Bot", "state-ERROR"], ExportOptions(), datetime.date(2025, 1, 31)
         )
