@@ -234,3 +234,24 @@ def test_an_unknown_span_is_invalid(mlflow, trace_id):
         mlflow.log_feedback(trace_id=trace_id, name="x", value=1, span_id="0123456789abcdef")
 
     assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_api_and_review_page_share_one_history(mlflow, trace_id, reviewer, client):
+    from django.urls import reverse
+
+    from annotation import services
+    from traces.models import Trace
+
+    logged = mlflow.log_feedback(trace_id=trace_id, name="from_api", value="good", source=HUMAN)
+    services.log_feedback(
+        trace=Trace.objects.get(trace_id=trace_id), name="from_ui", value=3, actor=reviewer
+    )
+    client.force_login(reviewer)
+
+    page = client.get(reverse("annotation:trace-review", args=[trace_id]))
+    inline = {a.name: a for a in mlflow.get_trace(trace_id).info.assessments}
+
+    assert page.status_code == 200
+    assert "from_api" in page.content.decode()
+    assert inline["from_ui"].value == 3.0
+    assert inline["from_api"].assessment_id == logged.assessment_id
