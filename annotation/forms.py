@@ -51,8 +51,7 @@ class AssessmentForm(forms.Form):
     rationale = forms.CharField(
         required=False,
         max_length=10_000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Optional: why you chose this.",
+        widget=forms.Textarea(attrs={"rows": 1, "placeholder": "Why? (optional)"}),
     )
     version = forms.IntegerField(
         required=False,
@@ -72,7 +71,6 @@ class AssessmentForm(forms.Form):
         self.fields["version"].required = editing
         if schema is not None:
             self.fields["value"].label = schema.title or schema.name
-            self.fields["value"].help_text = schema.instructions
 
     @property
     def name(self) -> str:
@@ -229,9 +227,9 @@ class NamedAssessmentForm(forms.Form):
 def _parse(raw: str, value_type: str):
     if value_type == ValueType.BOOLEAN:
         lowered = raw.lower()
-        if lowered in {"yes", "true", "y", "1", "👍"}:
+        if lowered in {"yes", "true", "y", "1"}:
             return True
-        if lowered in {"no", "false", "n", "0", "👎"}:
+        if lowered in {"no", "false", "n", "0"}:
             return False
         raise ValueError("Enter yes or no.")
     if value_type == ValueType.NUMERIC:
