@@ -3,6 +3,9 @@
 import time
 
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 USER_METADATA_KEY = "mlflow.trace.user"
@@ -102,6 +105,21 @@ class Trace(models.Model):
             models.Index(fields=["session", "request_time"], name="trace_session_idx"),
             models.Index(fields=["state", "-request_time"], name="trace_state_idx"),
             models.Index(fields=["execution_duration"], name="trace_duration_idx"),
+            # The search's end_time_ms and name orders, with its tie-breakers. Indexes only
+            # PostgreSQL can build (GIN on tags and metadata, duration DESC NULLS LAST) are
+            # created by migration 0003_search_indexes.
+            models.Index(
+                (F("request_time") + Coalesce("execution_duration", 0)).desc(),
+                F("request_time").desc(),
+                "trace_id",
+                name="trace_end_time_idx",
+            ),
+            models.Index(
+                KeyTextTransform(TRACE_NAME_TAG, "tags"),
+                F("request_time").desc(),
+                "trace_id",
+                name="trace_name_idx",
+            ),
         ]
 
     def __str__(self):

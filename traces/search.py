@@ -18,6 +18,11 @@ Semantics worth knowing:
   databases except inside objects, whose key order and spacing each database keeps its own way.
 - ``!=`` on tags, metadata and assessments matches only traces that have the key (or a valid
   assessment of that name) with another value. Only valid, not deleted assessments count.
+- Tags and metadata are string maps (ingest writes nothing else): ``=`` and ``!=`` compare
+  string values, so a number or boolean stored there by other means never equals its spelling.
+- On PostgreSQL the SQL is shaped for the indexes of migration ``0003_search_indexes``: tag
+  and metadata equality is JSON containment (GIN), span content has a trigram index, and JSON
+  equality with a string, boolean or null is jsonb equality, which the planner can estimate.
 - Pagination is keyset, not offset: the token holds the sort-key values of the last row, so
   rows inserted while a client pages never shift or repeat what it sees. NULLs sort last.
 """
@@ -42,8 +47,8 @@ from django.db.models import (
     TextField,
     Value,
 )
-from django.db.models.fields.json import HasKey, KeyTextTransform
-from django.db.models.functions import Coalesce, Concat
+from django.db.models.fields.json import HasKey, KeyTextTransform, compile_json_path
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -507,6 +512,22 @@ def _ascii_json_escape(text: str) -> str:
     return "".join(c if ord(c) < 128 else json.dumps(c)[1:-1] for c in text)
 
 
+def _is_jsonb_text(text: str) -> bool:
+    """Whether ``text`` is a string, boolean or null exactly as PostgreSQL prints it as jsonb.
+
+    For such a text, jsonb equality is the same as comparing JSON texts. Not for numbers (as
+    jsonb, 5 equals 5.0) nor arrays and objects (key order and spacing).
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    if isinstance(value, str) and "\x00" in value:
+        return False  # PostgreSQL's jsonb cannot hold it
+    is_scalar = value is None or isinstance(value, bool | str)
+    return is_scalar and json.dumps(value, ensure_ascii=False) == text
+
+
 def _like_to_glob(pattern: str) -> str:
     """A LIKE pattern (``%`` and ``_`` wildcards, no escape) as a case-sensitive SQLite GLOB."""
     special = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
@@ -526,10 +547,15 @@ class JSONText(Func):
         raise NotSupportedError("Trace search supports SQLite and PostgreSQL only.")
 
     def as_postgresql(self, compiler, connection, **extra):
+        sql, params = self.as_jsonb(compiler)
+        return f"({sql})::text", params
+
+    def as_jsonb(self, compiler):
+        """PostgreSQL only: the same value as jsonb rather than its text."""
         sql, params = compiler.compile(self.source_expressions[0])
         if self.key is None:
-            return f"({sql})::text", params
-        return f"(({sql}) -> %s)::text", (*params, self.key)
+            return sql, params
+        return f"({sql}) -> %s", (*params, self.key)
 
     def as_sqlite(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
@@ -596,7 +622,13 @@ class TextMatch(Func):
         raise NotSupportedError("Trace search supports SQLite and PostgreSQL only.")
 
     def as_postgresql(self, compiler, connection, **extra):
-        sql, params = compiler.compile(self.source_expressions[0])
+        lhs = self.source_expressions[0]
+        if self.operator == "exact" and isinstance(lhs, JSONText) and _is_jsonb_text(self.value):
+            # The same rows as comparing texts, but estimated from the column's statistics
+            # (feedback values are mostly true and false), so the planner picks a fitting plan.
+            sql, params = lhs.as_jsonb(compiler)
+            return f"({sql}) = %s::jsonb", (*params, self.value)
+        sql, params = compiler.compile(lhs)
         return self._POSTGRES[self.operator].format(sql), (*params, self.value)
 
     def as_sqlite(self, compiler, connection, **extra):
@@ -611,6 +643,75 @@ class TextMatch(Func):
             "(" + " OR ".join([template] * len(spellings)) + ")",
             tuple(p for s in spellings for p in (*params, s)),
         )
+
+
+class JSONHasString(Func):
+    """Whether a JSON object column holds the string ``value`` under the top-level ``key``.
+
+    PostgreSQL asks for containment (``@>``): the column's GIN index serves it and the planner
+    estimates it from the column's statistics, where ``->> key = value`` is guessed at 0.5% of
+    the rows whatever the value, which sent common values to a full scan and sort. On both
+    databases only a string matches: a number or boolean never equals its spelling.
+    """
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, key: str, value: str):
+        super().__init__(expression)
+        self.key = key
+        self.value = value
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError("Trace search supports SQLite and PostgreSQL only.")
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} @> %s::jsonb)", (
+            *params,
+            json.dumps({self.key: self.value}, ensure_ascii=False),
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        path = compile_json_path([self.key])
+        return (
+            f"(JSON_TYPE({sql}, %s) = 'text' AND JSON_EXTRACT({sql}, %s) = %s)",
+            (*params, path, *params, path, self.value),
+        )
+
+
+class SpanContent(Func):
+    """A span's searchable text: its name, then the JSON text of its attributes, inputs,
+    outputs and events, separated by spaces.
+
+    On PostgreSQL this is exactly the expression of ``span_content_trgm_idx`` (migration
+    ``traces.0003_search_indexes``), so that LIKE and ILIKE over span content can use the
+    trigram index; change both together.
+    """
+
+    output_field = TextField()
+    FIELDS = ("name", "attributes", "inputs", "outputs", "events")
+
+    def __init__(self):
+        super().__init__(*(F(field) for field in self.FIELDS))
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError("Trace search supports SQLite and PostgreSQL only.")
+
+    def _joined(self, compiler, json_cast: str):
+        parts, params = [], []
+        for field, expression in zip(self.FIELDS, self.source_expressions, strict=True):
+            sql, field_params = compiler.compile(expression)
+            cast = "" if field == "name" else json_cast
+            parts.append(f"COALESCE(({sql}){cast}, '')")
+            params.extend(field_params)
+        return "(" + " || ' ' || ".join(parts) + ")", tuple(params)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self._joined(compiler, "::text")
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self._joined(compiler, "")
 
 
 # Filter conditions
@@ -695,6 +796,15 @@ def _key_value_condition(column: str, comparison: Comparison) -> Q:
     indexed = _INDEXED_METADATA.get(key) if column == "trace_metadata" else None
     if indexed and comparator == "=" and len(value) <= INDEXED_COLUMN_LENGTH:
         return Q(Exact(F(indexed), Value(value)))
+    if comparator == "=":
+        return Q(JSONHasString(F(column), key, value))
+    if comparator == "!=":
+        # HasKey adds nothing to the meaning; it lets PostgreSQL use the GIN index.
+        return (
+            Q(HasKey(F(column), key))
+            & Q(IsNull(text, False))
+            & ~Q(JSONHasString(F(column), key, value))
+        )
     return _compare(text, comparator, value)
 
 
@@ -703,16 +813,8 @@ def _span_condition(comparison: Comparison) -> Q:
     if key in _SPAN_FIELDS:
         return _compare(F(_SPAN_FIELDS[key]), comparator, value)
     if key == "content":
-        content = Concat(
-            F("name"),
-            *(
-                part
-                for field in ("attributes", "inputs", "outputs", "events")
-                for part in (Value(" "), JSONText(F(field)))
-            ),
-            output_field=TextField(),
-        )
-        return Q(TextMatch(content, value, _PATTERN_OPERATORS[comparator], json_text=True))
+        operator = _PATTERN_OPERATORS[comparator]
+        return Q(TextMatch(SpanContent(), value, operator, json_text=True))
     attribute = key[len("attributes.") :]
     return _json_compare(
         JSONText(F("attributes"), attribute), comparator, value, _span_attribute_spellings

@@ -1,4 +1,8 @@
+from unittest import skipUnless
+
+from django.db import connection
 from django.test import SimpleTestCase, TestCase
+from django.test.utils import CaptureQueriesContext
 
 from annotation.services import delete_assessment, log_expectation, log_feedback, override_feedback
 from tests.factories import make_experiment, make_span, make_trace
@@ -508,6 +512,26 @@ class SearchFilterTests(TestCase):
             }
         )
 
+    def test_tags_and_metadata_hold_strings(self):
+        # Ingest writes strings only; a number or boolean put there otherwise never equals its
+        # spelling, and counts as another value for "!=".
+        make_trace(
+            self.experiment,
+            request_time=500,
+            tags={"mlflow.traceName": "typed", "n": 5, "b": True},
+            trace_metadata={"n": 5},
+        )
+        self.assertMatches(
+            {
+                "tags.n = '5'": [],
+                "tags.b = 'true'": [],
+                "metadata.n = '5'": [],
+                "tags.n != '5'": ["typed"],
+                "tags.b != 'true'": ["typed"],
+                "tags.n IS NOT NULL": ["typed"],
+            }
+        )
+
     def test_reference_vectors_for_spans(self):
         self.assertMatches(
             {
@@ -926,3 +950,47 @@ class QueryShapeTests(TestCase):
                 sql = str(queryset.filter(*filter_conditions(parse_filter(filter_string))).query)
                 self.assertIn(f'"traces_trace"."{column}" = ', sql)
                 self.assertNotIn("trace_metadata", sql.split("WHERE")[1])
+
+
+@skipUnless(connection.vendor == "postgresql", "PostgreSQL-only indexes")
+class PostgresIndexUseTests(TestCase):
+    """The query shapes match the indexes of migration 0003_search_indexes."""
+
+    @classmethod
+    def setUpTestData(cls):
+        experiment = make_experiment()
+        make_span(make_trace(experiment, tags={"mlflow.traceName": "x", "env": "prod"}))
+
+    def plan(self, disable, **search):
+        with CaptureQueriesContext(connection) as queries:
+            search_traces(Trace.objects.all(), **search)
+        with connection.cursor() as cursor:
+            # On a tiny table scans and sorts are cheapest; forbid them to see what can be used.
+            for method in disable:
+                cursor.execute(f"SET LOCAL enable_{method} = off")
+            cursor.execute("EXPLAIN " + queries[-1]["sql"])
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    def test_filters_can_use_their_indexes(self):
+        for filter_string, index in (
+            ("tags.env = 'prod'", "trace_tags_gin_idx"),
+            ("name = 'x'", "trace_tags_gin_idx"),
+            ("tags.env != 'dev'", "trace_tags_gin_idx"),
+            ("tags.env IS NOT NULL", "trace_tags_gin_idx"),
+            ("metadata.region = 'eu'", "trace_metadata_gin_idx"),
+            ("text LIKE '%hello%'", "span_content_trgm_idx"),
+            ("span.content ILIKE '%hello%'", "span_content_trgm_idx"),
+        ):
+            with self.subTest(filter_string=filter_string):
+                plan = self.plan(["seqscan", "indexscan"], filter_string=filter_string)
+                self.assertIn(index, plan)
+
+    def test_orders_can_use_their_indexes(self):
+        for order_by, index in (
+            ("execution_time DESC", "trace_duration_desc_idx"),
+            ("end_time DESC", "trace_end_time_idx"),
+            ("name ASC", "trace_name_idx"),
+        ):
+            with self.subTest(order_by=order_by):
+                plan = self.plan(["seqscan", "sort", "incremental_sort"], order_by=[order_by])
+                self.assertIn(index, plan)
