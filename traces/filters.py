@@ -2,22 +2,20 @@
 
 Each filter lands on an indexed column (experiment, request_time, state, user, session,
 client_request_id, execution_duration) or on an EXISTS over assessments, which
-assessment_trace_name_idx / assessment_annotator_idx serve. Tag and metadata filters read
-one JSON key as text (JSON_EXTRACT on SQLite, ->> on PostgreSQL) and compare strings, so
-both engines give the same answer.
+assessment_trace_name_idx / assessment_annotator_idx serve. Tag and metadata filters are
+the trace search's JSONHasString: containment that the GIN indexes serve on PostgreSQL,
+the same string comparison on SQLite. Text search in previews is the one unindexed filter.
 """
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q, TextField
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
-from django.db.models.lookups import Exact
+from django.db.models import Q
 
 from . import feedback
 from .models import Experiment, Trace
 from .pagination import DEFAULT_SORT, SORTS
+from .search import JSONHasString
 
 
 class KeyValueField(forms.CharField):
@@ -40,12 +38,6 @@ class KeyValueField(forms.CharField):
 
 class KeyValueFilter(django_filters.CharFilter):
     field_class = KeyValueField
-
-
-def _json_key_equals(field: str, key: str, value: str) -> Exact:
-    # The Cast makes it a plain text comparison: compared bare, a key transform's "exact"
-    # expects a JSON value on SQLite. Any key is allowed, dots and "__" included.
-    return Exact(Cast(KeyTextTransform(key, field), TextField()), value)
 
 
 def _ms(moment) -> int:
@@ -125,10 +117,10 @@ class TraceFilter(django_filters.FilterSet):
         return queryset.filter(request_time__lt=_ms(value))
 
     def filter_tag(self, queryset, name, value):
-        return queryset.filter(_json_key_equals("tags", *value))
+        return queryset.filter(JSONHasString("tags", *value))
 
     def filter_metadata(self, queryset, name, value):
-        return queryset.filter(_json_key_equals("trace_metadata", *value))
+        return queryset.filter(JSONHasString("trace_metadata", *value))
 
     def filter_feedback(self, queryset, name, value):
         return queryset.filter(feedback.has_feedback(*value))
