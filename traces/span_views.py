@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Subquery, Window
+from django.db.models import Count, F, Max, Min, OuterRef, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -163,9 +163,14 @@ def _timeline(trace: Trace) -> Timeline:
 
 
 def _roots(trace: Trace) -> list[Span]:
-    """Spans without a parent in this trace (a missing parent makes an orphan a root)."""
-    parent = Span.objects.filter(trace_id=OuterRef("trace_id"), span_id=OuterRef("parent_span_id"))
-    return list(_tree_spans(trace).filter(~Exists(parent)).order_by("start_time_ns", "span_id"))
+    """Spans without a parent in this trace (a missing parent makes an orphan a root).
+
+    NOT IN over the trace's span ids runs as one hashed lookup on PostgreSQL; a correlated
+    NOT EXISTS can turn into a nested loop over all span pairs when statistics are stale.
+    """
+    span_ids = Span.objects.filter(trace=trace).values("span_id")
+    spans = _tree_spans(trace).exclude(parent_span_id__in=span_ids)
+    return list(spans.order_by("start_time_ns", "span_id"))
 
 
 def _first_children(trace: Trace, parent_ids) -> dict[str, list[Span]]:
