@@ -100,8 +100,16 @@ class TraceReviewPageTests(TestCase):
     def test_it_renders_the_top_of_the_tree_and_leaves_deeper_levels_to_load(self):
         response = self.client.get(review_url(self.trace))
         self.assertContains(response, 'role="tree"')
-        self.assertContains(response, '<span class="span-name">agent</span>', html=True)
-        self.assertContains(response, '<span class="span-name">retrieve</span>', html=True)
+        self.assertContains(
+            response,
+            f'<span class="span-name" id="name-{self.root.span_id}">agent</span>',
+            html=True,
+        )
+        self.assertContains(
+            response,
+            f'<span class="span-name" id="name-{self.retriever.span_id}">retrieve</span>',
+            html=True,
+        )
         self.assertNotContains(response, "embed_query")
         children_url = reverse(
             "traces:span-children", args=[self.trace.trace_id, self.retriever.span_id]
