@@ -7,8 +7,10 @@ both are set). The Basic password may be the account's password or one of its AP
 before it decides how to send spans.
 
 Rejected credentials are counted per client address in the database, so the limit holds
-across web worker processes; at the limit every credential from that address is refused until
-the window passes, without being checked. Requests without credentials are not counted.
+across web worker processes. At the limit, passwords from that address are refused without
+being checked until the window passes, and wrong tokens are refused without being counted.
+A valid token still works: 256 random bits cannot be guessed, and skipping the count keeps a
+query off every token-authenticated request. Requests without credentials are not counted.
 
 Password checks cost a deliberately slow hash (about a third of a second). A successful
 Basic login is remembered in-process for a few minutes under an HMAC of the credentials,
@@ -48,16 +50,24 @@ class ApiAuthMiddleware:
         if not header:
             return _unauthenticated("Credentials are required: set MLFLOW_TRACKING_TOKEN.")
         address = request.META.get("REMOTE_ADDR", "")[:64]
-        if _is_locked_out(address):
-            return _unauthenticated(
-                "Too many failed sign-in attempts from this address; try again later."
-            )
-        user = user_for_header(header)
+        credentials = parse_authorization(header)
+        # Tokens hold 256 random bits and cannot be guessed, so a valid one skips the lockout
+        # query; passwords can be, so they are not even checked from a locked-out address.
+        is_password = credentials is not None and not credentials[1].startswith(TOKEN_PREFIX)
+        if is_password and _is_locked_out(address):
+            return _locked_out()
+        user = authenticate_credentials(*credentials) if credentials else None
         if user is None:
+            if not is_password and _is_locked_out(address):
+                return _locked_out()
             _record_failure(address)
             return _unauthenticated("The credentials are invalid, expired or revoked.")
         request.user = user
         return self.get_response(request)
+
+
+def _locked_out() -> JsonResponse:
+    return _unauthenticated("Too many failed sign-in attempts from this address; try again later.")
 
 
 def _unauthenticated(message: str) -> JsonResponse:
@@ -80,12 +90,12 @@ def _record_failure(address: str) -> None:
     AuthFailure.objects.create(address=address, failed_at=timezone.now())
 
 
-def user_for_header(header: str):
-    """The active user an Authorization header names, or None."""
+def parse_authorization(header: str) -> tuple[str | None, str] | None:
+    """(username, secret) from a Bearer (no username) or Basic header; None if malformed."""
     scheme, _, credentials = header.strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer":
-        return user_for_token(credentials) if credentials else None
+        return (None, credentials) if credentials else None
     if scheme.lower() != "basic":
         return None
     try:
@@ -95,9 +105,14 @@ def user_for_header(header: str):
     username, separator, secret = decoded.partition(":")
     if not separator or not username or not secret:
         return None
-    if secret.startswith(TOKEN_PREFIX):
+    return username, secret
+
+
+def authenticate_credentials(username: str | None, secret: str):
+    """The active user owning the token or password, or None."""
+    if username is None or secret.startswith(TOKEN_PREFIX):
         user = user_for_token(secret)
-        if user is None or not hmac.compare_digest(user.get_username(), username):
+        if user is None or (username and not hmac.compare_digest(user.get_username(), username)):
             return None
         return user
     return _user_for_password(username, secret)

@@ -1,5 +1,6 @@
 """Fast edge cases of the API through Django's test client (no HTTP server)."""
 
+import base64
 import gzip
 import json
 from io import StringIO
@@ -10,9 +11,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from annotation import services
-from annotation.models import Assessment
+from annotation.models import Assessment, AuthFailure
 from annotation.tokens import create_token
-from tests.factories import make_experiment, make_reviewer, make_trace
+from tests.factories import PASSWORD, make_experiment, make_reviewer, make_trace
 from traces.models import Span, Trace
 
 TRACE_HEX = "364f579ab387bab0b5f9389eec55a70f"
@@ -217,12 +218,12 @@ class TraceReadTests(ApiTestCase):
         search = {"locations": [{"mlflow_experiment": {"experiment_id": str(self.experiment.pk)}}]}
         ids = "&".join(f"trace_ids={t.trace_id}" for t in traces)
 
-        # Auth (failure count, token, role when writing) then the read itself.
-        with self.assertNumQueries(5):
+        # The token (and its first use), the traces, then their assessments (and spans).
+        with self.assertNumQueries(4):
             found = self.api.post(
                 "/api/3.0/mlflow/traces/search", search, content_type="application/json"
             ).json()
-        with self.assertNumQueries(5):
+        with self.assertNumQueries(4):
             batch = self.api.get(f"/api/3.0/mlflow/traces/batchGet?{ids}").json()
 
         self.assertEqual(len(found["traces"]), 5)
@@ -250,17 +251,22 @@ class TraceReadTests(ApiTestCase):
 
 class AuthTests(ApiTestCase):
     @override_settings(TRACEMARK_AUTH_MAX_FAILURES=3)
-    def test_repeated_bad_credentials_lock_out_the_address_only(self):
-        bad = Client(headers={"Authorization": "Bearer tmk_guess"}, REMOTE_ADDR="10.0.0.9")
-        for _ in range(3):
-            self.assertEqual(bad.get("/api/3.0/mlflow/server-info").status_code, 401)
-        locked = Client(
-            headers={"Authorization": f"Bearer {self.token}"}, REMOTE_ADDR="10.0.0.9"
-        ).get("/api/3.0/mlflow/server-info")
+    def test_repeated_bad_credentials_lock_passwords_out_of_the_address(self):
+        def call(authorization, address="10.0.0.9"):
+            client = Client(headers={"Authorization": authorization}, REMOTE_ADDR=address)
+            return client.get("/api/3.0/mlflow/server-info")
 
+        password = "Basic " + base64.b64encode(f"{self.user.username}:{PASSWORD}".encode()).decode()
+        for _ in range(3):
+            self.assertEqual(call("Bearer tmk_guess").status_code, 401)
+
+        locked = call(password)
         self.assertEqual(locked.status_code, 401)
         self.assertIn("Too many failed", locked.json()["message"])
-        self.assertEqual(self.api.get("/api/3.0/mlflow/server-info").status_code, 200)
+        self.assertIn("Too many failed", call("Bearer tmk_guess").json()["message"])
+        self.assertEqual(AuthFailure.objects.count(), 3)
+        self.assertEqual(call(f"Bearer {self.token}").status_code, 200)
+        self.assertEqual(call(password, address="10.0.0.10").status_code, 200)
 
     def test_browser_forms_keep_csrf_protection(self):
         browser = Client(enforce_csrf_checks=True)
