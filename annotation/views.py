@@ -410,7 +410,8 @@ def _submit(request, assessment, form, write, action):
         try:
             return _respond(request, trace, span, write(form.cleaned_data))
         except services.ConflictError as exc:
-            bound.conflict = exc
+            # Shown on the entry itself, whichever widget sent it, with both values.
+            bound.key, bound.conflict = f"{action}-{assessment.assessment_id}", exc
         except ValidationError as exc:
             form.add_error(None, exc)
     return _respond(request, trace, span, bound=bound)

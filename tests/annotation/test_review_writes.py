@@ -198,6 +198,15 @@ class AssessmentEditTests(ReviewWriteTestCase):
         rating.refresh_from_db()
         self.assertEqual((rating.value, rating.version), (5, 3))
 
+    def test_a_stale_click_on_a_rating_widget_opens_the_conflict_on_the_entry(self):
+        rating = self.rate(3)
+        services.update_assessment(assessment_id=rating.assessment_id, value=2, expected_version=1)
+        data = {"value": "5", "version": "1", "key": "w-assessments-trace-2", "schema": "rating"}
+        response = self.client.post(self.edit_url(rating), data, headers=HTMX)
+        self.assertContains(response, "Someone else saved this entry")
+        self.assertContains(response, '<details class="edit" open>')
+        self.assertContains(response, "Save mine instead")
+
     def test_a_stale_edit_without_htmx_renders_the_page_with_the_conflict(self):
         rating = self.rate(3)
         services.update_assessment(assessment_id=rating.assessment_id, value=2, expected_version=1)
