@@ -25,9 +25,10 @@ into text; JSON text starts with ``{``, ``[`` or ``"`` or is itself a number. A 
 ``"-3"`` is text that someone typed, so it is neutralised; ``value_type`` says it is a string.
 
 Memory and time. Rows are read with ``.iterator(chunk_size=...)`` (a server-side cursor on
-PostgreSQL) as plain values, never as a list, and written out in chunks of about 64 KB, so
-memory stays flat however many rows there are. The header goes out before the first query
-runs, so a download starts at once.
+PostgreSQL, inside a transaction so that it streams) as plain values, never as a list, in an
+order an index gives, and written out in chunks of about 64 KB, so memory stays flat however
+many rows there are. The CSV header and the first JSON line go out on their own, so a
+download starts at once.
 
 Why streaming and no background job. Exports are a single streamed HTTP response rather
 than a file prepared by a worker and fetched later. Streaming starts the download at once
@@ -40,6 +41,7 @@ workers (``--worker-class gthread``) or a timeout above the export time, and the
 ``X-Accel-Buffering: no`` header keeps nginx from buffering the response.
 """
 
+import contextlib
 import csv
 import datetime
 import json
@@ -49,6 +51,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
+from django.db import connections, transaction
 from django.db.models import F, JSONField, OuterRef, QuerySet, Subquery
 from django.http import QueryDict
 from django.utils.text import slugify
@@ -99,13 +102,23 @@ class Export:
 
     def __iter__(self) -> Iterator[str]:
         build = {"long": long_table, "wide": wide_table, "revisions": revision_table}
-        columns, records = build[self.options.shape](self.traces, self.options)
-        if self.options.format == "csv":
-            yield from write_csv(
-                columns, self._counted(records), bom=self.options.bom, raw=self.options.raw
-            )
-        else:
-            yield from write_jsonl(self._counted(records))
+        with self._reading():
+            columns, records = build[self.options.shape](self.traces, self.options)
+            if self.options.format == "csv":
+                yield from write_csv(
+                    columns, self._counted(records), bom=self.options.bom, raw=self.options.raw
+                )
+            else:
+                yield from write_jsonl(self._counted(records))
+
+    def _reading(self):
+        """A transaction on PostgreSQL, so the server-side cursor streams: outside one,
+        Django declares it WITH HOLD and PostgreSQL computes the whole result before sending
+        the first row. SQLite gets none: its transactions take the write lock here
+        (IMMEDIATE mode) and would hold back every writer for as long as a download runs."""
+        if connections[self.traces.db].vendor == "postgresql":
+            return transaction.atomic(using=self.traces.db)
+        return contextlib.nullcontext()
 
     def _counted(self, records: Iterable[dict]) -> Iterator[dict]:
         for record in records:
