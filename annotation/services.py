@@ -204,8 +204,7 @@ def _create(
         raise ValidationError(
             f"Span '{span_id}' is not part of trace '{trace.trace_id}'.", code="unknown_span"
         )
-    _check_schema(assessment)
-    _check_one_per_annotator(assessment)
+    _check_one_per_annotator(assessment, _check_schema(assessment))
     assessment.save()
     _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
     return assessment
@@ -244,20 +243,21 @@ def _set_error(assessment: Assessment, error: dict | None) -> None:
     assessment.stack_trace = str(error.get("stack_trace") or "")
 
 
-def _check_schema(assessment: Assessment) -> None:
+def _check_schema(assessment: Assessment) -> LabelSchema | None:
+    """Check the value against the LabelSchema of its name, if there is one; return it."""
     schema = LabelSchema.objects.filter(name=assessment.name).first()
     if schema is not None:
         check_against_schema(
             schema, kind=assessment.kind, value=assessment.value, span_id=assessment.span_id
         )
+    return schema
 
 
-def _check_one_per_annotator(assessment: Assessment) -> None:
+def _check_one_per_annotator(assessment: Assessment, schema: LabelSchema | None) -> None:
     """A person gives one answer per schema and target when the schema says so; they edit it."""
     if assessment.annotator_id is None or assessment.source_type != SourceType.HUMAN:
         return
-    schema = LabelSchema.objects.filter(name=assessment.name, one_per_annotator=True).first()
-    if schema is None:
+    if schema is None or not schema.one_per_annotator:
         return
     duplicate = (
         Assessment.objects.live()
