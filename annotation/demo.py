@@ -250,8 +250,8 @@ def _trace(rng, n, experiment, user, session, request_time, report) -> Trace | N
     if failed:
         root.status = Span.Status.ERROR
         root.status_message = "Tool call failed"
-    trace.request_preview = json.dumps({"question": question})
-    trace.response_preview = "" if failed else json.dumps({"answer": answer})
+    trace.request_preview = json.dumps({"question": question}, ensure_ascii=False)
+    trace.response_preview = "" if failed else json.dumps({"answer": answer}, ensure_ascii=False)
     trace.execution_duration = (builder.clock - root.start_time_ns) // 1_000_000
     trace.span_count = len(builder.spans)
     trace.save()
