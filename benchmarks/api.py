@@ -105,6 +105,8 @@ SIZES = {
 class Timing:
     per_second: float
     latencies_ms: list[float]
+    client_cpu_ms: float
+    server_cpu_ms: float
 
     @property
     def p50(self) -> float:
@@ -128,11 +130,30 @@ def timed(calls: int, threads: int, call) -> Timing:
             latencies.append((time.perf_counter() - started) * 1000)
         return latencies
 
+    client_cpu, server_cpu = time.process_time(), server_cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker) for _ in range(threads)]
         latencies = [ms for future in futures for ms in future.result()]
-    return Timing(calls / (time.perf_counter() - started), latencies)
+    return Timing(
+        calls / (time.perf_counter() - started),
+        latencies,
+        client_cpu_ms=(time.process_time() - client_cpu) * 1000 / calls,
+        server_cpu_ms=(server_cpu_seconds() - server_cpu) * 1000 / calls,
+    )
+
+
+# The gunicorn master and workers, once started: timed() reads their CPU time.
+SERVER_PIDS: list[int] = []
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds() -> float:
+    ticks = 0
+    for pid in SERVER_PIDS:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime and stime
+    return ticks / CLOCK_TICKS
 
 
 # -- database and server -------------------------------------------------------------------
@@ -300,11 +321,15 @@ def stop_server(server: subprocess.Popen) -> None:
             server.wait(timeout=5)
 
 
+def server_pids(master_pid: int) -> list[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return [master_pid, *map(int, children)]
+
+
 def server_pss_mb(master_pid: int) -> tuple[float, int]:
     """PSS of the gunicorn master and its workers in MB, and how many processes that is."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     total_kb = 0
-    pids = [master_pid, *map(int, children)]
+    pids = server_pids(master_pid)
     for pid in pids:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
@@ -589,6 +614,7 @@ def report(results: dict, sizes: dict) -> list[tuple]:
             "9.5",
             r["ingest_8"].per_second >= 3 * MLFLOW["ingest_8"],
         ),
+        cpu_row(r["ingest_8"], "trace"),
         (
             "log_feedback calls/s, 1 thread",
             f"{r['feedback_1'].per_second:.0f}",
@@ -609,6 +635,7 @@ def report(results: dict, sizes: dict) -> list[tuple]:
             "120",
             r["feedback_8"].per_second >= 3 * MLFLOW["feedback_8"],
         ),
+        cpu_row(r["feedback_8"], "call"),
         (
             "log_feedback p50 / p95 ms, 8 threads",
             f"{r['feedback_8'].p50:.1f} / {r['feedback_8'].p95:.1f}",
@@ -662,6 +689,12 @@ def report(results: dict, sizes: dict) -> list[tuple]:
     return rows
 
 
+def cpu_row(timing: Timing, unit: str) -> tuple:
+    """CPU time per call of the client (this process) and of the gunicorn processes."""
+    figures = f"{timing.client_cpu_ms:.1f} / {timing.server_cpu_ms:.1f}"
+    return (f"  CPU ms per {unit}, client / server (PostgreSQL apart)", figures, "", "")
+
+
 def raw_row(timing: Timing) -> tuple:
     """The same request without the client (requests, JSON not parsed into entities)."""
     return (
@@ -709,6 +742,7 @@ def main() -> None:
         token, store_id = prepare_database(sizes["store_traces"])
         log_path = Path(tempfile.gettempdir()) / f"{args.database}-gunicorn.log"
         server, url = start_server(database_url, args.plain_gunicorn, log_path)
+        SERVER_PIDS[:] = server_pids(server.pid)
         load_before = load_average()
         results: dict = {}
         measure(url, token, store_id, sizes, results)
@@ -727,7 +761,13 @@ def main() -> None:
     if args.json:
         raw = {
             key: (
-                {"per_second": value.per_second, "p50": value.p50, "p95": value.p95}
+                {
+                    "per_second": value.per_second,
+                    "p50": value.p50,
+                    "p95": value.p95,
+                    "client_cpu_ms": value.client_cpu_ms,
+                    "server_cpu_ms": value.server_cpu_ms,
+                }
                 if isinstance(value, Timing)
                 else value
             )
