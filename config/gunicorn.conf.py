@@ -1,6 +1,7 @@
 """gunicorn settings for Tracemark: ``gunicorn -c config/gunicorn.conf.py config.wsgi``.
 
-Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
+Every value can be overridden on the command line or with GUNICORN_CMD_ARGS; WEB_CONCURRENCY
+sets the number of workers, as gunicorn's own default does.
 
 Workers and threads: a request spends much of its time waiting on the database, so each
 worker runs a few threads (gthread) to overlap those waits, and one process per core keeps
@@ -18,10 +19,10 @@ timing small requests on one kept-alive connection.
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+bind = "127.0.0.1:8000"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+threads = 4
 keepalive = 30
 # Recycle workers now and then so a slow leak or fragmentation cannot grow without bound.
 max_requests = 20_000
