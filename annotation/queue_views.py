@@ -169,6 +169,7 @@ def queue_item(request, queue_id, position):
             errors = exc.messages
         else:
             return _go_on(request, queue)
+    hidden = queues.hidden_answers(user=request.user, traces=[item.trace])
     context = {
         "queue": queue,
         "item": item,
@@ -177,10 +178,11 @@ def queue_item(request, queue_id, position):
         "errors": errors,
         "skip_form": SkipForm(),
         "progress": queues.progress(queue, request.user),
-        "others_visible": queues.others_visible(assignment),
+        "others": [
+            a for a in queues.others_answers(item=item, user=request.user) if not hidden.hides(a)
+        ],
+        "blindings": hidden.blindings_for(item.trace_id),
     }
-    if context["others_visible"]:
-        context["others"] = queues.others_answers(item=item, user=request.user)
     return render(request, "annotation/queue_item.html", context)
 
 

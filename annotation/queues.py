@@ -16,6 +16,10 @@ Invariants it owns:
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
 - Agreement measures the annotators' own answers: overridden ones count, adjudications and
   deleted ones do not.
+- Blind means blind everywhere: while someone has an unfinished turn at a trace in an open
+  blind queue, every page that shows assessments (queue item, review page and its partials,
+  history, session) leaves out others' human answers to the queue's schemas, as decided by
+  ``hidden_answers``. The API, which serves apps rather than reviewers, is not affected.
 """
 
 from collections import defaultdict
@@ -263,9 +267,70 @@ def own_answers(*, item: QueueItem, user) -> list[Assessment]:
     )
 
 
-def others_visible(assignment: QueueAssignment) -> bool:
-    """Whether others' answers may be shown: in a blind queue, only after one's own."""
-    return not assignment.item.queue.blind or assignment.status == Status.DONE
+@dataclass(frozen=True)
+class Blinding:
+    """Where a blind queue hides a queue item: its queue's name and the item's position."""
+
+    queue_id: int
+    queue_name: str
+    position: int
+
+
+@dataclass(frozen=True)
+class HiddenAnswers:
+    """What one person may not see yet: per trace pk, the names whose answers by others stay
+    hidden, and the blind queues hiding them. Judges' and code's entries, and the person's
+    own, are never hidden."""
+
+    user_id: int
+    names: dict[int, frozenset[str]]
+    blindings: dict[int, tuple[Blinding, ...]]
+
+    def hides(self, assessment: Assessment) -> bool:
+        return (
+            assessment.source_type == SourceType.HUMAN
+            and assessment.annotator_id != self.user_id
+            and assessment.name in self.names.get(assessment.trace_id, ())
+        )
+
+    def blindings_for(self, trace_pk: int) -> tuple[Blinding, ...]:
+        return self.blindings.get(trace_pk, ())
+
+
+def hidden_answers(*, user, traces) -> HiddenAnswers:
+    """Others' human answers ``user`` may not see on ``traces`` yet, in one query.
+
+    While the person has an unfinished turn at a trace in an open blind queue, others'
+    human answers to that queue's schemas stay hidden from them wherever they are shown,
+    Admins included; once they submit (or skip, or the queue closes) they see them.
+    """
+    rows = (
+        QueueAssignment.objects.filter(
+            annotator_id=user.pk,
+            status=Status.ASSIGNED,
+            item__queue__blind=True,
+            item__queue__status=Queue.Status.OPEN,
+            item__trace__in=[trace.pk for trace in traces],
+        )
+        .order_by("item__queue__name")
+        .values_list(
+            "item__trace_id",
+            "item__queue_id",
+            "item__queue__name",
+            "item__position",
+            "item__queue__schemas__name",
+        )
+    )
+    names: dict[int, set[str]] = defaultdict(set)
+    blindings: dict[int, dict[int, Blinding]] = defaultdict(dict)
+    for trace_pk, queue_id, queue_name, position, name in rows:
+        names[trace_pk].add(name)
+        blindings[trace_pk][queue_id] = Blinding(queue_id, queue_name, position)
+    return HiddenAnswers(
+        user_id=user.pk,
+        names={pk: frozenset(found) for pk, found in names.items()},
+        blindings={pk: tuple(found.values()) for pk, found in blindings.items()},
+    )
 
 
 def others_answers(*, item: QueueItem, user) -> list[Assessment]:

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from . import export_views, manage_views, overview_views, queue_views, schema_views, views
+from . import (
+    export_views,
+    manage_views,
+    overview_views,
+    queue_views,
+    schema_views,
+    session_views,
+    views,
+)
 
 app_name = "annotation"
 
@@ -13,6 +21,8 @@ urlpatterns = [
         views.assessment_create,
         name="assessment-create",
     ),
+    # /sessions/<session_id>/ (session ids are free text, slashes included)
+    path("sessions/<path:session_id>/", session_views.session_detail, name="session"),
     # /assessments/<assessment_id>/...
     path("assessments/<str:assessment_id>/edit/", views.assessment_edit, name="assessment-edit"),
     path(

@@ -1,11 +1,12 @@
 """The trace review page and the assessment writes made from it.
 
 The page composes a trace's span tree (``traces.span_views``) with every assessment on the
-trace and its spans. Writes go through ``annotation.services``. With htmx, a write answers
-with the changed assessments region (the trace's, or one span's) and emits
-``assessment-saved``; without it, POST redirects back to the page. Invalid input and
-conflicts re-render the region (htmx) or the whole page, keeping what the reviewer typed,
-with status 200.
+trace and its spans that the reader may see: a blind queue hides others' answers from
+someone still labeling the trace there (``queues.hidden_answers``), here and in the
+history alike. Writes go through ``annotation.services``. With htmx, a write answers with
+the changed assessments region (the trace's, or one span's) and emits ``assessment-saved``;
+without it, POST redirects back to the page. Invalid input and conflicts re-render the
+region (htmx) or the whole page, keeping what the reviewer typed, with status 200.
 """
 
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from traces.pagination import DEFAULT_SORT, Cursor
 from traces.roles import can_write, write_required
 from traces.span_views import build_tree, describe_span, load_selected_span, show_value
 
-from . import services
+from . import queues, services
 from .forms import (
     AssessmentForm,
     NamedAssessmentForm,
@@ -113,6 +114,8 @@ class Region:
     widgets: list[Widget] = field(default_factory=list)
     named_form: NamedAssessmentForm | None = None
     writable: bool = False
+    # Blind queues hiding others' answers here from the reader, for the notice.
+    blindings: tuple[queues.Blinding, ...] = ()
     # Errors of a submitted form that has no place in this region (e.g. a schema that
     # does not apply here), shown at its top.
     errors: list[str] = field(default_factory=list)
@@ -217,12 +220,13 @@ def _apply_bound(entry: Entry, bound: Bound) -> None:
             bound.form.data["version"] = str(current.version)
 
 
-def _build_region(request, trace, span, assessments, schemas, bound=None) -> Region:
+def _build_region(request, trace, span, seen, schemas, bound=None) -> Region:
     writer = can_write(request.user)
+    assessments = seen.assessments
     target = [a for a in assessments if a.span_id == (span.span_id if span else None)]
     by_pk = {a.pk: a for a in assessments}
     overriders = {a.overrides_id: a for a in target if a.overrides_id and not a.is_deleted}
-    region = Region(trace=trace, span=span, writable=writer)
+    region = Region(trace=trace, span=span, writable=writer, blindings=seen.blindings)
     groups: dict[str, list[Entry]] = {}
     for a in target:
         entry = _entry(a, schemas, request.user, writer, by_pk, overriders, bound)
@@ -255,9 +259,19 @@ def _build_region(request, trace, span, assessments, schemas, bound=None) -> Reg
     return region
 
 
-def _assessments(trace: Trace) -> list[Assessment]:
-    """All assessments on the trace and its spans, deleted ones too (they can be restored)."""
-    return list(trace.assessments.select_related("annotator").order_by("create_time", "id"))
+@dataclass
+class Seen:
+    """The assessments on a trace and its spans that the reader may see, deleted ones too
+    (they can be restored), and the blind queues hiding the others."""
+
+    assessments: list[Assessment]
+    blindings: tuple[queues.Blinding, ...]
+
+
+def _seen(request, trace: Trace) -> Seen:
+    hidden = queues.hidden_answers(user=request.user, traces=[trace])
+    found = trace.assessments.select_related("annotator").order_by("create_time", "id")
+    return Seen([a for a in found if not hidden.hides(a)], hidden.blindings_for(trace.pk))
 
 
 def _schemas() -> dict[str, LabelSchema]:
@@ -303,7 +317,7 @@ def _neighbours(request, trace: Trace, from_query: str) -> tuple[Trace | None, T
 
 def _review_context(request, trace, span_id=None, from_query="", bound=None) -> dict:
     span = load_selected_span(trace, span_id)
-    assessments = _assessments(trace)
+    seen = _seen(request, trace)
     schemas = _schemas()
     previous, following = _neighbours(request, trace, from_query)
     return {
@@ -311,9 +325,9 @@ def _review_context(request, trace, span_id=None, from_query="", bound=None) -> 
         "tree": build_tree(trace, span),
         "span": span,
         "detail": describe_span(span) if span else None,
-        "trace_region": _build_region(request, trace, None, assessments, schemas, bound),
-        "span_region": span and _build_region(request, trace, span, assessments, schemas, bound),
-        "span_summary": _span_summary(trace, assessments),
+        "trace_region": _build_region(request, trace, None, seen, schemas, bound),
+        "span_region": span and _build_region(request, trace, span, seen, schemas, bound),
+        "span_summary": _span_summary(trace, seen.assessments),
         "previous": previous,
         "following": following,
         "from_query": from_query,
@@ -351,7 +365,7 @@ def _respond(request, trace, span, assessment=None, bound=None):
         return redirect(f"{_review_url(trace, span_id)}#{assessment.assessment_id}")
     if not request.htmx:
         return render(request, TEMPLATE, _review_context(request, trace, span_id, bound=bound))
-    region = _build_region(request, trace, span, _assessments(trace), _schemas(), bound)
+    region = _build_region(request, trace, span, _seen(request, trace), _schemas(), bound)
     response = render(request, f"{TEMPLATE}#assessments", {"region": region, "trace": trace})
     if assessment is not None:
         payload = {"assessment_id": assessment.assessment_id, "span_id": span_id or ""}
@@ -520,10 +534,13 @@ def assessment_history(request, assessment_id):
     assessment = get_object_or_404(
         Assessment.objects.select_related("trace"), assessment_id=assessment_id
     )
+    hidden = queues.hidden_answers(user=request.user, traces=[assessment.trace])
+    blinded = hidden.hides(assessment)
     revisions = AssessmentRevision.objects.filter(assessment=assessment).order_by("version")
     context = {
         "assessment": assessment,
-        "rows": _history_rows(revisions.select_related("actor")),
+        "rows": [] if blinded else _history_rows(revisions.select_related("actor")),
+        "blindings": hidden.blindings_for(assessment.trace_id) if blinded else (),
         "review_url": _review_url(assessment.trace, assessment.span_id),
     }
     template_name = "annotation/assessment_history.html"

@@ -20,7 +20,7 @@ class ContentSecurityPolicyTests(TestCase):
         for url in (
             reverse("login"),
             reverse("traces:list"),
-            reverse("traces:session", args=["s-1"]),
+            reverse("annotation:session", args=["s-1"]),
         ):
             with self.subTest(url=url):
                 policy = directives(self.client.get(url))

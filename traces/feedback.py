@@ -1,4 +1,4 @@
-"""Feedback on traces as the trace list and session view show and filter it.
+"""Feedback on traces as the trace list shows and filters it.
 
 ``traces`` never imports ``annotation``: annotation builds on traces, not the reverse.
 The list still has to show feedback badges and filter on feedback, so this module reaches
@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from .models import Trace
 
@@ -108,29 +108,5 @@ def attach_badges(traces: list[Trace]) -> None:
         .order_by()
     )
     badges = summarize(rows)
-    for trace in traces:
-        trace.feedback_badges = badges.get(trace.pk, [])
-
-
-def live_assessments():
-    """Every assessment a reader sees on a trace (feedback and expectations, overridden
-    ones included), with who made it, for prefetching onto traces."""
-    return Prefetch(
-        "assessments",
-        queryset=assessments()
-        .filter(deleted_at__isnull=True)
-        .select_related("annotator")
-        .order_by("name", "create_time", "id"),
-    )
-
-
-def attach_badges_from_prefetched(traces: list[Trace]) -> None:
-    """Like attach_badges, from assessments already prefetched with live_assessments()."""
-    badges = summarize(
-        (trace.pk, a.name, a.value, 1)
-        for trace in traces
-        for a in trace.assessments.all()
-        if a.kind == FEEDBACK and a.valid
-    )
     for trace in traces:
         trace.feedback_badges = badges.get(trace.pk, [])

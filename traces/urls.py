@@ -14,6 +14,4 @@ urlpatterns = [
         span_views.span_children,
         name="span-children",
     ),
-    # /sessions/<session_id>/ (session ids are free text, slashes included)
-    path("sessions/<path:session_id>/", views.session_detail, name="session"),
 ]

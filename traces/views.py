@@ -1,7 +1,6 @@
-"""Trace list, session view and a plain trace page."""
+"""Trace list and a plain trace page."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
@@ -10,8 +9,6 @@ from . import feedback
 from .filters import TraceFilter
 from .models import Trace
 from .pagination import keyset_page
-
-SESSION_TURNS_LIMIT = 500
 
 
 @require_GET
@@ -32,24 +29,6 @@ def trace_list(request):
     if request.htmx and not request.htmx.boosted:
         template_name += "#trace-results"
     return render(request, template_name, context)
-
-
-@require_GET
-@login_required
-def session_detail(request, session_id):
-    """Every turn of a multi-turn session, oldest first, each with its feedback."""
-    turns = list(
-        Trace.objects.filter(session=session_id)
-        .order_by("request_time", "trace_id")
-        .prefetch_related(feedback.live_assessments())[: SESSION_TURNS_LIMIT + 1]
-    )
-    if not turns:
-        raise Http404("No traces in this session.")
-    truncated = len(turns) > SESSION_TURNS_LIMIT
-    turns = turns[:SESSION_TURNS_LIMIT]
-    feedback.attach_badges_from_prefetched(turns)
-    context = {"session_id": session_id, "turns": turns, "truncated": truncated}
-    return render(request, "traces/session_detail.html", context)
 
 
 @require_GET

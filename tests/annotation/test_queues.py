@@ -178,17 +178,39 @@ class AssignmentTests(TestCase):
     def test_blind_mode_hides_others_answers_until_one_answers(self):
         self.label(self.ann, True)
         bobs = queues.next_assignment(queue=self.queue, user=self.bob)
-        self.assertFalse(queues.others_visible(bobs))
-        queues.submit(assignment=bobs, values={"correct": False}, actor=self.bob)
-        bobs.refresh_from_db()
-        self.assertTrue(queues.others_visible(bobs))
+        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
+        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
+        self.assertTrue(hidden.hides(anns))
+        self.assertEqual(
+            [(b.queue_name, b.position) for b in hidden.blindings_for(bobs.item.trace_id)],
+            [(self.queue.name, bobs.item.position)],
+        )
+        [bobs_own] = queues.submit(assignment=bobs, values={"correct": False}, actor=self.bob)
+        self.assertFalse(hidden.hides(bobs_own))
+        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
+        self.assertFalse(hidden.hides(anns))
+        self.assertEqual(hidden.blindings_for(bobs.item.trace_id), ())
         [seen] = queues.others_answers(item=bobs.item, user=self.bob)
         self.assertEqual((seen.annotator, seen.value), (self.ann, True))
 
     def test_an_open_queue_shows_others_answers_at_once(self):
         Queue.objects.filter(pk=self.queue.pk).update(blind=False)
-        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
-        self.assertTrue(queues.others_visible(assignment))
+        self.label(self.ann, True)
+        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
+        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
+        self.assertFalse(hidden.hides(anns))
+
+    def test_a_closed_or_skipped_blind_turn_hides_nothing(self):
+        self.label(self.ann, True)
+        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
+        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
+        self.assertFalse(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
+        queues.set_status(queue=self.queue, status=Queue.Status.OPEN)
+        self.assertTrue(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
+        queues.skip(assignment=bobs, reason="Unreadable", actor=self.bob)
+        self.assertFalse(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
 
     def test_progress_counts_mine_and_others(self):
         self.label(self.ann)

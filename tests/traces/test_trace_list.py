@@ -52,7 +52,7 @@ class TraceListTests(TestCase):
         self.assertContains(response, "How do refunds work?")
         self.assertContains(response, "Within 30 days.")
         self.assertContains(response, reverse("traces:detail", args=[self.trace.trace_id]))
-        self.assertContains(response, reverse("traces:session", args=["s-1"]))
+        self.assertContains(response, reverse("annotation:session", args=["s-1"]))
         self.assertContains(response, "Viewer")
 
     def test_it_renders_only_the_results_partial_for_htmx(self):

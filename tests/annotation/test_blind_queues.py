@@ -1,0 +1,166 @@
+"""Blind queues everywhere: while someone still has to answer an item of an open blind queue,
+no page shows them others' human answers to the queue's schemas on that trace."""
+
+from django.test import Client, TestCase
+from django.urls import reverse
+
+from annotation import queues, services
+from annotation.models import Assessment, LabelSchema, Queue, SourceType
+from annotation.tokens import create_token
+from tests.factories import make_admin, make_reviewer, make_span, make_trace
+
+HTMX = {"HX-Request": "true"}
+NOTICE = "Others' answers are hidden until you submit yours in queue"
+
+
+class BlindQueueTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.ann = make_reviewer(username="ann")
+        cls.bob = make_reviewer(username="bob")
+        cls.boss = make_admin(username="boss")
+        cls.chief = make_admin(username="chief")
+        cls.cy = make_reviewer(username="cy")
+        cls.trace = make_trace(session="chat/1")
+        cls.span = make_span(cls.trace, name="retrieve")
+        cls.elsewhere = make_trace(session="chat/1", request_time=cls.trace.request_time + 1)
+        cls.correct = LabelSchema.objects.create(
+            name="correct", value_type=LabelSchema.ValueType.BOOLEAN
+        )
+        cls.queue = queues.create_queue(
+            name="Factuality",
+            traces=[cls.trace],
+            schemas=[cls.correct],
+            annotators=[cls.ann, cls.bob, cls.boss],
+            overlap=3,
+        )
+        assignment = queues.next_assignment(queue=cls.queue, user=cls.ann)
+        queues.submit(
+            assignment=assignment,
+            values={"correct": False},
+            rationales={"correct": "ANN-TRACE-ANSWER"},
+            actor=cls.ann,
+        )
+        cls.anns = Assessment.objects.get(rationale="ANN-TRACE-ANSWER")
+        services.log_feedback(
+            trace=cls.trace,
+            name="correct",
+            value=False,
+            span_id=cls.span.span_id,
+            rationale="ANN-SPAN-ANSWER",
+            actor=cls.ann,
+        )
+        services.log_feedback(
+            trace=cls.trace, name="tone", value="calm", rationale="ANN-OTHER-NAME", actor=cls.ann
+        )
+        services.log_feedback(
+            trace=cls.trace,
+            name="correct",
+            value=True,
+            rationale="JUDGE-ANSWER",
+            source_type=SourceType.LLM_JUDGE,
+            source_id="judge-v1",
+        )
+        services.log_feedback(
+            trace=cls.elsewhere,
+            name="correct",
+            value=True,
+            rationale="ANN-ELSEWHERE",
+            actor=cls.ann,
+        )
+        cls.review_url = cls.trace.get_absolute_url()
+
+    def setUp(self):
+        self.bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        self.client.force_login(self.bob)
+
+    def assertHidden(self, response, *also_hidden):
+        self.assertContains(response, NOTICE)
+        self.assertContains(response, reverse("annotation:queue-item", args=[self.queue.pk, 1]))
+        for text in ("ANN-TRACE-ANSWER", "ANN-SPAN-ANSWER", *also_hidden):
+            self.assertNotContains(response, text)
+
+    def test_the_review_page_hides_others_answers_until_ones_own_is_in(self):
+        span_url = f"{self.review_url}?span={self.span.span_id}"
+        response = self.client.get(span_url)
+        self.assertHidden(response)
+        self.assertContains(response, "JUDGE-ANSWER")
+        self.assertContains(response, "ANN-OTHER-NAME")
+        services.log_feedback(
+            trace=self.trace, name="correct", value=True, rationale="BOB-OWN", actor=self.bob
+        )
+        self.assertContains(self.client.get(self.review_url), "BOB-OWN")
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        response = self.client.get(span_url)
+        self.assertNotContains(response, NOTICE)
+        self.assertContains(response, "ANN-TRACE-ANSWER")
+        self.assertContains(response, "ANN-SPAN-ANSWER")
+
+    def test_every_partial_of_the_review_page_hides_them(self):
+        response = self.client.get(
+            self.review_url, headers={**HTMX, "HX-Target": "assessments-trace"}
+        )
+        self.assertHidden(response)
+        # Ann's answer on the span is the only one there.
+        response = self.client.get(self.review_url, headers={**HTMX, "HX-Target": "span-summary"})
+        self.assertContains(response, "None yet.")
+        response = self.client.get(
+            f"{self.review_url}?span={self.span.span_id}",
+            headers={**HTMX, "HX-Target": "span-panel"},
+        )
+        self.assertHidden(response)
+        response = self.client.post(
+            reverse("annotation:assessment-create", args=[self.trace.trace_id]),
+            {"schema": "correct", "value": "true", "rationale": "BOB-OWN"},
+            headers=HTMX,
+        )
+        self.assertHidden(response)
+        self.assertContains(response, "BOB-OWN")
+
+    def test_the_history_of_a_hidden_answer_is_hidden_too(self):
+        url = reverse("annotation:assessment-history", args=[self.anns.assessment_id])
+        for headers in ({}, HTMX):
+            response = self.client.get(url, headers=headers)
+            self.assertContains(response, NOTICE)
+            self.assertNotContains(response, "Every change to this entry")
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        self.assertContains(self.client.get(url), "Every change to this entry")
+
+    def test_the_session_view_hides_them_and_leaves_them_out_of_the_badges(self):
+        url = reverse("annotation:session", args=["chat/1"])
+        response = self.client.get(url)
+        self.assertHidden(response)
+        self.assertContains(response, "ANN-ELSEWHERE")
+        self.assertContains(response, "JUDGE-ANSWER")
+        # Turn 1 counts the judge's "correct" only, turn 2 ann's.
+        self.assertContains(response, '<span class="visually-hidden">up</span> 1', count=2)
+        self.assertContains(response, '<span class="visually-hidden">down</span> 0', count=2)
+
+    def test_the_queue_item_links_to_the_review_page_from_the_start(self):
+        response = self.client.get(reverse("annotation:queue-item", args=[self.queue.pk, 1]))
+        self.assertContains(response, f'href="{self.review_url}"')
+        self.assertContains(response, 'data-testid="blind-note"')
+        self.assertNotContains(response, "ANN-TRACE-ANSWER")
+
+    def test_other_traces_people_and_queues_are_not_affected(self):
+        self.assertContains(self.client.get(self.elsewhere.get_absolute_url()), "ANN-ELSEWHERE")
+        for person in (self.cy, self.chief):
+            self.client.force_login(person)
+            response = self.client.get(self.review_url)
+            self.assertNotContains(response, NOTICE)
+            self.assertContains(response, "ANN-TRACE-ANSWER")
+        Queue.objects.filter(pk=self.queue.pk).update(blind=False)
+        self.client.force_login(self.bob)
+        self.assertContains(self.client.get(self.review_url), "ANN-TRACE-ANSWER")
+
+    def test_an_admin_who_is_assigned_is_blind_too(self):
+        queues.next_assignment(queue=self.queue, user=self.boss)
+        self.client.force_login(self.boss)
+        self.assertHidden(self.client.get(self.review_url))
+
+    def test_the_api_serves_every_answer(self):
+        api = Client(headers={"Authorization": f"Bearer {create_token(user=self.bob)[1]}"})
+        response = api.get(f"/api/3.0/mlflow/traces/{self.trace.trace_id}")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "ANN-TRACE-ANSWER")
+        self.assertContains(response, "ANN-SPAN-ANSWER")
