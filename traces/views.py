@@ -1,5 +1,7 @@
 """Trace list and a plain trace page."""
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -24,11 +26,23 @@ def trace_list(request):
     filterset = TraceFilter(request.GET, queryset=queryset, request=request)
     page = keyset_page(filterset.qs, filterset.sort_order, request.GET)
     feedback.attach_badges(page.rows)
-    context = {"filter": filterset, "page": page, "sort": filterset.sort_order}
+    context = {
+        "filter": filterset,
+        "page": page,
+        "sort": filterset.sort_order,
+        "review_query": _review_query(request, filterset.sort_order),
+    }
     template_name = "traces/trace_list.html"
     if request.htmx and not request.htmx.boosted:
         template_name += "#trace-results"
     return render(request, template_name, context)
+
+
+def _review_query(request, sort) -> str:
+    """``from=`` for the row links: the list's non-empty parameters (just the sort when there
+    are none), so that next and previous on the review page walk this list."""
+    listed = [(key, value) for key, values in request.GET.lists() for value in values if value]
+    return urlencode({"from": urlencode(listed or [("sort", sort.key)])})
 
 
 @require_GET

@@ -1,5 +1,7 @@
 """The trace review page: full page, htmx partials, span selection, roles, queries, escaping."""
 
+import html
+import re
 from urllib.parse import quote
 
 from django.test import TestCase
@@ -205,6 +207,20 @@ class TraceReviewPageTests(TestCase):
             response, f'rel="next" aria-keyshortcuts="j" href="{self.newer.get_absolute_url()}'
         )
         self.assertContains(response, 'href="/?sort=time"')
+
+    def test_next_follows_a_user_filter_from_the_list(self):
+        mine = make_trace(experiment=self.trace.experiment, user="ada", request_time=2_000)
+        make_trace(experiment=self.trace.experiment, user="bob", request_time=1_500)
+        older = make_trace(experiment=self.trace.experiment, user="ada", request_time=1_000)
+        listed = self.client.get(reverse("traces:list"), {"user": "ada"})
+        url = re.search(rf'href="({mine.get_absolute_url()}\?from=[^"]+)"', listed.content.decode())
+        response = self.client.get(html.unescape(url.group(1)))
+        self.assertContains(
+            response,
+            f'rel="next" aria-keyshortcuts="j" href="{older.get_absolute_url()}?from=user%3Dada"',
+        )
+        self.assertNotContains(response, 'rel="prev"')
+        self.assertContains(response, 'href="/?user=ada">All traces')
 
     def test_viewers_see_assessments_but_no_widgets_or_actions(self):
         self.client.force_login(self.viewer)

@@ -63,7 +63,21 @@ def test_j_and_k_move_between_rows_and_enter_opens_the_trace(page, live_server, 
     expect(rows(page).nth(1).locator("a[data-trace-link]")).to_be_focused()
 
     page.keyboard.press("Enter")
-    expect(page).to_have_url(f"{live_server.url}/traces/{traces[1].trace_id}/")
+    expect(page).to_have_url(f"{live_server.url}/traces/{traces[1].trace_id}/?from=sort%3D-time")
+
+
+def test_j_on_the_review_page_follows_the_filtered_list(page, live_server, login, traces):
+    login(page, make_reviewer())
+    page.get_by_label("User", exact=True).fill("ada")
+    expect(rows(page)).to_have_count(2)
+    rows(page).first.locator("a[data-trace-link]").click()
+    expect(page.locator("h1")).to_contain_text(traces[0].trace_id)
+    page.keyboard.press("j")
+    expect(page.locator("h1")).to_contain_text(traces[2].trace_id)
+    expect(page).to_have_url(re.compile(r"\?from=user%3Dada"))
+    page.get_by_role("link", name="All traces").click()
+    expect(rows(page)).to_have_count(2)
+    expect(page.get_by_label("User", exact=True)).to_have_value("ada")
 
 
 def test_question_mark_lists_the_shortcuts(page, live_server, login, traces):

@@ -16,7 +16,7 @@ T0 = 1_700_000_000_000  # ms
 
 def trace_ids(response):
     """Trace ids in the order the rows show them (partials included, which carry no context)."""
-    return re.findall(r'data-trace-link href="/traces/(tr-[0-9a-f]+)/"', response.content.decode())
+    return re.findall(r'data-trace-link href="/traces/(tr-[0-9a-f]+)/\?', response.content.decode())
 
 
 def link(response, rel):
@@ -120,6 +120,18 @@ class TraceListTests(TestCase):
     def test_rows_link_the_user_filter_and_the_session(self):
         response = self.client.get(LIST)
         self.assertContains(response, 'href="?user=ada"')
+
+    def test_rows_link_the_review_page_with_the_list_query_in_from(self):
+        review = self.trace.get_absolute_url()
+        response = self.client.get(LIST)
+        self.assertContains(response, f'data-trace-link href="{review}?from=sort%3D-time"')
+        params = {"user": "ada", "state": "", "sort": "time", "q": "refunds"}
+        for headers in ({}, HTMX):
+            response = self.client.get(LIST, params, headers=headers)
+            self.assertContains(
+                response,
+                f'data-trace-link href="{review}?from=user%3Dada%26sort%3Dtime%26q%3Drefunds"',
+            )
 
 
 class TraceListFilterTests(TestCase):
