@@ -13,8 +13,8 @@ from . import (
 app_name = "annotation"
 
 urlpatterns = [
-    # /traces/<trace_id>/ — the review page. config/urls.py includes this module before
-    # traces.urls, so this route answers for traces:detail too.
+    # /traces/<trace_id>/ — the review page, every trace's page (Trace.get_absolute_url).
+    # Its span-children partial lives in traces.urls.
     path("traces/<str:trace_id>/", views.trace_review, name="trace-review"),
     path(
         "traces/<str:trace_id>/assessments/",

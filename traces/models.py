@@ -126,7 +126,8 @@ class Trace(models.Model):
         return self.trace_id
 
     def get_absolute_url(self):
-        return reverse("traces:detail", args=[self.trace_id])
+        # The review page, named rather than imported: traces never imports annotation.
+        return reverse("annotation:trace-review", args=[self.trace_id])
 
     @property
     def name(self) -> str:

@@ -7,8 +7,7 @@ app_name = "traces"
 urlpatterns = [
     # /
     path("", views.trace_list, name="list"),
-    # /traces/<trace_id>/
-    path("traces/<str:trace_id>/", views.trace_detail, name="detail"),
+    # /traces/<trace_id>/... (the page itself is annotation:trace-review)
     path(
         "traces/<str:trace_id>/spans/<str:span_id>/children/",
         span_views.span_children,

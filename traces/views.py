@@ -1,9 +1,9 @@
-"""Trace list and a plain trace page."""
+"""The trace list. A trace's own page is the review page, composed in annotation."""
 
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -43,15 +43,3 @@ def _review_query(request, sort) -> str:
     are none), so that next and previous on the review page walk this list."""
     listed = [(key, value) for key, values in request.GET.lists() for value in values if value]
     return urlencode({"from": urlencode(listed or [("sort", sort.key)])})
-
-
-@require_GET
-@login_required
-def trace_detail(request, trace_id):
-    """A plain trace page, so traces works on its own and ``traces:detail`` always reverses.
-
-    With annotation installed, its review page answers at the same path first (config/urls.py
-    includes annotation.urls before traces.urls).
-    """
-    trace = get_object_or_404(Trace.objects.select_related("experiment"), trace_id=trace_id)
-    return render(request, "traces/trace_detail.html", {"trace": trace})

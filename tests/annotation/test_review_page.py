@@ -18,7 +18,7 @@ XSS_IMG = '<img src=x onerror="window.pwned=1">'
 
 
 def review_url(trace, **query):
-    url = reverse("traces:detail", args=[trace.trace_id])
+    url = reverse("annotation:trace-review", args=[trace.trace_id])
     return f"{url}?span={query['span']}" if "span" in query else url
 
 
@@ -86,8 +86,9 @@ class TraceReviewPageTests(TestCase):
     def setUp(self):
         self.client.force_login(self.reviewer)
 
-    def test_traces_detail_routes_to_the_review_page(self):
-        self.assertIs(resolve(review_url(self.trace)).func, trace_review)
+    def test_a_traces_own_page_is_the_review_page(self):
+        self.assertEqual(self.trace.get_absolute_url(), f"/traces/{self.trace.trace_id}/")
+        self.assertIs(resolve(self.trace.get_absolute_url()).func, trace_review)
 
     def test_it_requires_login(self):
         self.client.logout()
@@ -96,7 +97,7 @@ class TraceReviewPageTests(TestCase):
 
     def test_it_404s_for_an_unknown_trace_or_span(self):
         self.assertEqual(self.client.get(review_url(self.trace, span="ffff")).status_code, 404)
-        missing = reverse("traces:detail", args=["tr-missing"])
+        missing = reverse("annotation:trace-review", args=["tr-missing"])
         self.assertEqual(self.client.get(missing).status_code, 404)
 
     def test_it_renders_the_top_of_the_tree_and_leaves_deeper_levels_to_load(self):

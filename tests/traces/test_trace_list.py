@@ -51,7 +51,9 @@ class TraceListTests(TestCase):
         self.assertContains(response, 'id="trace-filters"')
         self.assertContains(response, "How do refunds work?")
         self.assertContains(response, "Within 30 days.")
-        self.assertContains(response, reverse("traces:detail", args=[self.trace.trace_id]))
+        self.assertContains(
+            response, reverse("annotation:trace-review", args=[self.trace.trace_id])
+        )
         self.assertContains(response, reverse("annotation:session", args=["s-1"]))
         self.assertContains(response, "Viewer")
 
