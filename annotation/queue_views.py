@@ -7,6 +7,7 @@ Outsiders get 404 for a queue they are not part of; Viewers get 403 everywhere h
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,6 +22,7 @@ from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
 
 Status = QueueAssignment.Status
+ITEMS_PER_PAGE = 100
 
 
 def _get_queue_for_user(request, queue_id) -> Queue:
@@ -117,18 +119,21 @@ def queue_detail(request, queue_id):
         .order_by("item__position"),
     }
     if is_admin(request.user):
-        context.update(_admin_context(queue))
+        context.update(_admin_context(queue, request.GET.get("page")))
     template_name = "annotation/queue_detail.html"
     if request.htmx and not request.htmx.boosted:
         template_name += "#queue-progress"
     return render(request, template_name, context)
 
 
-def _admin_context(queue) -> dict:
+def _admin_context(queue, page) -> dict:
     assignments = QueueAssignment.objects.select_related("annotator").order_by("assigned_at")
-    items = queue.items.select_related("trace").prefetch_related(
-        Prefetch("assignments", queryset=assignments)
-    )
+    items = Paginator(
+        queue.items.select_related("trace").prefetch_related(
+            Prefetch("assignments", queryset=assignments)
+        ),
+        ITEMS_PER_PAGE,
+    ).get_page(page)
     disagreements = queues.disagreements(queue)
     return {
         "by_annotator": queues.progress_by_annotator(queue),

@@ -4,7 +4,7 @@ from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation import queues
+from annotation import queue_views, queues
 from annotation.models import Assessment, LabelSchema, Queue, QueueAssignment
 from tests.factories import make_admin, make_reviewer, make_trace, make_viewer
 
@@ -286,6 +286,22 @@ class AdminQueuePageTests(QueueViewTestData, TestCase):
                 queues.submit(assignment=assignment, values={"correct": True}, actor=person)
         with self.assertNumQueries(len(before.captured_queries)):
             self.client.get(reverse("annotation:queue-detail", args=[more.pk]))
+
+    def test_items_are_listed_a_page_at_a_time(self):
+        big = queues.create_queue(
+            name="Large",
+            traces=[make_trace() for _ in range(queue_views.ITEMS_PER_PAGE + 3)],
+            schemas=[self.correct],
+            annotators=[self.ann],
+            overlap=1,
+        )
+        url = reverse("annotation:queue-detail", args=[big.pk])
+        first = self.client.get(url)
+        self.assertEqual(len(first.context["items"]), queue_views.ITEMS_PER_PAGE)
+        self.assertContains(first, 'rel="next" href="?page=2"')
+        last = self.client.get(url, {"page": 2})
+        self.assertEqual([item.position for item in last.context["items"]], [101, 102, 103])
+        self.assertContains(last, "Page 2 of 2")
 
     def test_the_progress_fragment_for_htmx_polling(self):
         url = reverse("annotation:queue-detail", args=[self.queue.pk])
