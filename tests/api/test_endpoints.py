@@ -3,6 +3,7 @@
 import base64
 import gzip
 import json
+from datetime import timedelta
 from io import StringIO
 
 from django.core.management import call_command
@@ -11,9 +12,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from annotation import services
-from annotation.models import Assessment, AuthFailure
+from annotation.models import ApiToken, Assessment, AuthFailure
 from annotation.tokens import create_token
-from tests.factories import PASSWORD, make_experiment, make_reviewer, make_trace
+from tests.factories import PASSWORD, make_experiment, make_reviewer, make_trace, make_viewer
 from traces.models import Span, Trace
 
 TRACE_HEX = "364f579ab387bab0b5f9389eec55a70f"
@@ -267,6 +268,44 @@ class AuthTests(ApiTestCase):
         self.assertEqual(AuthFailure.objects.count(), 3)
         self.assertEqual(call(f"Bearer {self.token}").status_code, 200)
         self.assertEqual(call(password, address="10.0.0.10").status_code, 200)
+
+    def test_a_token_records_its_last_use_at_most_once_a_minute(self):
+        token = ApiToken.objects.get(user=self.user)
+        server_info = "/api/3.0/mlflow/server-info"
+
+        self.api.get(server_info)
+        token.refresh_from_db()
+        first_use = token.last_used_at
+        with self.assertNumQueries(1):
+            self.api.get(server_info)
+        token.refresh_from_db()
+        self.assertEqual(token.last_used_at, first_use)
+
+        ApiToken.objects.update(last_used_at=first_use - timedelta(minutes=2))
+        with self.assertNumQueries(2):
+            self.api.get(server_info)
+        token.refresh_from_db()
+        self.assertGreaterEqual(token.last_used_at, first_use)
+
+    def test_roles_come_with_the_token(self):
+        viewer = make_viewer()
+        viewer_api = Client(headers={"Authorization": f"Bearer {create_token(user=viewer)[1]}"})
+        self.api.get("/api/3.0/mlflow/server-info")  # the token's first use is recorded
+        viewer_api.get("/api/3.0/mlflow/server-info")
+        body = {"name": "new"}
+
+        # The token alone; then the token and the insert in its savepoint, no group query.
+        with self.assertNumQueries(1):
+            refused = viewer_api.post(
+                "/api/2.0/mlflow/experiments/create", body, content_type="application/json"
+            )
+        with self.assertNumQueries(4):
+            created = self.api.post(
+                "/api/2.0/mlflow/experiments/create", body, content_type="application/json"
+            )
+
+        self.assertEqual(refused.status_code, 403)
+        self.assertEqual(created.status_code, 200)
 
     def test_browser_forms_keep_csrf_protection(self):
         browser = Client(enforce_csrf_checks=True)
