@@ -1,9 +1,11 @@
 """An experiment's feedback at a glance, as numbers and ready-made SVG geometry.
 
-Counts only current feedback: not deleted, not overridden. Everything is computed with a
-fixed number of grouped queries (bounds, counts per name/source/period, counts per
-name/value for booleans and numbers, the traces with most negative feedback, those traces),
-however many assessments there are; Python only lays out the bars.
+Counts only current feedback: not deleted, not overridden, and none that a blind queue
+hides from the reader (``queues.hidden_answers_condition``): the worst-traces table would
+show per trace how others answered, and with few answers the totals would too. Everything
+is computed with a fixed number of grouped queries (bounds, counts per name/source/period,
+counts per name/value for booleans and numbers, the traces with most negative feedback,
+those traces), however many assessments there are; Python only lays out the bars.
 
 Charts are plain SVG drawn by the template from these shapes, so they render without
 JavaScript; each SVG has a title and description, each bar a ``<title>`` tooltip, and the
@@ -19,6 +21,7 @@ from django.db.models import BigIntegerField, CharField, Count, F, Func, Max, Mi
 from traces.models import Experiment, Trace
 
 from .models import Assessment, Kind, SourceType
+from .queues import hidden_answers_condition
 
 DAY_MS = 86_400_000
 MAX_PERIODS = 60
@@ -132,14 +135,17 @@ class Overview:
     worst: list[WorstTrace]
 
 
-def current_feedback(experiment: Experiment):
-    return Assessment.objects.live().filter(
-        trace__experiment=experiment, kind=Kind.FEEDBACK, valid=True
+def current_feedback(experiment: Experiment, *, user):
+    """The experiment's current feedback that ``user`` may see."""
+    return (
+        Assessment.objects.live()
+        .filter(trace__experiment=experiment, kind=Kind.FEEDBACK, valid=True)
+        .exclude(hidden_answers_condition(user=user))
     )
 
 
-def build(experiment: Experiment) -> Overview:
-    feedback = current_feedback(experiment)
+def build(experiment: Experiment, *, user) -> Overview:
+    feedback = current_feedback(experiment, user=user)
     bounds = feedback.aggregate(first=Min("create_time"), last=Max("create_time"), n=Count("id"))
     activity, more_names, period = [], 0, "day"
     if bounds["n"]:

@@ -35,7 +35,7 @@ def overview_index(request):
 def experiment_overview(request, experiment_id):
     experiment = get_object_or_404(Experiment, pk=experiment_id)
     context = {
-        "summary": overview.build(experiment),
+        "summary": overview.build(experiment, user=request.user),
         "experiments": Experiment.objects.only("id", "name"),
     }
     return render(request, "annotation/overview.html", context)

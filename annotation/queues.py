@@ -18,8 +18,10 @@ Invariants it owns:
   deleted ones do not.
 - Blind means blind everywhere: while someone has an unfinished turn at a trace in an open
   blind queue, every page that shows assessments (queue item, review page and its partials,
-  history, session) leaves out others' human answers to the queue's schemas, as decided by
-  ``hidden_answers``. The API, which serves apps rather than reviewers, is not affected.
+  history, session, trace list and its feedback filter, experiment overview) leaves out
+  others' human answers to the queue's schemas, as decided by ``hidden_answers`` (or its
+  twin ``hidden_answers_condition`` where the database counts or filters). The API, which
+  serves apps rather than reviewers, is not affected.
 """
 
 from collections import defaultdict
@@ -297,6 +299,16 @@ class HiddenAnswers:
         return self.blindings.get(trace_pk, ())
 
 
+def _blind_turns(user):
+    """The person's unfinished turns in open blind queues: the turns that hide answers."""
+    return QueueAssignment.objects.filter(
+        annotator_id=user.pk,
+        status=Status.ASSIGNED,
+        item__queue__blind=True,
+        item__queue__status=Queue.Status.OPEN,
+    )
+
+
 def hidden_answers(*, user, traces) -> HiddenAnswers:
     """Others' human answers ``user`` may not see on ``traces`` yet, in one query.
 
@@ -305,13 +317,8 @@ def hidden_answers(*, user, traces) -> HiddenAnswers:
     Admins included; once they submit (or skip, or the queue closes) they see them.
     """
     rows = (
-        QueueAssignment.objects.filter(
-            annotator_id=user.pk,
-            status=Status.ASSIGNED,
-            item__queue__blind=True,
-            item__queue__status=Queue.Status.OPEN,
-            item__trace__in=[trace.pk for trace in traces],
-        )
+        _blind_turns(user)
+        .filter(item__trace__in=[trace.pk for trace in traces])
         .order_by("item__queue__name")
         .values_list(
             "item__trace_id",
@@ -331,6 +338,17 @@ def hidden_answers(*, user, traces) -> HiddenAnswers:
         names={pk: frozenset(found) for pk, found in names.items()},
         blindings={pk: tuple(found.values()) for pk, found in blindings.items()},
     )
+
+
+def hidden_answers_condition(*, user) -> Q:
+    """``hidden_answers``' rule as a condition on Assessment rows, for pages that count or
+    filter assessments in the database instead of loading them: the trace list's badges and
+    its feedback filter (through settings.TRACEMARK_HIDDEN_ANSWERS, since traces cannot
+    import annotation) and the experiment overview. It adds no query of its own."""
+    turns = _blind_turns(user).filter(
+        item__trace=OuterRef("trace"), item__queue__schemas__name=OuterRef("name")
+    )
+    return Q(source_type=SourceType.HUMAN) & ~Q(annotator_id=user.pk) & Exists(turns)
 
 
 def others_answers(*, item: QueueItem, user) -> list[Assessment]:

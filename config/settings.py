@@ -157,6 +157,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Which assessments a user may not see yet (blind queues). traces' list and filters call it
+# without importing annotation, as auth calls AUTHENTICATION_BACKENDS.
+TRACEMARK_HIDDEN_ANSWERS = "annotation.queues.hidden_answers_condition"
+
 # Request size limits; the API answers 413 in MLflow's error format above these.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
 TRACEMARK_MAX_SPAN_UPLOAD_BYTES = env_int("MAX_SPAN_UPLOAD_BYTES", 50 * 1024 * 1024)

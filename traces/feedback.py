@@ -5,13 +5,23 @@ The list still has to show feedback badges and filter on feedback, so this modul
 assessments through Trace's reverse relation ``assessments`` — the ORM hands us the
 related model — and reads only its stable columns: name, kind, value, valid, deleted_at
 and annotator. Writing stays annotation.services' business.
+
+Who may see which assessment is annotation's rule too (blind queues hide others' answers
+from someone who still has to give theirs). Rather than import it, this module calls the
+function that settings.TRACEMARK_HIDDEN_ANSWERS names, the way auth resolves
+AUTHENTICATION_BACKENDS: given a user, it returns a condition on assessment rows matching
+the ones hidden from them. Badges and the feedback filter leave those rows out inside
+their own query, so hiding costs no extra query. (Moving the list into annotation instead
+would take its filters along, which export and the review page's neighbours share.)
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q
+from django.utils.module_loading import import_string
 
 from .models import Trace
 
@@ -26,6 +36,12 @@ def assessments():
 def current_feedback():
     """Feedback that counts now: not deleted and not overridden by a newer judgement."""
     return assessments().filter(kind=FEEDBACK, deleted_at__isnull=True, valid=True)
+
+
+def visible_feedback(user):
+    """Current feedback ``user`` may see now: what blind queues hide from them left out."""
+    hidden = import_string(settings.TRACEMARK_HIDDEN_ANSWERS)(user=user)
+    return current_feedback().exclude(hidden)
 
 
 def value_candidates(text: str) -> list:
@@ -48,9 +64,10 @@ def value_candidates(text: str) -> list:
     return candidates
 
 
-def has_feedback(name: str, value: str | None = None) -> Exists:
-    """An Exists() on Trace rows: current feedback ``name``, with ``value`` when given."""
-    feedback = current_feedback().filter(trace=OuterRef("pk"), name=name)
+def has_feedback(name: str, value: str | None = None, *, user) -> Exists:
+    """An Exists() on Trace rows: current feedback ``name`` that ``user`` may see, with
+    ``value`` when given; a hidden answer must not be found by filtering on it either."""
+    feedback = visible_feedback(user).filter(trace=OuterRef("pk"), name=name)
     if value is not None:
         matches = Q()
         for candidate in value_candidates(value):
@@ -98,10 +115,11 @@ def summarize(rows: Iterable[tuple[int, str, object, int]]) -> dict[int, list[Ba
     return {pk: sorted(by_name.values(), key=lambda b: b.name) for pk, by_name in badges.items()}
 
 
-def attach_badges(traces: list[Trace]) -> None:
-    """Set ``feedback_badges`` on each trace with one grouped query, whatever the page size."""
+def attach_badges(traces: list[Trace], *, user) -> None:
+    """Set ``feedback_badges`` on each trace with one grouped query, whatever the page size,
+    counting only the feedback ``user`` may see."""
     rows = (
-        current_feedback()
+        visible_feedback(user)
         .filter(trace__in=[trace.pk for trace in traces])
         .values_list("trace_id", "name", "value")
         .annotate(n=Count("id"))

@@ -123,7 +123,7 @@ class TraceFilter(django_filters.FilterSet):
         return queryset.filter(JSONHasString("trace_metadata", *value))
 
     def filter_feedback(self, queryset, name, value):
-        return queryset.filter(feedback.has_feedback(*value))
+        return queryset.filter(feedback.has_feedback(*value, user=self.request.user))
 
     def filter_reviewed(self, queryset, name, value):
         mine = feedback.reviewed_by(self.request.user)

@@ -20,12 +20,13 @@ def trace_list(request):
     """The trace list; htmx requests (live filters, sorting, paging) get only the results.
 
     Query shape, the same for 1 or 50 rows: the page of traces, a bounded count, the
-    feedback badges of the page in one grouped query, and the experiment choices.
+    feedback badges of the page in one grouped query (leaving out what blind queues hide
+    from the reader), and the experiment choices.
     """
     queryset = Trace.objects.defer("trace_metadata", "tags")
     filterset = TraceFilter(request.GET, queryset=queryset, request=request)
     page = keyset_page(filterset.qs, filterset.sort_order, request.GET)
-    feedback.attach_badges(page.rows)
+    feedback.attach_badges(page.rows, user=request.user)
     context = {
         "filter": filterset,
         "page": page,

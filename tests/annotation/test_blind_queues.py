@@ -164,3 +164,59 @@ class BlindQueueTests(TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, "ANN-TRACE-ANSWER")
         self.assertContains(response, "ANN-SPAN-ANSWER")
+
+    def list_badges(self, **params):
+        """The trace list's badges on the queue's trace, as name → (up, down, count)."""
+        response = self.client.get(reverse("traces:list"), params)
+        [row] = [row for row in response.context["page"].rows if row.pk == self.trace.pk]
+        return {b.name: (b.up, b.down, b.count) for b in row.feedback_badges}
+
+    def listed(self, feedback):
+        response = self.client.get(reverse("traces:list"), {"feedback": feedback}, headers=HTMX)
+        return self.trace.trace_id in response.content.decode()
+
+    def test_the_trace_list_badges_leave_out_hidden_answers_until_ones_own_is_in(self):
+        # Ann's two "correct" answers (trace and span) are hidden; the judge's and "tone" are not.
+        self.assertEqual(self.list_badges(), {"correct": (1, 0, 1), "tone": (0, 0, 1)})
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        self.assertEqual(self.list_badges(), {"correct": (2, 2, 4), "tone": (0, 0, 1)})
+
+    def next_on_review_page(self, feedback):
+        """The review page's "next trace" after ``elsewhere`` in the list filtered so."""
+        url = self.elsewhere.get_absolute_url()
+        response = self.client.get(url, {"from": f"feedback={feedback}"})
+        return response.context["following"]
+
+    def test_the_feedback_filter_cannot_find_a_trace_by_a_hidden_answer(self):
+        self.assertFalse(self.listed("correct=false"))
+        self.assertIsNone(self.next_on_review_page("correct=false"))
+        self.assertTrue(self.listed("correct=true"))
+        self.assertEqual(self.next_on_review_page("correct=true"), self.trace)
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        self.assertTrue(self.listed("correct=false"))
+        self.assertEqual(self.next_on_review_page("correct=false"), self.trace)
+
+    def test_the_overview_leaves_out_hidden_answers(self):
+        url = reverse("annotation:overview", args=[self.trace.experiment_id])
+        response = self.client.get(url)
+        self.assertNotContains(response, self.trace.trace_id)
+        self.assertContains(response, "No negative yes/no feedback.")
+        self.assertContains(response, "100% positive")
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        response = self.client.get(url)
+        self.assertContains(response, self.trace.trace_id)
+        self.assertContains(response, "60% positive")
+
+    def test_the_list_and_overview_show_everything_to_others_and_in_open_queues(self):
+        everything = {"correct": (1, 2, 3), "tone": (0, 0, 1)}
+        overview_url = reverse("annotation:overview", args=[self.trace.experiment_id])
+        for person in (self.cy, self.chief):
+            self.client.force_login(person)
+            self.assertEqual(self.list_badges(), everything)
+            self.assertTrue(self.listed("correct=false"))
+            self.assertContains(self.client.get(overview_url), self.trace.trace_id)
+        Queue.objects.filter(pk=self.queue.pk).update(blind=False)
+        self.client.force_login(self.bob)
+        self.assertEqual(self.list_badges(), everything)
+        self.assertTrue(self.listed("correct=false"))
+        self.assertContains(self.client.get(overview_url), self.trace.trace_id)

@@ -42,7 +42,7 @@ class OverviewTests(TestCase):
         log(trace=make_trace(cls.other), name="correct", value=False)
 
     def test_counts_by_name_and_source(self):
-        summary = overview.build(self.experiment)
+        summary = overview.build(self.experiment, user=self.reviewer)
         self.assertEqual(summary.total, 14)
         activity = {item.name: item for item in summary.activity}
         self.assertEqual(activity["correct"].by_source["HUMAN"], 5)
@@ -61,12 +61,12 @@ class OverviewTests(TestCase):
         self.assertEqual(summary.period, "day")
 
     def test_boolean_rates_ignore_strings_and_numbers(self):
-        [rate] = overview.build(self.experiment).rates
+        [rate] = overview.build(self.experiment, user=self.reviewer).rates
         self.assertEqual((rate.name, rate.positive, rate.negative), ("correct", 3, 3))
         self.assertEqual(rate.positive_percent, 50)
 
     def test_rating_distributions(self):
-        rating, score = overview.build(self.experiment).distributions
+        rating, score = overview.build(self.experiment, user=self.reviewer).distributions
         self.assertEqual(rating.name, "rating")
         self.assertEqual(
             rating.counts, [("0", 1), ("1", 1), ("2", 0), ("3", 0), ("4", 2), ("5", 1)]
@@ -76,7 +76,7 @@ class OverviewTests(TestCase):
         self.assertEqual(len(score.counts), 10)
 
     def test_worst_traces_first(self):
-        worst = overview.build(self.experiment).worst
+        worst = overview.build(self.experiment, user=self.reviewer).worst
         self.assertEqual(
             [(row.trace, row.negative, row.positive) for row in worst],
             [(self.bad, 2, 0), (self.mixed, 1, 1)],
@@ -87,7 +87,7 @@ class OverviewTests(TestCase):
         trace = make_trace(experiment)
         for day in (0, 200, 364):
             services.log_feedback(trace=trace, name="ok", value=True, create_time=START + day * DAY)
-        summary = overview.build(experiment)
+        summary = overview.build(experiment, user=self.reviewer)
         self.assertEqual(summary.period, "7 days")
         self.assertLessEqual(len(summary.activity[0].chart.bars), 60)
 
