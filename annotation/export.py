@@ -47,12 +47,12 @@ import datetime
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
-from django.db.models import F, JSONField, OuterRef, QuerySet, Subquery
+from django.db.models import F, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.http import QueryDict
 from django.utils.text import slugify
 
@@ -80,6 +80,8 @@ class ExportOptions:
     per_annotator: bool = False
     bom: bool = False
     raw: bool = False
+    # Assessments the person exporting may not see yet (a blind queue's others' answers).
+    hidden: Q = field(default_factory=Q)
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -299,7 +301,7 @@ REVISION_COLUMNS = [
 
 def wanted_assessments(options: ExportOptions) -> QuerySet[Assessment]:
     """Assessments in the states the options ask for, on any trace."""
-    wanted = Assessment.objects.all()
+    wanted = Assessment.objects.exclude(options.hidden)
     if not options.include_deleted:
         wanted = wanted.filter(deleted_at__isnull=True)
     if not options.include_invalid:

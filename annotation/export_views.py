@@ -20,6 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from .export import Export, ExportOptions, count_rows, export_filename, scope_for
 from .models import Queue
+from .queues import hidden_answers_condition
 from .tokens import user_for_token
 
 
@@ -60,9 +61,11 @@ class ExportForm(forms.Form):
         data.setdefault("shape", "long")
         return cls(data, label_suffix="")
 
-    def options(self) -> ExportOptions:
+    def options(self, *, user) -> ExportOptions:
+        """The chosen options; what a blind queue hides from ``user`` stays out of the file."""
         data = self.cleaned_data
         return ExportOptions(
+            hidden=hidden_answers_condition(user=user),
             format=data["format"],
             shape=data["shape"],
             include_inputs=data["include_inputs"],
@@ -114,7 +117,7 @@ def export_page(request):
         except ValidationError as exc:
             context["error"] = exc.messages
         else:
-            options = form.options()
+            options = form.options(user=request.user)
             filter_params = _filter_params(request.GET, scope)
             context.update(
                 scope=scope,
@@ -140,7 +143,7 @@ def export_download(request):
         scope = scope_for(request.GET, user=request.user, queue=form.cleaned_data["queue"])
     except ValidationError as exc:
         return HttpResponse("\n".join(exc.messages), status=400, content_type="text/plain")
-    options = form.options()
+    options = form.options(user=request.user)
     export = Export(scope.traces, options)
     response = StreamingHttpResponse(export, content_type=export.content_type)
     filename = export_filename(scope.parts, options, timezone.localdate())

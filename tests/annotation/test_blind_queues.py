@@ -1,6 +1,9 @@
 """Blind queues everywhere: while someone still has to answer an item of an open blind queue,
 no page shows them others' human answers to the queue's schemas on that trace."""
 
+import csv
+import io
+
 from django.test import Client, TestCase
 from django.urls import reverse
 
@@ -206,6 +209,24 @@ class BlindQueueTests(TestCase):
         response = self.client.get(url)
         self.assertContains(response, self.trace.trace_id)
         self.assertContains(response, "60% positive")
+
+    def test_exports_leave_out_hidden_answers_until_ones_own_is_in(self):
+        url = reverse("annotation:export-download")
+        for shape in ("long", "revisions"):
+            with self.subTest(shape=shape):
+                body = b"".join(self.client.get(url, {"shape": shape}).streaming_content)
+                self.assertNotIn(b"ANN-TRACE-ANSWER", body)
+                self.assertNotIn(b"ANN-SPAN-ANSWER", body)
+                self.assertIn(b"JUDGE-ANSWER", body)
+                self.assertIn(b"ANN-ELSEWHERE", body)
+        wide = self.client.get(url, {"shape": "wide", "per_annotator": "on"})
+        rows = csv.DictReader(io.StringIO(b"".join(wide.streaming_content).decode()))
+        [row] = [row for row in rows if row["trace_id"] == self.trace.trace_id]
+        self.assertEqual((row["correct[ann]"], row["correct.count"]), ("", "1"))
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        body = b"".join(self.client.get(url, {"shape": "long"}).streaming_content)
+        self.assertIn(b"ANN-TRACE-ANSWER", body)
+        self.assertIn(b"ANN-SPAN-ANSWER", body)
 
     def test_the_list_and_overview_show_everything_to_others_and_in_open_queues(self):
         everything = {"correct": (1, 2, 3), "tone": (0, 0, 1)}
