@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Subquery
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -375,8 +375,8 @@ def parse_duration(value) -> int | None:
 
 
 @transaction.atomic
-def store_spans(experiment: Experiment, records: list[SpanRecord]) -> list[Trace]:
-    """Upsert spans, creating IN_PROGRESS traces for unknown trace ids; returns the traces."""
+def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
+    """Upsert spans, creating IN_PROGRESS traces for unknown trace ids."""
     by_key = {(r.trace_id, r.span_id): r for r in records}  # a repeated span: the last wins
     by_trace: dict[str, list[SpanRecord]] = {}
     for record in by_key.values():
@@ -416,28 +416,40 @@ def store_spans(experiment: Experiment, records: list[SpanRecord]) -> list[Trace
         update_fields=_SPAN_UPDATE_FIELDS,
         batch_size=500,
     )
-    counts = dict(
-        Span.objects.filter(trace__in=traces.values())
-        .order_by()
-        .values("trace")
-        .annotate(n=Count("id"))
-        .values_list("trace", "n")
-    )
     for trace_id, trace in traces.items():
-        trace.span_count = counts.get(trace.pk, 0)
         if INFO_FINALIZED not in trace.trace_metadata:
             _complete_from_spans(trace, by_trace[trace_id])
+        # The UPDATE counts the spans itself: exact under the trace's lock, and no query of
+        # its own.
+        trace.span_count = Subquery(
+            Span.objects.filter(trace=trace.pk)
+            .order_by()
+            .values("trace")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
         trace.save()
-    return list(traces.values())
 
 
 def _lock_or_create(new_traces: dict[str, Trace]) -> dict[str, Trace]:
-    """Create the missing traces (racing writers are fine) and lock all of them."""
-    Trace.objects.bulk_create(new_traces.values(), ignore_conflicts=True)
+    """Lock the traces, creating the missing ones first (racing writers are fine).
+
+    Most calls find their trace (all but a trace's first span, and StartTraceV3), so the
+    lock comes first and only what it did not find is inserted and then locked.
+    """
+    traces = _lock(new_traces)
+    missing = [trace for trace_id, trace in new_traces.items() if trace_id not in traces]
+    if missing:
+        Trace.objects.bulk_create(missing, ignore_conflicts=True)
+        traces.update(_lock(trace.trace_id for trace in missing))
+    return traces
+
+
+def _lock(trace_ids) -> dict[str, Trace]:
     return {
         trace.trace_id: trace
         for trace in Trace.objects.select_for_update()
-        .filter(trace_id__in=list(new_traces))
+        .filter(trace_id__in=list(trace_ids))
         .order_by("trace_id")
     }
 
@@ -481,7 +493,9 @@ def _preview(value) -> str:
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 3] + "..."
 
 
-@transaction.atomic
+# StartTraceV3 wraps this with the inline assessments in its own transaction and abandons
+# it on any error, so a savepoint would only add two round trips.
+@transaction.atomic(savepoint=False)
 def start_trace(info: TraceInfo) -> tuple[Trace, bool]:
     """Store StartTraceV3's trace info; returns the trace and whether this finalized it.
 

@@ -129,6 +129,20 @@ class SpanIngestTests(ApiTestCase):
         self.assertEqual(list(Span.objects.values_list("name", flat=True)), ["third"])
         self.assertEqual(Trace.objects.get().span_count, 1)
 
+    def test_a_span_upload_takes_a_constant_number_of_queries(self):
+        self.post_spans(otlp((CHILD, ROOT, "first", 1010, 1020)))  # records the token's use
+        other = "7e5c1a2b3c4d5e6f"
+
+        # The token, the experiment; then, in a savepoint as tests run in a transaction, the
+        # trace's lock (for a new trace: it missing, its insert and its lock), the spans, and
+        # the trace with its span count.
+        with self.assertNumQueries(9):
+            self.post_spans(otlp((ROOT, None, "root", 1000, 1100), trace_hex="a" * 32))
+        with self.assertNumQueries(7):
+            self.post_spans(otlp((other, ROOT, "second", 1020, 1030)))
+
+        self.assertEqual(Trace.objects.get(trace_id=TRACE_ID).span_count, 2)
+
     def test_otlp_json_with_hex_ids_and_gzip_bodies_are_accepted(self):
         body = {
             "resourceSpans": [
