@@ -37,26 +37,23 @@ def _trace_not_found(trace_id: str) -> ApiError:
 
 
 def _get_trace(trace_id: str) -> Trace:
-    trace = (
-        Trace.objects.prefetch_related(serializers.live_assessments())
-        .filter(trace_id=trace_id)
-        .first()
-    )
-    if trace is None:
-        raise _trace_not_found(trace_id)
-    return trace
+    try:
+        return Trace.objects.prefetch_related(serializers.live_assessments()).get(trace_id=trace_id)
+    except Trace.DoesNotExist:
+        raise _trace_not_found(trace_id) from None
 
 
 def _get_assessment(trace_id: str, assessment_id: str) -> Assessment:
-    found = (
-        Assessment.objects.live()
-        .select_related("overrides")
-        .filter(assessment_id=assessment_id, trace__trace_id=trace_id)
-        .first()
-    )
-    if found is None:
-        raise not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
-    return found
+    try:
+        return (
+            Assessment.objects.live()
+            .select_related("overrides")
+            .get(assessment_id=assessment_id, trace__trace_id=trace_id)
+        )
+    except Assessment.DoesNotExist:
+        raise not_found(
+            f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
+        ) from None
 
 
 # -- traces --------------------------------------------------------------------------------
@@ -192,9 +189,11 @@ def trace_search(request):
 def assessment_create(request, trace_id):
     """CreateAssessment; with ``overrides`` it replaces that feedback, which turns invalid."""
     data = Params.of(request).dict("assessment", required=True)
-    trace = Trace.objects.filter(trace_id=trace_id).first()
-    if trace is None:
-        raise _trace_not_found(trace_id)
+    try:
+        # Its key and id are all an assessment needs; the rest of the row is not read.
+        trace = Trace.objects.only("id", "trace_id").get(trace_id=trace_id)
+    except Trace.DoesNotExist:
+        raise _trace_not_found(trace_id) from None
     created = _create(request.user, trace, data)
     return json_response({"assessment": serializers.assessment(created, trace_id)})
 

@@ -245,11 +245,13 @@ def _set_error(assessment: Assessment, error: dict | None) -> None:
 
 def _check_schema(assessment: Assessment) -> LabelSchema | None:
     """Check the value against the LabelSchema of its name, if there is one; return it."""
-    schema = LabelSchema.objects.filter(name=assessment.name).first()
-    if schema is not None:
-        check_against_schema(
-            schema, kind=assessment.kind, value=assessment.value, span_id=assessment.span_id
-        )
+    try:
+        schema = LabelSchema.objects.get(name=assessment.name)
+    except LabelSchema.DoesNotExist:
+        return None
+    check_against_schema(
+        schema, kind=assessment.kind, value=assessment.value, span_id=assessment.span_id
+    )
     return schema
 
 

@@ -264,6 +264,32 @@ class TraceReadTests(ApiTestCase):
         self.assertEqual(unknown.json()["error_code"], "ENDPOINT_NOT_FOUND")
 
 
+class AssessmentWriteTests(ApiTestCase):
+    def test_log_feedback_takes_a_constant_number_of_queries(self):
+        trace = make_trace(self.experiment)
+        url = f"/api/3.0/mlflow/traces/{trace.trace_id}/assessments"
+        feedback = {
+            "assessment": {
+                "assessment_name": "quality",
+                "trace_id": trace.trace_id,
+                "source": {"source_type": "HUMAN", "source_id": "rita"},
+                "feedback": {"value": 4},
+                "rationale": "fine",
+            }
+        }
+        self.api.get("/api/3.0/mlflow/server-info")  # the token's first use is recorded
+
+        # The token with the role, the trace; then, in a savepoint as tests run in a
+        # transaction, the LabelSchema, the assessment and its revision.
+        with self.assertNumQueries(7):
+            response = self.api.post(url, feedback, content_type="application/json")
+
+        self.assertEqual(response.status_code, 200)
+        created = Assessment.objects.get()
+        self.assertEqual((created.value, created.annotator, created.version), (4, self.user, 1))
+        self.assertEqual(created.revisions.get().action, "create")
+
+
 class AuthTests(ApiTestCase):
     @override_settings(TRACEMARK_AUTH_MAX_FAILURES=3)
     def test_repeated_bad_credentials_lock_passwords_out_of_the_address(self):
