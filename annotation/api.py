@@ -7,7 +7,6 @@ conflict detection and one revision history; the token's user is the actor and a
 import json
 
 from django.db import transaction
-from django.db.models import prefetch_related_objects
 
 from traces import ingest
 from traces import serializers as trace_serializers
@@ -38,9 +37,11 @@ def _trace_not_found(trace_id: str) -> ApiError:
 
 def _get_trace(trace_id: str) -> Trace:
     try:
-        return Trace.objects.prefetch_related(serializers.live_assessments()).get(trace_id=trace_id)
+        trace = Trace.objects.get(trace_id=trace_id)
     except Trace.DoesNotExist:
         raise _trace_not_found(trace_id) from None
+    serializers.prefetch_live_assessments([trace])
+    return trace
 
 
 def _get_assessment(trace_id: str, assessment_id: str) -> Assessment:
@@ -76,7 +77,7 @@ def start_trace(request):
         if first:
             for data in info_data.get("assessments") or []:
                 _create(request.user, trace, data)
-    prefetch_related_objects([trace], serializers.live_assessments())
+    serializers.prefetch_live_assessments([trace])
     info = serializers.trace_info(trace, exported=True)
     return json_response({"trace": {"trace_info": info}})
 
@@ -122,13 +123,10 @@ def _batch(trace_ids: list[str]) -> list[Trace]:
         raise ApiError("Missing value for required parameter 'trace_ids'.")
     if len(trace_ids) > MAX_BATCH_TRACES:
         raise ApiError(f"At most {MAX_BATCH_TRACES} trace_ids per request.")
-    found = {
-        trace.trace_id: trace
-        for trace in Trace.objects.filter(trace_id__in=trace_ids).prefetch_related(
-            serializers.live_assessments()
-        )
-    }
-    return [found[trace_id] for trace_id in dict.fromkeys(trace_ids) if trace_id in found]
+    found = {trace.trace_id: trace for trace in Trace.objects.filter(trace_id__in=trace_ids)}
+    traces = [found[trace_id] for trace_id in dict.fromkeys(trace_ids) if trace_id in found]
+    serializers.prefetch_live_assessments(traces)
+    return traces
 
 
 @api_view()
@@ -173,7 +171,7 @@ def trace_search(request):
         )
     except SearchError as exc:
         raise ApiError(str(exc)) from None
-    prefetch_related_objects(traces, serializers.live_assessments())
+    serializers.prefetch_live_assessments(traces)
     payload = {}
     if traces:
         payload["traces"] = [serializers.trace_info(trace) for trace in traces]

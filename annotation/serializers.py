@@ -7,7 +7,7 @@ travel as a JSON string in ``serialized_value``.
 
 import json
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 
 from traces import serializers as trace_serializers
 from traces.ingest import IngestError, parse_timestamp
@@ -18,21 +18,22 @@ from .models import Assessment, Kind
 JSON_FORMAT = "JSON_FORMAT"
 
 
-def live_assessments() -> Prefetch:
-    """Prefetch for ``Trace.live_assessments``: what the API shows, overridden ones included.
+def prefetch_live_assessments(traces) -> None:
+    """Set ``trace.live_assessments``: what the API shows, overridden ones included.
 
     The overridden assessments come in a second query, run only when there are any: joining
-    them made PostgreSQL hash the whole assessment table for every page of traces.
+    them made PostgreSQL hash the whole assessment table for every page of traces, and a
+    nested prefetch builds its query even when no assessment overrides another.
     """
-    return Prefetch(
-        "assessments",
-        queryset=Assessment.objects.live().prefetch_related("overrides"),
-        to_attr="live_assessments",
-    )
+    live = Prefetch("assessments", queryset=Assessment.objects.live(), to_attr="live_assessments")
+    prefetch_related_objects(traces, live)
+    overriding = [a for trace in traces for a in trace.live_assessments if a.overrides_id]
+    if overriding:
+        prefetch_related_objects(overriding, "overrides")
 
 
 def trace_info(trace, *, exported: bool = False) -> dict:
-    """TraceInfoV3 of a trace fetched with ``live_assessments()``."""
+    """TraceInfoV3 of a trace passed through ``prefetch_live_assessments``."""
     info = trace_serializers.trace_info(trace, exported=exported)
     if trace.live_assessments:
         info["assessments"] = [assessment(a, trace.trace_id) for a in trace.live_assessments]

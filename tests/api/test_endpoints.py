@@ -245,6 +245,38 @@ class TraceReadTests(ApiTestCase):
         self.assertEqual([len(t["trace_info"]["assessments"]) for t in batch["traces"]], [3] * 5)
         self.assertEqual(found["traces"][0]["assessments"][0]["feedback"]["value"], 1.0)
 
+    def test_overridden_assessments_come_in_one_more_query_only_when_there_are_any(self):
+        traces = [make_trace(self.experiment) for _ in range(3)]
+        judged = [
+            services.log_feedback(trace=trace, name="a", value=1, source_type="LLM_JUDGE")
+            for trace in traces
+        ]
+        services.override_feedback(assessment_id=judged[0].assessment_id, value=2)
+        services.override_feedback(assessment_id=judged[2].assessment_id, value=3)
+        info_url = "/api/3.0/mlflow/traces/{}"
+        self.api.get("/api/3.0/mlflow/server-info")  # the token's first use is recorded
+
+        # The token, the trace, its assessments; then the overridden ones, if any.
+        with self.assertNumQueries(3):
+            plain = self.api.get(info_url.format(traces[1].trace_id)).json()
+        with self.assertNumQueries(4):
+            search = self.api.post(
+                "/api/3.0/mlflow/traces/search",
+                {"locations": [{"mlflow_experiment": {"experiment_id": str(self.experiment.pk)}}]},
+                content_type="application/json",
+            ).json()
+
+        self.assertNotIn("overrides", plain["trace"]["trace_info"]["assessments"][0])
+        overrides = {
+            a["assessment_id"]: a.get("overrides")
+            for t in search["traces"]
+            for a in t["assessments"]
+        }
+        self.assertEqual(
+            sorted(filter(None, overrides.values())),
+            sorted([judged[0].assessment_id, judged[2].assessment_id]),
+        )
+
     def test_start_trace_stores_inline_assessments_once(self):
         feedback = {
             "assessment_name": "early",
