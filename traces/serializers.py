@@ -7,7 +7,7 @@ carries JSON-encoded attribute strings instead.
 
 import base64
 import json
-from datetime import UTC, datetime
+import time
 
 from .models import Span, Trace
 
@@ -41,8 +41,9 @@ SPAN_FIELDS = (
 
 def ms_to_timestamp(ms: int) -> str:
     """google.protobuf.Timestamp JSON: RFC 3339 in UTC with milliseconds."""
-    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    # time.strftime takes half the time of formatting a datetime: a page of search results
+    # formats two hundred of these and more.
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ms // 1000))}.{ms % 1000:03d}Z"
 
 
 def ms_to_duration(ms: int | None) -> str:
