@@ -105,13 +105,16 @@ def experiment(exp) -> dict:
 
 
 def span_rows(traces) -> dict[int, list[tuple]]:
-    """Span rows of the given traces in one query, keyed by trace pk, root first then by start."""
+    """Span rows (named by SPAN_FIELDS) of the given traces in one query, keyed by trace pk,
+    root first then by start."""
     rows: dict[int, list[tuple]] = {trace.pk: [] for trace in traces}
-    queryset = Span.objects.filter(trace__in=list(rows)).order_by().values_list(*SPAN_FIELDS)
+    queryset = (
+        Span.objects.filter(trace__in=list(rows)).order_by().values_list(*SPAN_FIELDS, named=True)
+    )
     for row in queryset:
-        rows[row[0]].append(row)
+        rows[row.trace_id].append(row)
     for spans in rows.values():
-        spans.sort(key=lambda row: (row[2] is not None, row[4]))
+        spans.sort(key=lambda row: (row.parent_span_id is not None, row.start_time_ns))
     return rows
 
 
@@ -148,12 +151,13 @@ def any_value(value) -> dict:
     return {}
 
 
-def _span_attributes(inputs, outputs, attributes: dict) -> dict:
-    merged = dict(attributes)
-    if inputs is not None:
-        merged[SPAN_INPUTS] = inputs
-    if outputs is not None:
-        merged[SPAN_OUTPUTS] = outputs
+def _span_attributes(row) -> dict:
+    """A span row's attributes, with its inputs and outputs under MLflow's attribute keys."""
+    merged = dict(row.attributes)
+    if row.inputs is not None:
+        merged[SPAN_INPUTS] = row.inputs
+    if row.outputs is not None:
+        merged[SPAN_OUTPUTS] = row.outputs
     return merged
 
 
@@ -161,37 +165,24 @@ def otlp_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
     """OTLP Span JSON for GetTrace and BatchGetTraces."""
     trace_b64 = _otel_trace_id(trace)
     spans = []
-    for (
-        _,
-        span_id,
-        parent_id,
-        name,
-        start,
-        end,
-        status,
-        message,
-        inputs,
-        outputs,
-        attributes,
-        events,
-    ) in rows:
+    for row in rows:
         span = {
             "trace_id": trace_b64,
-            "span_id": _b64_hex(span_id),
-            "name": name,
-            "start_time_unix_nano": start,
-            "end_time_unix_nano": end or 0,
+            "span_id": _b64_hex(row.span_id),
+            "name": row.name,
+            "start_time_unix_nano": row.start_time_ns,
+            "end_time_unix_nano": row.end_time_ns or 0,
             "attributes": [
                 {"key": key, "value": any_value(value)}
-                for key, value in _span_attributes(inputs, outputs, attributes).items()
+                for key, value in _span_attributes(row).items()
             ],
-            "status": {"code": _STATUS_CODES[status]},
+            "status": {"code": _STATUS_CODES[row.status]},
         }
-        if parent_id:
-            span["parent_span_id"] = _b64_hex(parent_id)
-        if message:
-            span["status"]["message"] = message
-        if events:
+        if row.parent_span_id:
+            span["parent_span_id"] = _b64_hex(row.parent_span_id)
+        if row.status_message:
+            span["status"]["message"] = row.status_message
+        if row.events:
             span["events"] = [
                 {
                     "time_unix_nano": event.get("time_unix_nano", 0),
@@ -201,7 +192,7 @@ def otlp_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
                         for k, v in (event.get("attributes") or {}).items()
                     ],
                 }
-                for event in events
+                for event in row.events
             ]
         spans.append(span)
     return spans
@@ -215,34 +206,18 @@ def artifact_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
     return [
         {
             "trace_id": trace_b64,
-            "span_id": _b64_hex(span_id),
-            "parent_span_id": _b64_hex(parent_id) if parent_id else None,
-            "name": name,
-            "start_time_unix_nano": start,
-            "end_time_unix_nano": end,
-            "events": events,
-            "status": {"code": _STATUS_CODES[status], "message": message},
+            "span_id": _b64_hex(row.span_id),
+            "parent_span_id": _b64_hex(row.parent_span_id) if row.parent_span_id else None,
+            "name": row.name,
+            "start_time_unix_nano": row.start_time_ns,
+            "end_time_unix_nano": row.end_time_ns,
+            "events": row.events,
+            "status": {"code": _STATUS_CODES[row.status], "message": row.status_message},
             "attributes": {
                 REQUEST_ID: request_id,
-                **{
-                    key: json.dumps(value)
-                    for key, value in _span_attributes(inputs, outputs, attributes).items()
-                },
+                **{key: json.dumps(value) for key, value in _span_attributes(row).items()},
             },
             "links": [],
         }
-        for (
-            _,
-            span_id,
-            parent_id,
-            name,
-            start,
-            end,
-            status,
-            message,
-            inputs,
-            outputs,
-            attributes,
-            events,
-        ) in rows
+        for row in rows
     ]
