@@ -11,6 +11,8 @@ SQLite:
 - A pg_trgm GIN index on a span's content, for ``text`` / ``span.content`` LIKE and ILIKE;
   its expression is traces.search.SpanContent's SQL. pg_trgm is a trusted extension: the
   database owner may create it.
+- pg_trgm GIN indexes on ``UPPER(request_preview)`` and ``UPPER(response_preview)``, for the
+  trace list's text search, which Django writes as ``UPPER(column) LIKE UPPER('%text%')``.
 
 They are built CONCURRENTLY, so ingest keeps writing while a large table is indexed; hence the
 migration is not atomic.
@@ -33,6 +35,8 @@ POSTGRES_INDEXES = {
         "traces_trace (execution_duration DESC NULLS LAST, request_time DESC, trace_id)"
     ),
     "span_content_trgm_idx": f"traces_span USING gin ({SPAN_CONTENT} gin_trgm_ops)",
+    "trace_request_trgm_idx": "traces_trace USING gin (UPPER(request_preview) gin_trgm_ops)",
+    "trace_response_trgm_idx": "traces_trace USING gin (UPPER(response_preview) gin_trgm_ops)",
 }
 
 
