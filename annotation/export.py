@@ -251,8 +251,8 @@ TRACE_COLUMNS = [
     "response_preview",
 ]
 INPUT_COLUMNS = ["root_span_inputs", "root_span_outputs"]
-ASSESSMENT_COLUMNS = [
-    "assessment_id",
+# What one assessment says, in the same order in every shape that lists assessments.
+ENTRY_COLUMNS = [
     "span_id",
     "kind",
     "name",
@@ -267,6 +267,10 @@ ASSESSMENT_COLUMNS = [
     "deleted",
     "error_code",
     "error_message",
+]
+ASSESSMENT_COLUMNS = [
+    "assessment_id",
+    *ENTRY_COLUMNS,
     "created",
     "last_updated",
     "version",
@@ -281,20 +285,7 @@ REVISION_COLUMNS = [
     "trace_id",
     "experiment_id",
     "experiment",
-    "span_id",
-    "kind",
-    "name",
-    "value",
-    "value_type",
-    "rationale",
-    "source_type",
-    "source_id",
-    "annotator",
-    "valid",
-    "overrides",
-    "deleted",
-    "error_code",
-    "error_message",
+    *ENTRY_COLUMNS,
     "metadata",
 ]
 
