@@ -22,11 +22,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
+from accounts.roles import can_write, write_required
 from traces.filters import TraceFilter
 from traces.models import Span, Trace
 from traces.pagination import DEFAULT_SORT, Cursor
-from traces.roles import can_write, write_required
-from traces.span_views import build_tree, describe_span, load_selected_span, show_value
+from traces.span_detail import describe_span, show_value
+from traces.tree import build_tree, load_selected_span
 
 from . import queues, services
 from .forms import (

@@ -5,7 +5,8 @@ from django.urls import reverse
 
 from tests.factories import make_reviewer, make_span, make_trace
 from traces.models import Span
-from traces.span_views import CHILD_PAGE_SIZE, build_tree, describe_span, show_value
+from traces.span_detail import describe_span, show_value
+from traces.tree import CHILD_PAGE_SIZE, build_tree
 
 HTMX = {"HX-Request": "true"}
 

@@ -1,0 +1,144 @@
+"""Span content shaped for reading: conversations, document lists, text and JSON.
+
+``show_value`` describes one JSON value for the ``traces/_span_value.html`` partial (which
+escapes it); ``describe_span`` is everything the span detail partial shows. Both run once on
+the server, so templates only lay the result out.
+"""
+
+import json
+
+from .models import Span
+from .tree import TYPE_LABELS, format_duration
+
+TEXT_PREVIEW_CHARS = 600
+JSON_PREVIEW_LINES = 24
+# MLflow copies inputs and outputs into these attributes; the detail shows them once.
+HIDDEN_ATTRIBUTES = {"mlflow.spanInputs", "mlflow.spanOutputs"}
+
+
+def show_value(value) -> dict:
+    """Describe a JSON value for the ``traces/_span_value.html`` partial (which escapes it)."""
+    if value is None or value == "" or value == {} or value == []:
+        return {"kind": "empty"}
+    if isinstance(value, str):
+        return _text(value)
+    messages = _chat_messages(value)
+    if messages is not None:
+        has_rest = isinstance(value, dict) and "messages" in value
+        rest = {k: v for k, v in value.items() if k != "messages"} if has_rest else {}
+        return {"kind": "chat", "messages": messages, "rest": _json(rest) if rest else None}
+    documents = _documents(value)
+    if documents is not None:
+        return {"kind": "documents", "documents": documents}
+    if isinstance(value, bool | int | float):
+        return {"kind": "scalar", "text": json.dumps(value)}
+    return _json(value)
+
+
+def _text(text: str) -> dict:
+    return {
+        "kind": "text",
+        "text": text,
+        "preview": text[:TEXT_PREVIEW_CHARS],
+        "long": len(text) > TEXT_PREVIEW_CHARS,
+    }
+
+
+def _json(value) -> dict:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    lines = text.count("\n") + 1
+    if isinstance(value, dict):
+        summary = f"Object, {len(value)} key{'s' if len(value) != 1 else ''}"
+    elif isinstance(value, list):
+        summary = f"List, {len(value)} item{'s' if len(value) != 1 else ''}"
+    else:
+        summary = "Value"
+    return {"kind": "json", "text": text, "summary": summary, "long": lines > JSON_PREVIEW_LINES}
+
+
+def _content_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+        return "\n".join(p for p in parts if p)
+    return "" if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def _chat_messages(value) -> list[dict] | None:
+    """Messages of an OpenAI/MLflow-style chat request or response, or None."""
+    if isinstance(value, dict):
+        if isinstance(value.get("messages"), list):
+            value = value["messages"]
+        elif isinstance(value.get("choices"), list):
+            value = [c.get("message") for c in value["choices"] if isinstance(c, dict)]
+        else:
+            return None
+    if not value or not isinstance(value, list):
+        return None
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
+        return None
+    return [
+        {
+            "role": m["role"],
+            "text": _text(_content_text(m.get("content"))),
+            "tool_calls": _json(m["tool_calls"]) if m.get("tool_calls") else None,
+        }
+        for m in value
+    ]
+
+
+def _documents(value) -> list[dict] | None:
+    """Retrieved documents (MLflow's page_content / metadata / id shape), or None."""
+    if not value or not isinstance(value, list):
+        return None
+    if not all(isinstance(d, dict) and "page_content" in d for d in value):
+        return None
+    return [
+        {
+            "text": _text(_content_text(d.get("page_content"))),
+            "id": str(d.get("id") or (d.get("metadata") or {}).get("doc_uri") or ""),
+            "metadata": _json(d["metadata"]) if d.get("metadata") else None,
+        }
+        for d in value
+    ]
+
+
+def describe_span(span: Span) -> dict:
+    """Everything the span detail partial shows, computed once on the server."""
+    attributes = span.attributes if isinstance(span.attributes, dict) else {}
+    events = span.events if isinstance(span.events, list) else []
+    shown_events = [_event(span, e) for e in events if isinstance(e, dict)]
+    return {
+        "span": span,
+        "type_label": TYPE_LABELS.get(span.span_type, span.span_type),
+        "duration": format_duration(span.duration_ms),
+        "inputs": show_value(span.inputs),
+        "outputs": show_value(span.outputs),
+        "attributes": [
+            (key, show_value(value))
+            for key, value in sorted(attributes.items())
+            if key not in HIDDEN_ATTRIBUTES
+        ],
+        "events": shown_events,
+        "exceptions": [e for e in shown_events if e["exception"]],
+        "failed": span.status == Span.Status.ERROR,
+    }
+
+
+def _event(span: Span, event: dict) -> dict:
+    attributes = event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+    timestamp = event.get("timestamp_ns", event.get("time_unix_nano", event.get("timestamp")))
+    offset = None
+    if isinstance(timestamp, int):
+        offset = format_duration((timestamp - span.start_time_ns) / 1_000_000)
+    name = str(event.get("name", "event"))
+    return {
+        "name": name,
+        "offset": offset,
+        "exception": name == "exception",
+        "type": str(attributes.get("exception.type", "")),
+        "message": str(attributes.get("exception.message", "")),
+        "stacktrace": str(attributes.get("exception.stacktrace", "")),
+        "attributes": show_value(attributes),
+    }
