@@ -1,0 +1,11 @@
+"""What people, judges and code say about traces. A feature's modules share a prefix:
+
+- review page: views, forms; writes: services (the only writer), validation
+- queues: queues (rules), queue_views, queue_forms; agreement (statistics)
+- schemas: schema_views, schema_forms
+- export: export, export_views, management/commands/export_assessments
+- overview: overview, overview_views; sessions: session_views
+- MLflow API: api, api_urls, serializers; annotator activity: people; demo: demo, demo_content
+
+docs/architecture.md has the whole map.
+"""
