@@ -4,7 +4,6 @@ annotation.services so that every change leaves a revision."""
 from django.contrib import admin
 
 from .models import (
-    ApiToken,
     Assessment,
     AssessmentRevision,
     LabelSchema,
@@ -60,16 +59,6 @@ class LabelSchemaAdmin(admin.ModelAdmin):
     list_display = ["name", "title", "kind", "value_type", "applies_to", "required"]
     list_filter = ["value_type", "applies_to"]
     search_fields = ["name", "title"]
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["token_hash", "prefix", "created_at", "last_used_at"]
-    list_select_related = ["user"]
-
-    def has_add_permission(self, request):
-        return False  # tokens are created with `manage.py createapitoken` so they can be shown once
 
 
 class QueueItemInline(admin.TabularInline):

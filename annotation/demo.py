@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from accounts.roles import Role, set_role
 from traces.models import Experiment, Span, Trace, now_ms
-from traces.roles import Role, set_role
 
 from . import demo_content as content
 from . import services

@@ -18,10 +18,11 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.tokens import user_for_token
+
 from .export import Export, ExportOptions, count_rows, export_filename, scope_for
 from .models import Queue
 from .queues import hidden_answers_condition
-from .tokens import user_for_token
 
 
 class ExportForm(forms.Form):

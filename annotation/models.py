@@ -1,6 +1,5 @@
 """What people (and judges, and code) say about traces. Written only by annotation.services."""
 
-import hashlib
 import uuid
 
 from django.conf import settings
@@ -210,34 +209,6 @@ class LabelSchema(models.Model):
         return self.title or self.name
 
 
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class ApiToken(models.Model):
-    """A revocable credential for the MLflow client; only its SHA-256 is stored."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    name = models.CharField(max_length=100, default="default")
-    token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self):
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-
 class Queue(models.Model):
     """A labeling project: traces to label with chosen schemas by chosen annotators."""
 
@@ -320,20 +291,3 @@ class QueueAssignment(models.Model):
 
     def __str__(self):
         return f"{self.item_id}:{self.annotator_id} {self.status}"
-
-
-class AuthFailure(models.Model):
-    """One rejected API credential, kept briefly to rate-limit guessing per client address.
-
-    A table rather than Django's cache: every web worker process must see the same count.
-    """
-
-    # REMOTE_ADDR as the server saw it; it may be empty behind a Unix socket.
-    address = models.CharField(max_length=64, blank=True)
-    failed_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=["address", "failed_at"], name="auth_failure_address_idx")]
-
-    def __str__(self):
-        return f"{self.address} at {self.failed_at:%Y-%m-%d %H:%M:%S}"

@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import QueryDict
 
+from accounts.roles import Role
 from traces.filters import TraceFilter
 from traces.models import Trace
-from traces.roles import Role
 
 from .forms import form_for, initial_value
 from .models import LabelSchema, Queue

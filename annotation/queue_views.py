@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from traces.roles import admin_required, is_admin, write_required
+from accounts.roles import admin_required, is_admin, write_required
 
 from . import queues
 from .forms import form_for

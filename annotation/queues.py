@@ -33,7 +33,7 @@ from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subq
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from traces.roles import can_write
+from accounts.roles import can_write
 
 from . import services
 from .agreement import (

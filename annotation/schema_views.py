@@ -10,7 +10,7 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from traces.roles import admin_required
+from accounts.roles import admin_required
 
 from .models import Assessment, LabelSchema
 from .schema_forms import LabelSchemaForm

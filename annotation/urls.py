@@ -2,7 +2,6 @@ from django.urls import path
 
 from . import (
     export_views,
-    manage_views,
     overview_views,
     queue_views,
     schema_views,
@@ -81,21 +80,6 @@ urlpatterns = [
     path("schemas/", schema_views.schema_list, name="schema-list"),
     path("schemas/new/", schema_views.schema_create, name="schema-create"),
     path("schemas/<int:schema_id>/", schema_views.schema_edit, name="schema-edit"),
-    # /annotators/...
-    path("annotators/", manage_views.annotator_list, name="annotator-list"),
-    path("annotators/<int:person_id>/", manage_views.annotator_detail, name="annotator-detail"),
-    path("annotators/<int:person_id>/role/", manage_views.annotator_role, name="annotator-role"),
-    path(
-        "annotators/<int:person_id>/access/",
-        manage_views.annotator_active,
-        name="annotator-active",
-    ),
-    path("annotators/<int:person_id>/tokens/", manage_views.token_create, name="token-create"),
-    path(
-        "annotators/<int:person_id>/tokens/<int:token_id>/revoke/",
-        manage_views.token_revoke,
-        name="token-revoke",
-    ),
     # /export/
     path("export/", export_views.export_page, name="export"),
     path("export/download/", export_views.export_download, name="export-download"),

@@ -7,7 +7,7 @@ Tracemark runs as in production: gunicorn with config/gunicorn.conf.py (two gthr
 for two cores, four threads each; the module says why) on PostgreSQL, DEBUG off, on a
 loopback port. The database (``--database``, default tm_bench_api on
 postgres://postgres@127.0.0.1:5432) is dropped, created and migrated; a Reviewer gets an API
-token from annotation.tokens.create_token, and the client sends it as MLFLOW_TRACKING_TOKEN.
+token from accounts.tokens.create_token, and the client sends it as MLFLOW_TRACKING_TOKEN.
 ``--plain-gunicorn`` runs gunicorn with command-line flags only (the same worker counts,
 without the config module) to compare.
 
@@ -189,9 +189,9 @@ def prepare_database(store_traces: int) -> tuple[str, str]:
     from django.core.management import call_command
     from django.db import connection
 
-    from annotation.tokens import create_token
+    from accounts.roles import Role
+    from accounts.tokens import create_token
     from traces.models import Experiment
-    from traces.roles import Role
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench-reviewer", password=None)

@@ -198,9 +198,9 @@ def prepare(store_traces: int) -> tuple[str, str, str, list[str]]:
     from django.core.management import call_command
     from django.db import connection
 
-    from annotation.tokens import create_token
+    from accounts.roles import Role
+    from accounts.tokens import create_token
     from traces.models import Experiment, Trace
-    from traces.roles import Role
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench-reviewer", password=None)

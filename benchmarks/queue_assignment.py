@@ -52,10 +52,10 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from accounts.roles import Role, set_role
     from annotation import queues
     from annotation.models import LabelSchema, QueueAssignment
     from traces.models import Experiment, Trace, now_ms
-    from traces.roles import Role, set_role
 
     call_command("migrate", verbosity=0)
     run = uuid.uuid4().hex[:8]

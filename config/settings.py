@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_filters",
     "template_partials",
+    "accounts",
     "traces",
     "annotation",
 ]
@@ -74,7 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "annotation.auth.ApiAuthMiddleware",
+    "accounts.auth.ApiAuthMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
@@ -94,7 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "traces.context_processors.roles",
+                "accounts.context_processors.roles",
             ],
         },
     },
@@ -162,6 +163,9 @@ LOGOUT_REDIRECT_URL = "login"
 # Which assessments a user may not see yet (blind queues). traces' list and filters call it
 # without importing annotation, as auth calls AUTHENTICATION_BACKENDS.
 TRACEMARK_HIDDEN_ANSWERS = "annotation.queues.hidden_answers_condition"
+# The module whose with_activity(people) and agreement_by_person() the annotator pages in
+# accounts show, found the same way.
+TRACEMARK_ANNOTATOR_ACTIVITY = "annotation.people"
 
 # Request size limits; the API answers 413 in MLflow's error format above these.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024)

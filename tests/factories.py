@@ -5,8 +5,8 @@ import uuid
 
 from django.contrib.auth import get_user_model
 
+from accounts.roles import Role, set_role
 from traces.models import Experiment, Span, Trace, now_ms
-from traces.roles import Role, set_role
 
 _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery"

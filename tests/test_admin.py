@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.test import TestCase
 from django.urls import reverse
 
+from accounts.tokens import create_token
 from annotation import services
 from annotation.models import LabelSchema, Queue, QueueAssignment, QueueItem
-from annotation.tokens import create_token
 from tests.factories import make_admin, make_span, make_trace
 
 

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .roles import can_write, is_admin
+from accounts.roles import can_write, is_admin
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
@@ -51,7 +51,7 @@ def error_response(
 def api_view(*, write: bool = False, admin: bool = False):
     """Wrap an API view: role check for writes, and MLflow-shaped errors for client mistakes.
 
-    The caller is authenticated already (annotation.auth.ApiAuthMiddleware); these views take
+    The caller is authenticated already (accounts.auth.ApiAuthMiddleware); these views take
     no cookies, so CSRF does not apply.
     """
 

@@ -7,9 +7,9 @@ import io
 from django.test import Client, TestCase
 from django.urls import reverse
 
+from accounts.tokens import create_token
 from annotation import queues, services
 from annotation.models import Assessment, LabelSchema, Queue, SourceType
-from annotation.tokens import create_token
 from tests.factories import make_admin, make_reviewer, make_span, make_trace
 
 HTMX = {"HX-Request": "true"}

@@ -7,9 +7,9 @@ from django.http import QueryDict, StreamingHttpResponse
 from django.test import RequestFactory, TestCase
 from django.urls import reverse
 
+from accounts.tokens import create_token, revoke_token
 from annotation import services
 from annotation.models import Queue, QueueItem
-from annotation.tokens import create_token, revoke_token
 from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 from traces.filters import TraceFilter
 from traces.models import Trace

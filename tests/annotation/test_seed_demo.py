@@ -4,10 +4,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import TestCase
 
+from accounts.roles import Role, role_of
 from annotation.demo import BIG_TRACE_SPANS, SESSION_COUNT, TRACE_COUNT
 from annotation.models import Assessment, AssessmentRevision, LabelSchema, SourceType
 from traces.models import Experiment, Span, Trace
-from traces.roles import Role, role_of
 
 
 class SeedDemoTests(TestCase):

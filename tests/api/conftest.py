@@ -21,7 +21,7 @@ import requests
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
-from annotation.tokens import create_token
+from accounts.tokens import create_token
 from tests.factories import make_admin, make_reviewer, make_viewer
 
 BASE_DIR = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from annotation.models import ApiToken
-from annotation.tokens import revoke_token
+from accounts.models import ApiToken
+from accounts.tokens import revoke_token
 from tests.api.conftest import server_db
 from tests.factories import PASSWORD
 

@@ -11,9 +11,10 @@ from django.test import Client, TestCase, override_settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from accounts.models import ApiToken, AuthFailure
+from accounts.tokens import create_token
 from annotation import services
-from annotation.models import ApiToken, Assessment, AuthFailure
-from annotation.tokens import create_token
+from annotation.models import Assessment
 from tests.factories import PASSWORD, make_experiment, make_reviewer, make_trace, make_viewer
 from traces.models import Span, Trace
 

@@ -3,54 +3,45 @@
 Deactivation never deletes: assessments and revisions stay attributed to the person.
 A new API token's secret and an invitation link are shown once, in the response to the
 POST that made them, and are never stored in readable form.
+
+How much each person labeled and how often they agree with others is annotation's to say:
+the module settings.TRACEMARK_ANNOTATOR_ACTIVITY names provides ``with_activity(people)``
+and ``agreement_by_person()``.
 """
 
+from importlib import import_module
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
-from django.db.models import Count, DateTimeField, IntegerField, Max, OuterRef, Prefetch, Subquery
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_http_methods, require_POST
 
-from traces.roles import admin_required, role_of
-
 from . import tokens
-from .manage_forms import ActiveForm, AnnotatorCreateForm, RoleForm, TokenForm
-from .models import ApiToken, Assessment, AssessmentRevision
-from .queues import agreement_by_annotator
+from .forms import ActiveForm, AnnotatorCreateForm, RoleForm, TokenForm
+from .models import ApiToken
+from .roles import admin_required, role_of
 
 User = get_user_model()
 
 
+def _activity():
+    return import_module(settings.TRACEMARK_ANNOTATOR_ACTIVITY)
+
+
 def _people():
     """Everyone with their labeled count and last activity, in one query."""
-    labeled = (
-        Assessment.objects.live()
-        .filter(annotator=OuterRef("pk"))
-        .order_by()
-        .values("annotator")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    last = (
-        AssessmentRevision.objects.filter(actor=OuterRef("pk"))
-        .order_by()
-        .values("actor")
-        .annotate(at=Max("created_at"))
-        .values("at")
-    )
-    return User.objects.prefetch_related("groups").annotate(
-        labeled=Subquery(labeled, output_field=IntegerField()),
-        last_activity=Subquery(last, output_field=DateTimeField()),
-    )
+    return _activity().with_activity(User.objects.prefetch_related("groups"))
 
 
 def _rows(people):
-    agreement = agreement_by_annotator()
+    agreement = _activity().agreement_by_person()
     rows = []
     for person in people:
         agreeing, compared = agreement.get(person.pk, (0, 0))
@@ -82,10 +73,10 @@ def annotator_list(request):
             request, f"{person.get_username()} can now sign in as {form.cleaned_data['role']}."
         )
         if person.has_usable_password():
-            return redirect("annotation:annotator-detail", person.pk)
+            return redirect("accounts:annotator-detail", person.pk)
         return _detail(request, person, invite_link=_invite_link(request, person))
     people = _people().order_by("-is_active", "username")
-    return render(request, "annotation/annotators.html", {"rows": _rows(people), "form": form})
+    return render(request, "accounts/annotator_list.html", {"rows": _rows(people), "form": form})
 
 
 def _get_person(person_id):
@@ -107,7 +98,7 @@ def _detail(request, person, **extra):
         "token_form": TokenForm(),
         **extra,
     }
-    return render(request, "annotation/annotator_detail.html", context)
+    return render(request, "accounts/annotator_detail.html", context)
 
 
 @require_http_methods(["GET"])
@@ -123,7 +114,7 @@ def _change(request, person_id, form_class, context_name, success):
     if form.is_valid():
         form.save()
         messages.success(request, success(person))
-        return redirect("annotation:annotator-detail", person.pk)
+        return redirect("accounts:annotator-detail", person.pk)
     return _detail(request, person, **{context_name: form})
 
 
@@ -173,4 +164,4 @@ def token_revoke(request, person_id, token_id):
     token = get_object_or_404(ApiToken, pk=token_id, user_id=person_id)
     tokens.revoke_token(token)
     messages.success(request, f"Token {token.name} ({token.prefix}…) revoked.")
-    return redirect("annotation:annotator-detail", person_id)
+    return redirect("accounts:annotator-detail", person_id)

@@ -10,9 +10,8 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
-from traces.roles import ROLE_GROUPS, remember_groups
-
 from .models import ApiToken, hash_token
+from .roles import ROLE_GROUPS, remember_groups
 
 LAST_USED_PRECISION = timedelta(minutes=1)
 TOKEN_PREFIX = "tmk_"  # noqa: S105 - a public marker, not a secret
@@ -37,7 +36,7 @@ def user_for_token(raw: str):
     """The active user owning an unrevoked token, or None. Lookup is by hash, then a
     constant-time comparison guards against any timing difference in the index lookup.
 
-    The user comes with its role groups (see traces.roles.remember_groups), so a write
+    The user comes with its role groups (see accounts.roles.remember_groups), so a write
     checks its role without another query.
     """
     digest = hash_token(raw)

@@ -2,11 +2,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client, TestCase
 from django.urls import reverse
 
-from annotation import services, tokens
-from annotation.models import ApiToken, Assessment, LabelSchema
-from annotation.tokens import user_for_token
+from accounts import tokens
+from accounts.models import ApiToken
+from accounts.roles import Role, role_of
+from accounts.tokens import user_for_token
+from annotation import services
+from annotation.models import Assessment, LabelSchema
 from tests.factories import PASSWORD, make_admin, make_reviewer, make_trace, make_viewer
-from traces.roles import Role, role_of
 
 User = get_user_model()
 
@@ -17,15 +19,15 @@ class AnnotatorPermissionTests(TestCase):
         cls.person = make_reviewer(username="rita")
         token, _ = tokens.create_token(user=cls.person)
         cls.reads = [
-            reverse("annotation:annotator-list"),
-            reverse("annotation:annotator-detail", args=[cls.person.pk]),
+            reverse("accounts:annotator-list"),
+            reverse("accounts:annotator-detail", args=[cls.person.pk]),
         ]
         cls.writes = {
-            reverse("annotation:annotator-list"): {"username": "new", "role": "Admin"},
-            reverse("annotation:annotator-role", args=[cls.person.pk]): {"role": "Admin"},
-            reverse("annotation:annotator-active", args=[cls.person.pk]): {"active": "false"},
-            reverse("annotation:token-create", args=[cls.person.pk]): {"name": "ci"},
-            reverse("annotation:token-revoke", args=[cls.person.pk, token.pk]): {},
+            reverse("accounts:annotator-list"): {"username": "new", "role": "Admin"},
+            reverse("accounts:annotator-role", args=[cls.person.pk]): {"role": "Admin"},
+            reverse("accounts:annotator-active", args=[cls.person.pk]): {"active": "false"},
+            reverse("accounts:token-create", args=[cls.person.pk]): {"name": "ci"},
+            reverse("accounts:token-revoke", args=[cls.person.pk, token.pk]): {},
         }
 
     def assert_nothing_changed(self):
@@ -72,7 +74,7 @@ class AnnotatorManagementTests(TestCase):
         self.client.force_login(self.admin)
 
     def test_the_list_shows_counts_and_agreement(self):
-        response = self.client.get(reverse("annotation:annotator-list"))
+        response = self.client.get(reverse("accounts:annotator-list"))
         rows = {row["person"].username: row for row in response.context["rows"]}
         self.assertEqual(rows["ann"]["person"].labeled, 3)
         self.assertIsNotNone(rows["ann"]["person"].last_activity)
@@ -81,7 +83,7 @@ class AnnotatorManagementTests(TestCase):
         self.assertContains(response, "67%")
 
     def test_the_list_runs_a_fixed_number_of_queries(self):
-        url = reverse("annotation:annotator-list")
+        url = reverse("accounts:annotator-list")
         self.client.get(url)
         for n in range(3):
             make_reviewer(username=f"extra{n}")
@@ -95,15 +97,15 @@ class AnnotatorManagementTests(TestCase):
             "role": "Reviewer",
             "password": PASSWORD,
         }
-        response = self.client.post(reverse("annotation:annotator-list"), data)
+        response = self.client.post(reverse("accounts:annotator-list"), data)
         cy = User.objects.get(username="cy")
-        self.assertRedirects(response, reverse("annotation:annotator-detail", args=[cy.pk]))
+        self.assertRedirects(response, reverse("accounts:annotator-detail", args=[cy.pk]))
         self.assertEqual(role_of(cy), Role.REVIEWER)
         self.assertTrue(Client().login(username="cy", password=PASSWORD))
 
     def test_inviting_shows_a_link_once_where_they_choose_a_password(self):
         data = {"username": "dee", "role": "Viewer"}
-        response = self.client.post(reverse("annotation:annotator-list"), data)
+        response = self.client.post(reverse("accounts:annotator-list"), data)
         self.assertEqual(response.status_code, 200)
         link = response.context["invite_link"]
         self.assertIn("/accounts/reset/", link)
@@ -120,23 +122,23 @@ class AnnotatorManagementTests(TestCase):
             {"username": "ann", "role": "Reviewer"},
         ):
             with self.subTest(data=data):
-                response = self.client.post(reverse("annotation:annotator-list"), data)
+                response = self.client.post(reverse("accounts:annotator-list"), data)
                 self.assertEqual(response.status_code, 200)
                 self.assertContains(response, 'class="errorlist"')
         self.assertFalse(User.objects.filter(username="cy").exists())
 
     def test_setting_a_role(self):
-        url = reverse("annotation:annotator-role", args=[self.ann.pk])
+        url = reverse("accounts:annotator-role", args=[self.ann.pk])
         response = self.client.post(url, {"role": "Admin"})
-        self.assertRedirects(response, reverse("annotation:annotator-detail", args=[self.ann.pk]))
+        self.assertRedirects(response, reverse("accounts:annotator-detail", args=[self.ann.pk]))
         self.assertEqual(role_of(User.objects.get(pk=self.ann.pk)), Role.ADMIN)
 
     def test_admins_cannot_lock_themselves_out(self):
         role = self.client.post(
-            reverse("annotation:annotator-role", args=[self.admin.pk]), {"role": "Viewer"}
+            reverse("accounts:annotator-role", args=[self.admin.pk]), {"role": "Viewer"}
         )
         active = self.client.post(
-            reverse("annotation:annotator-active", args=[self.admin.pk]), {"active": "false"}
+            reverse("accounts:annotator-active", args=[self.admin.pk]), {"active": "false"}
         )
         self.assertContains(role, "You cannot take away your own Admin role.")
         self.assertContains(active, "You cannot deactivate yourself.")
@@ -147,46 +149,46 @@ class AnnotatorManagementTests(TestCase):
     def test_deactivation_keeps_their_assessments_and_stops_their_tokens(self):
         _, raw = tokens.create_token(user=self.ann)
         self.client.post(
-            reverse("annotation:annotator-active", args=[self.ann.pk]), {"active": "false"}
+            reverse("accounts:annotator-active", args=[self.ann.pk]), {"active": "false"}
         )
         self.ann.refresh_from_db()
         self.assertFalse(self.ann.is_active)
         self.assertEqual(Assessment.objects.filter(annotator=self.ann).count(), 3)
         self.assertIsNone(user_for_token(raw))
         self.assertFalse(Client().login(username="ann", password=PASSWORD))
-        page = self.client.get(reverse("annotation:annotator-list"))
+        page = self.client.get(reverse("accounts:annotator-list"))
         self.assertContains(page, "Deactivated")
         self.client.post(
-            reverse("annotation:annotator-active", args=[self.ann.pk]), {"active": "true"}
+            reverse("accounts:annotator-active", args=[self.ann.pk]), {"active": "true"}
         )
         self.ann.refresh_from_db()
         self.assertTrue(self.ann.is_active)
 
     def test_a_token_is_shown_once_stored_hashed_and_revocable(self):
-        url = reverse("annotation:token-create", args=[self.bob.pk])
+        url = reverse("accounts:token-create", args=[self.bob.pk])
         response = self.client.post(url, {"name": "ci-judge"})
         raw = response.context["new_token_raw"]
         self.assertContains(response, raw)
         token = ApiToken.objects.get(user=self.bob, name="ci-judge")
         self.assertNotEqual(token.token_hash, raw)
         self.assertEqual(user_for_token(raw), self.bob)
-        detail = self.client.get(reverse("annotation:annotator-detail", args=[self.bob.pk]))
+        detail = self.client.get(reverse("accounts:annotator-detail", args=[self.bob.pk]))
         self.assertNotContains(detail, raw)
         self.assertContains(detail, token.prefix)
-        self.client.post(reverse("annotation:token-revoke", args=[self.bob.pk, token.pk]))
+        self.client.post(reverse("accounts:token-revoke", args=[self.bob.pk, token.pk]))
         self.assertIsNone(user_for_token(raw))
 
     def test_a_token_of_someone_else_is_not_found(self):
         token, _ = tokens.create_token(user=self.ann)
-        url = reverse("annotation:token-revoke", args=[self.bob.pk, token.pk])
+        url = reverse("accounts:token-revoke", args=[self.bob.pk, token.pk])
         self.assertEqual(self.client.post(url).status_code, 404)
 
     def test_htmx_posts_need_the_csrf_token(self):
         client = Client(enforce_csrf_checks=True)
         client.force_login(self.admin)
-        url = reverse("annotation:annotator-role", args=[self.ann.pk])
+        url = reverse("accounts:annotator-role", args=[self.ann.pk])
         self.assertEqual(client.post(url, {"role": "Viewer"}).status_code, 403)
-        page = client.get(reverse("annotation:annotator-detail", args=[self.ann.pk]))
+        page = client.get(reverse("accounts:annotator-detail", args=[self.ann.pk]))
         csrf = page.context["csrf_token"]
         response = client.post(
             url, {"role": "Viewer"}, headers={"X-CSRFToken": str(csrf), "HX-Request": "true"}

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import UsernameField
 
-from traces.roles import Role, role_of, set_role
+from .roles import Role, role_of, set_role
 
 ROLE_CHOICES = [(role.value, role.value) for role in Role]
 ROLE_HELP = "Admins manage schemas, queues and people; Reviewers label; Viewers only read."

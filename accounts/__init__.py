@@ -1,0 +1,1 @@
+"""Who a person is and what they may do: roles, API tokens and authentication, annotators."""
