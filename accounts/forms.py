@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import UsernameField
 
 from .roles import Role, role_of, set_role
+from .tokens import forget_user
 
 ROLE_CHOICES = [(role.value, role.value) for role in Role]
 ROLE_HELP = "Admins manage schemas, queues and people; Reviewers label; Viewers only read."
@@ -70,6 +71,7 @@ class RoleForm(_AboutSomeoneForm):
 
     def save(self):
         set_role(self.person, self.cleaned_data["role"])
+        forget_user(self.person.pk)
         return self.person
 
 
@@ -90,6 +92,7 @@ class ActiveForm(_AboutSomeoneForm):
     def save(self):
         self.person.is_active = self.cleaned_data["active"]
         self.person.save(update_fields=["is_active"])
+        forget_user(self.person.pk)
         return self.person
 
 

@@ -1,10 +1,21 @@
-"""API tokens: created once and shown once, stored as a SHA-256 hash, revocable."""
+"""API tokens: created once and shown once, stored as a SHA-256 hash, revocable.
 
+A worker process remembers a token's user for ``TOKEN_CACHE_SECONDS`` (2 by default), so
+the MLflow client's bursts of requests (a traced call sends about ten) cost one lookup
+instead of ten. That bounds how long a revoked token, a deactivated account or a changed
+role keeps working in other processes; in the process that made the change it stops at
+once (``revoke_token`` and ``forget_user``).
+"""
+
+import copy
 import functools
 import hmac
 import secrets
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -15,6 +26,10 @@ from .roles import ROLE_GROUPS, remember_groups
 
 LAST_USED_PRECISION = timedelta(minutes=1)
 TOKEN_PREFIX = "tmk_"  # noqa: S105 - a public marker, not a secret
+CACHE_SIZE = 4096
+
+_cache: dict[str, tuple[float, object]] = {}
+_cache_lock = threading.Lock()
 
 
 def create_token(*, user, name: str = "default") -> tuple[ApiToken, str]:
@@ -30,6 +45,15 @@ def revoke_token(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+    with _cache_lock:
+        _cache.pop(token.token_hash, None)
+
+
+def forget_user(user_id: int) -> None:
+    """Drop this process's memory of the person's tokens (deactivated, or a new role)."""
+    with _cache_lock:
+        for digest in [d for d, (_, user) in _cache.items() if user.pk == user_id]:
+            del _cache[digest]
 
 
 def user_for_token(raw: str):
@@ -37,9 +61,31 @@ def user_for_token(raw: str):
     constant-time comparison guards against any timing difference in the index lookup.
 
     The user comes with its role groups (see accounts.roles.remember_groups), so a write
-    checks its role without another query.
+    checks its role without another query. Each call gets its own copy of the user.
     """
     digest = hash_token(raw)
+    now = time.monotonic()
+    remembered = _cache.get(digest)
+    if remembered is not None and remembered[0] > now:
+        return _copy(remembered[1])
+    user = _look_up(digest)
+    with _cache_lock:
+        if user is None:
+            _cache.pop(digest, None)
+            return None
+        if len(_cache) >= CACHE_SIZE:
+            _cache.clear()
+        _cache[digest] = (now + settings.TRACEMARK_TOKEN_CACHE_SECONDS, user)
+    return _copy(user)
+
+
+def _copy(user):
+    clone = copy.copy(user)
+    clone._state = copy.copy(user._state)
+    return clone
+
+
+def _look_up(digest: str):
     # A minute's precision is enough, and spares every API request a write.
     used_since = connection.ops.adapt_datetimefield_value(timezone.now() - LAST_USED_PRECISION)
     role_groups = [role.value for role in ROLE_GROUPS]

@@ -173,6 +173,9 @@ TRACEMARK_MAX_SPAN_UPLOAD_BYTES = env_int("MAX_SPAN_UPLOAD_BYTES", 50 * 1024 * 1
 # Rejected API credentials allowed per client address within the window (seconds).
 TRACEMARK_AUTH_MAX_FAILURES = env_int("AUTH_MAX_FAILURES", 20)
 TRACEMARK_AUTH_FAILURE_WINDOW = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
+# How long a worker remembers an API token's user: the most a revoked token, deactivated
+# account or changed role keeps working in other worker processes.
+TRACEMARK_TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 2)
 
 # Security headers. HTTPS-only settings switch on when DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,5 +1,7 @@
 """Who may call the API: tokens, Basic credentials, revoked tokens and read-only roles."""
 
+import time
+
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
@@ -135,3 +137,41 @@ def test_version_and_health_need_no_credentials(tracemark_url):
     assert version.headers["Content-Type"].startswith("text/plain")
     assert tuple(int(p) for p in version.text.split(".")[:2]) >= (3, 4)
     assert requests.get(f"{tracemark_url}/health", timeout=5).status_code == 200
+
+
+def _refused_within(url, token, seconds) -> float | None:
+    """Seconds until every worker refuses ``token`` (requests spread over both workers)."""
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() - started < seconds:
+        answers = {
+            requests.get(
+                f"{url}/api/2.0/mlflow/experiments/search", headers=headers, timeout=5
+            ).status_code
+            for _ in range(6)
+        }
+        if answers == {401}:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
+@pytest.mark.parametrize("change", ["revoke", "deactivate"])
+def test_a_token_stops_working_on_every_worker_within_two_seconds(
+    tracemark_url, reviewer, reviewer_token, change
+):
+    headers = {"Authorization": f"Bearer {reviewer_token}"}
+    for _ in range(6):  # every worker now remembers the token
+        response = requests.get(
+            f"{tracemark_url}/api/2.0/mlflow/experiments/search", headers=headers, timeout=5
+        )
+        assert response.status_code == 200
+    if change == "revoke":
+        revoke_token(ApiToken.objects.get())
+    else:
+        reviewer.is_active = False
+        reviewer.save(update_fields=["is_active"])
+
+    took = _refused_within(tracemark_url, reviewer_token, seconds=2.5)
+
+    assert took is not None, "the token still worked 2.5 s after the change"
