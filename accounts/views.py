@@ -5,8 +5,8 @@ A new API token's secret and an invitation link are shown once, in the response 
 POST that made them, and are never stored in readable form.
 
 How much each person labeled and how often they agree with others is annotation's to say:
-the module settings.TRACEMARK_ANNOTATOR_ACTIVITY names provides ``with_activity(people)``
-and ``agreement_by_person()``.
+the module settings.TRACEMARK_ANNOTATOR_ACTIVITY names provides ``with_activity(people)``,
+``agreement_by_person()`` and ``queue_quality(person)``.
 """
 
 from importlib import import_module
@@ -96,6 +96,7 @@ def _detail(request, person, **extra):
             initial={"active": "true" if person.is_active else "false"},
         ),
         "token_form": TokenForm(),
+        "quality": _activity().queue_quality(person),
         **extra,
     }
     return render(request, "accounts/annotator_detail.html", context)

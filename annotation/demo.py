@@ -9,15 +9,17 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.roles import Role, set_role
 from traces.models import Experiment, Span, Trace, now_ms
 
 from . import demo_content as content
-from . import services
+from . import quality, queues, services
 from .models import Assessment, LabelSchema, SourceType
 
 DAY_MS = 24 * 3600 * 1000
@@ -105,6 +107,7 @@ def seed(*, password: str) -> SeedReport:
             if trace is not None:
                 _assessments(rng, trace, people, report)
     _big_trace(experiments[2], start + 13 * DAY_MS, report)
+    _control_queue(experiments[0], people, report)
     return report
 
 
@@ -455,3 +458,58 @@ def _human_review(rng, trace, people, good, report) -> None:
         report.add("assessments")
     if rng.random() < 0.05:
         services.delete_assessment(assessment_id=helpful.assessment_id, actor=reviewer)
+
+
+CONTROL_QUEUE = "Weekly quality check"
+# Seconds of active time each reviewer spends per item, and how often they get a control
+# item's known answer right: rosa is quick and careless, which the queue page flags.
+REVIEWER_PACE = {"rita": (48, 1.0), "ravi": (31, 0.9), "rosa": (12, 0.4)}
+
+
+def _control_queue(experiment, people, report) -> None:
+    """A finished queue with control items: pace and accuracy per reviewer on its page."""
+    if queues.Queue.objects.filter(name=CONTROL_QUEUE).exists():
+        return
+    rng = random.Random(20261202)  # noqa: S311 - demo data, not security
+    unlabeled = (
+        Trace.objects.filter(experiment=experiment, state=Trace.State.OK)
+        .exclude(assessments__source_type=SourceType.HUMAN)
+        .order_by("request_time")[:16]
+    )
+    reviewers = [people[name] for name in REVIEWER_PACE]
+    queue = queues.create_queue(
+        name=CONTROL_QUEUE,
+        description="Helpfulness and quality of this week's answers, with control items.",
+        traces=unlabeled,
+        schemas=LabelSchema.objects.filter(name__in=["helpful", "rating"]),
+        annotators=reviewers,
+        overlap=1,
+        control_rate=30,
+        accuracy_threshold=0.7,
+        created_by=people["admin"],
+    )
+    known = {"helpful": True, "rating": 5}
+    for item in queue.items.filter(position__in=[2, 5, 8, 11]):
+        quality.set_control_answers(item=item, answers=known, actor=people["admin"])
+    moments = {person.pk: timezone.now() - timedelta(days=1) for person in reviewers}
+    working = list(reviewers)
+    while working:  # the reviewers take turns, as people working side by side would
+        for person in list(working):
+            turn = queues.next_assignment(queue=queue, user=person)
+            if turn is None:
+                working.remove(person)
+                continue
+            seconds, accuracy = REVIEWER_PACE[person.get_username()]
+            moment = moments[person.pk]
+            # Shown, a heartbeat every 15 s, then the answer, as the item page reports them.
+            for offset in [*range(0, seconds, 15), seconds]:
+                quality.record_activity(turn, now=moment + timedelta(seconds=offset))
+                turn.refresh_from_db()
+            moments[person.pk] = moment + timedelta(seconds=seconds + rng.randint(5, 40))
+            if person.get_username() == "ravi" and turn.item.position == 7:
+                queues.skip(assignment=turn, reason="The answer is in German.", actor=person)
+                continue
+            right = not turn.item.is_control or rng.random() < accuracy
+            values = {"helpful": True, "rating": 5} if right else {"helpful": False, "rating": 2}
+            queues.submit(assignment=turn, values=values, actor=person)
+            report.add("assessments", 2)

@@ -629,7 +629,8 @@ def scope_for(params: QueryDict, *, user, queue: Queue | None = None) -> Scope:
     ``request.user`` (for "reviewed by me"), so the command line can pass a user alone.
     """
     if queue is not None:
-        traces = Trace.objects.filter(queue_items__queue=queue)
+        # Control items measure the annotators; they are not the queue's results.
+        traces = Trace.objects.filter(queue_items__queue=queue, queue_items__is_control=False)
         return Scope(traces=traces, parts=["queue", queue.name], queue=queue)
     filterset = TraceFilter(
         params, queryset=Trace.objects.all(), request=SimpleNamespace(user=user)

@@ -229,6 +229,14 @@ class Queue(models.Model):
     blind = models.BooleanField(
         default=True, help_text="Hide others' answers from an annotator until they submit."
     )
+    control_rate = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="Percent of each annotator's items that are control items, while any are left.",
+    )
+    accuracy_threshold = models.FloatField(
+        default=0.7,
+        help_text="Warn when an annotator's accuracy on control items falls below this share.",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -239,6 +247,13 @@ class Queue(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="queue_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(control_rate__lte=100), name="queue_control_rate_percent"
+            ),
+            models.CheckConstraint(
+                condition=Q(accuracy_threshold__gte=0) & Q(accuracy_threshold__lte=1),
+                name="queue_accuracy_threshold_share",
+            ),
         ]
 
     def __str__(self):
@@ -250,6 +265,9 @@ class QueueItem(models.Model):
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="queue_items")
     position = models.PositiveIntegerField()
     reopened = models.BooleanField(default=False)
+    # A control item has known answers (ControlAnswer): it measures the annotators and
+    # never counts towards the queue's results. Annotators are never told which it is.
+    is_control = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["queue", "position"]
@@ -277,6 +295,11 @@ class QueueAssignment(models.Model):
     skip_reason = models.TextField(blank=True, default="")
     assigned_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Pace: when the item was first shown, the last time the page was seen active, and the
+    # active time so far (see annotation.pace).
+    shown_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    active_ms = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["assigned_at"]
@@ -291,3 +314,23 @@ class QueueAssignment(models.Model):
 
     def __str__(self):
         return f"{self.item_id}:{self.annotator_id} {self.status}"
+
+
+class ControlAnswer(models.Model):
+    """The known answer to one of the queue's schemas on a control item."""
+
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="control_answers")
+    schema = models.ForeignKey(LabelSchema, on_delete=models.CASCADE, related_name="+")
+    value = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "schema"], name="control_answer_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.item_id}:{self.schema_id}"

@@ -1,6 +1,7 @@
 """Forms for queues: building one, labeling an item, skipping, and the Admin's actions."""
 
 import re
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -74,6 +75,23 @@ class QueueForm(forms.Form):
     blind = forms.BooleanField(
         required=False, initial=True, help_text="Hide others' answers until one has answered."
     )
+    control_rate = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=100,
+        initial=10,
+        label="Control items (%)",
+        help_text="Share of each annotator's items taken from control items with known "
+        "answers, which you mark on the queue page. They look like any item.",
+    )
+    accuracy_threshold = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=100,
+        initial=70,
+        label="Accuracy warning below (%)",
+        help_text="The queue page warns when someone's accuracy on control items is lower.",
+    )
 
     def __init__(self, *args, request, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,6 +103,14 @@ class QueueForm(forms.Form):
         if Queue.objects.filter(name=name).exists():
             raise forms.ValidationError("A queue with this name already exists.")
         return name
+
+    def clean_control_rate(self):
+        rate = self.cleaned_data["control_rate"]
+        return self.fields["control_rate"].initial if rate is None else rate
+
+    def clean_accuracy_threshold(self):
+        percent = self.cleaned_data["accuracy_threshold"]
+        return self.fields["accuracy_threshold"].initial if percent is None else percent
 
     def clean_filter_query(self):
         raw = self.cleaned_data["filter_query"].strip()
@@ -178,6 +204,24 @@ class LabelForms:
         }
 
 
+class ControlAnswerForms(LabelForms):
+    """The known answers of a control item, one optional form per queue schema, starting
+    from ``known`` (schema name → value)."""
+
+    def __init__(self, schemas, data=None, known=None):
+        answers = {name: KnownAnswer(value) for name, value in (known or {}).items()}
+        super().__init__(schemas, data=data, answers=answers)
+
+    def _answered(self, form) -> bool:
+        return bool(form.data.get(form.add_prefix("value"), "").strip())
+
+
+@dataclass(frozen=True)
+class KnownAnswer:
+    value: object
+    rationale: str = ""
+
+
 class SkipForm(forms.Form):
     reason = forms.CharField(
         max_length=1000, label="Why skip?", help_text="e.g. not in English, trace is broken."
@@ -195,3 +239,12 @@ class ReassignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["to_user"].queryset = queue.annotators.filter(is_active=True)
         self.fields["to_user"].label_from_instance = lambda user: user.get_username()
+
+
+class ControlItemForm(forms.Form):
+    """Whether an item is a control item; its known answers come in LabelForms beside it."""
+
+    control = forms.TypedChoiceField(
+        choices=[("true", "Control item"), ("false", "Ordinary item")],
+        coerce=lambda value: value == "true",
+    )

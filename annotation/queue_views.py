@@ -16,7 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import admin_required, is_admin, write_required
 
-from . import queues
+from . import quality, queues
 from .forms import form_for
 from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
@@ -89,6 +89,8 @@ def queue_create(request):
                 annotators=data["annotators"],
                 overlap=data["overlap"],
                 blind=data["blind"],
+                control_rate=data["control_rate"],
+                accuracy_threshold=data["accuracy_threshold"] / 100,
                 filter_query=data["filter_query"] if data["source"] == "filter" else "",
                 created_by=request.user,
             )
@@ -135,8 +137,20 @@ def _admin_context(queue, page) -> dict:
         ITEMS_PER_PAGE,
     ).get_page(page)
     disagreements = queues.disagreements(queue)
+    overall_pace, pace = quality.pace_by_annotator(queue)
+    accuracy = quality.accuracy_by_annotator(queue)
     return {
-        "by_annotator": queues.progress_by_annotator(queue),
+        "by_annotator": [
+            {
+                "progress": row,
+                "pace": pace.get(row.user.pk),
+                "accuracy": accuracy.get(row.user.pk),
+                "warn": quality.below_threshold(queue, accuracy.get(row.user.pk)),
+            }
+            for row in queues.progress_by_annotator(queue)
+        ],
+        "pace": overall_pace,
+        "controls": queue.items.filter(is_control=True).count(),
         "agreement": queues.queue_agreement(queue),
         "items": items,
         "open_disagreements": sum(1 for d in disagreements if d.decision is None),
@@ -162,6 +176,8 @@ def queue_item(request, queue_id, position):
     answers = {a.name: a for a in queues.own_answers(item=item, user=request.user)}
     forms = LabelForms(schemas, data=request.POST or None, answers=answers)
     errors = []
+    if assignment.status == Status.ASSIGNED:
+        quality.record_activity(assignment)
     if request.method == "POST" and forms.is_valid():
         try:
             queues.submit(
@@ -198,6 +214,7 @@ def queue_skip(request, queue_id, position):
     assignment = _get_assignment_for_user(request, queue_id, position)
     form = SkipForm(request.POST)
     if form.is_valid():
+        quality.record_activity(assignment)
         try:
             queues.skip(
                 assignment=assignment, reason=form.cleaned_data["reason"], actor=request.user

@@ -3,7 +3,9 @@
 Invariants it owns:
 - An item is never given to the same person twice (QueueAssignment is unique per item and
   annotator) and never to more people than the queue's overlap at once: assigned and done
-  turns count towards the overlap, skipped ones free their place.
+  turns count towards the overlap, skipped ones free their place. Control items
+  (annotation.quality) go to every annotator once, at the queue's control rate, and are
+  left out of progress, results, agreement and disagreements.
 - ``next_assignment`` is safe under concurrent requests. One person's requests queue up
   behind a lock on their queue membership, so a double click cannot hand out two items;
   different people lock candidate items with SKIP LOCKED and recount after the lock, so
@@ -73,6 +75,8 @@ def create_queue(
     annotators,
     overlap: int = 1,
     blind: bool = True,
+    control_rate: int = 0,
+    accuracy_threshold: float = 0.7,
     description: str = "",
     filter_query: str = "",
     created_by=None,
@@ -104,6 +108,8 @@ def create_queue(
         filter_query=filter_query,
         overlap=overlap,
         blind=blind,
+        control_rate=control_rate,
+        accuracy_threshold=accuracy_threshold,
         created_by=created_by,
     )
     queue.schemas.set(schemas)
@@ -150,13 +156,15 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
     if current is not None:
         return current
     mine = QueueAssignment.objects.filter(item=OuterRef("pk"), annotator=user)
-    candidates = (
-        QueueItem.objects.filter(queue=queue)
-        .filter(~Exists(mine))
+    unseen = QueueItem.objects.filter(queue=queue).filter(~Exists(mine))
+    regular = (
+        unseen.filter(is_control=False)
         .annotate(taken=_active_count(OuterRef("pk")))
         .filter(taken__lt=queue.overlap)
-        .order_by("position")
     )
+    controls = unseen.filter(is_control=True) if queue.control_rate else unseen.none()
+    first, then = (controls, regular) if _control_due(queue, user) else (regular, controls)
+    candidates = (first if first.exists() else then).order_by("position")
     tried: list[int] = []
     while True:
         remaining = candidates.exclude(pk__in=tried)
@@ -169,7 +177,7 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
         try:
             with transaction.atomic():
                 taken = item.assignments.filter(status__in=TAKEN).count()
-                if taken >= queue.overlap:
+                if taken >= queue.overlap and not item.is_control:
                     raise _Full
                 assignment = QueueAssignment.objects.create(item=item, annotator=user)
         except (_Full, IntegrityError):
@@ -178,6 +186,15 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
             continue
         assignment.item = item
         return assignment
+
+
+def _control_due(queue: Queue, user) -> bool:
+    """Whether the person's next item should be a control item: control items make up
+    ``control_rate`` percent of each person's items, spread out rather than up front."""
+    seen = QueueAssignment.objects.filter(item__queue=queue, annotator=user).aggregate(
+        total=Count("pk"), controls=Count("pk", filter=Q(item__is_control=True))
+    )
+    return (seen["controls"] + 1) * 100 <= queue.control_rate * (seen["total"] + 1)
 
 
 def in_progress(*, queue: Queue, user) -> QueueAssignment | None:
@@ -440,7 +457,8 @@ class AnnotatorProgress:
 
 @dataclass(frozen=True)
 class QueueProgress:
-    items: int
+    items: int  # ordinary items; ``positions`` counts control items too, as annotators see
+    positions: int
     complete_items: int
     labels_needed: int
     labels_done: int
@@ -457,20 +475,26 @@ def progress(queue: Queue, user=None) -> QueueProgress:
     """Counts for the progress bar; ``mine``/``others`` split done turns around ``user``."""
     done = Q(assignments__status=Status.DONE)
     user_id = user.pk if user is not None else None
-    items = QueueItem.objects.filter(queue=queue).annotate(done=Count("assignments", filter=done))
+    items = QueueItem.objects.filter(queue=queue, is_control=False).annotate(
+        done=Count("assignments", filter=done)
+    )
+    regular = Q(item__is_control=False)
     totals = QueueAssignment.objects.filter(item__queue=queue).aggregate(
-        done=Count("pk", filter=Q(status=Status.DONE)),
+        done=Count("pk", filter=regular & Q(status=Status.DONE)),
+        # The person's own count includes control items, so it never gives them away.
         mine=Count("pk", filter=Q(status=Status.DONE, annotator_id=user_id)),
-        skipped=Count("pk", filter=Q(status=Status.SKIPPED)),
+        mine_regular=Count("pk", filter=regular & Q(status=Status.DONE, annotator_id=user_id)),
+        skipped=Count("pk", filter=regular & Q(status=Status.SKIPPED)),
     )
     n_items = items.count()
     return QueueProgress(
         items=n_items,
+        positions=QueueItem.objects.filter(queue=queue).count(),
         complete_items=items.filter(done__gte=queue.overlap).count(),
         labels_needed=n_items * queue.overlap,
         labels_done=totals["done"],
         mine=totals["mine"],
-        others=totals["done"] - totals["mine"],
+        others=totals["done"] - totals["mine_regular"],
         skipped=totals["skipped"],
     )
 
@@ -478,7 +502,7 @@ def progress(queue: Queue, user=None) -> QueueProgress:
 def progress_by_annotator(queue: Queue) -> list[AnnotatorProgress]:
     counts = {
         row["annotator"]: row
-        for row in QueueAssignment.objects.filter(item__queue=queue)
+        for row in QueueAssignment.objects.filter(item__queue=queue, item__is_control=False)
         .values("annotator")
         .annotate(
             assigned=Count("pk", filter=Q(status=Status.ASSIGNED)),
@@ -513,6 +537,7 @@ def _labels(queue: Queue):
     """Live human answers to the queue's schemas on its traces, by its annotators."""
     return Assessment.objects.live().filter(
         trace__queue_items__queue=queue,
+        trace__queue_items__is_control=False,
         name__in=queue.schemas.values("name"),
         annotator__in=queue.annotators.all(),
         source_type=SourceType.HUMAN,

@@ -3,6 +3,7 @@ from django.urls import path
 from . import (
     export_views,
     overview_views,
+    quality_views,
     queue_views,
     schema_views,
     session_views,
@@ -60,6 +61,21 @@ urlpatterns = [
         "queues/<int:queue_id>/items/<int:position>/skip/",
         queue_views.queue_skip,
         name="queue-skip",
+    ),
+    path(
+        "queues/<int:queue_id>/items/<int:position>/activity/",
+        quality_views.item_activity,
+        name="queue-item-activity",
+    ),
+    path(
+        "queues/<int:queue_id>/items/<int:position>/control/",
+        quality_views.control_item,
+        name="queue-control-item",
+    ),
+    path(
+        "queues/<int:queue_id>/assignments.csv",
+        quality_views.assignments_download,
+        name="queue-assignments",
     ),
     path(
         "queues/<int:queue_id>/items/<int:position>/reopen/",

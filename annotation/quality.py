@@ -1,0 +1,277 @@
+"""Measuring a queue's people: control items with known answers, accuracy on them, and pace.
+
+Invariants it owns:
+- A control item is a queue item an Admin gave known answers to (ControlAnswer). It is
+  handed out like any item and looks like any item to the annotator; every annotator gets
+  it once, whatever the overlap, and it never counts towards the queue's progress, results,
+  agreement, disagreements or exports of the queue (annotation.queues leaves it out).
+- Accuracy is the share of an annotator's answers on control items that equal the known
+  answer (numbers within half the schema's step), with n, per queue.
+- Active time accrues between consecutive signs of life from the item page (shown, a
+  heartbeat sent while the tab is visible and used, the answer or skip): a gap longer than
+  ``ACTIVE_GAP`` counts nothing, so a hidden or idle tab adds no time.
+"""
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import (
+    Assessment,
+    ControlAnswer,
+    LabelSchema,
+    Queue,
+    QueueAssignment,
+    QueueItem,
+    SourceType,
+)
+from .validation import check_against_schema
+
+Status = QueueAssignment.Status
+# Longer than the page's heartbeat interval (15 s), with room for a slow request.
+ACTIVE_GAP = timedelta(seconds=45)
+# Fewer control answers than this say too little to warn about anyone.
+MIN_CONTROL_ANSWERS = 3
+
+
+# Control items
+
+
+@transaction.atomic
+def set_control_answers(*, item: QueueItem, answers: dict[str, object], actor) -> QueueItem:
+    """Make ``item`` a control item with these known answers (schema name → value); an
+    empty ``answers`` makes it an ordinary item again."""
+    item = QueueItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+    schemas = {s.name: s for s in item.queue.schemas.all()}
+    for name, value in answers.items():
+        schema = schemas.get(name)
+        if schema is None:
+            raise ValidationError(f"'{name}' is not labeled in this queue.", code="unknown_schema")
+        check_against_schema(schema, kind=schema.kind, value=value, span_id=None)
+    item.control_answers.all().delete()
+    ControlAnswer.objects.bulk_create(
+        ControlAnswer(item=item, schema=schemas[name], value=value, created_by=actor)
+        for name, value in answers.items()
+    )
+    item.is_control = bool(answers)
+    item.save(update_fields=["is_control"])
+    return item
+
+
+def suggested_answers(item: QueueItem) -> dict[str, object]:
+    """Known answers to start a control item from: the item's current control answers, else
+    an Admin's decision or an expectation already on the trace, per schema name."""
+    current = {c.schema.name: c.value for c in item.control_answers.select_related("schema")}
+    if current:
+        return current
+    names = list(item.queue.schemas.values_list("name", flat=True))
+    found = (
+        Assessment.objects.live()
+        .filter(trace_id=item.trace_id, name__in=names, span_id__isnull=True, valid=True)
+        .exclude(source_type=SourceType.LLM_JUDGE)
+        .order_by("create_time", "pk")
+    )
+    suggested: dict[str, object] = {}
+    for assessment in found:
+        if assessment.kind == "expectation" or assessment.overrides_id is not None:
+            suggested[assessment.name] = assessment.value
+    return suggested
+
+
+def matches(schema: LabelSchema, given, known) -> bool:
+    """Whether an answer equals the known one; numbers within half the schema's step."""
+    numeric = schema.value_type == LabelSchema.ValueType.NUMERIC
+    if numeric and _is_number(given) and _is_number(known):
+        return abs(given - known) <= (schema.step or 0) / 2 + 1e-9
+    return given == known and isinstance(given, bool) == isinstance(known, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    correct: int
+    n: int
+
+    @property
+    def share(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+
+def accuracy_by_annotator(queue: Queue) -> dict[int, Accuracy]:
+    """Annotator pk → their accuracy on the queue's control items, in two queries."""
+    known = {
+        (c.item.trace_id, c.schema.name): (c.schema, c.value)
+        for c in ControlAnswer.objects.filter(item__queue=queue).select_related("item", "schema")
+    }
+    if not known:
+        return {}
+    given = (
+        Assessment.objects.live()
+        .filter(
+            trace_id__in={trace_id for trace_id, _ in known},
+            name__in={name for _, name in known},
+            source_type=SourceType.HUMAN,
+            span_id__isnull=True,
+            annotator__queue_assignments__item__queue=queue,
+            annotator__queue_assignments__item__trace_id=F("trace_id"),
+            annotator__queue_assignments__status=Status.DONE,
+        )
+        .values_list("annotator_id", "trace_id", "name", "value")
+    )
+    tally: dict[int, list[int]] = {}
+    for annotator_id, trace_id, name, value in given:
+        schema, expected = known[trace_id, name]
+        counts = tally.setdefault(annotator_id, [0, 0])
+        counts[0] += matches(schema, value, expected)
+        counts[1] += 1
+    return {pk: Accuracy(correct, n) for pk, (correct, n) in tally.items()}
+
+
+def below_threshold(queue: Queue, accuracy: Accuracy | None) -> bool:
+    share = accuracy.share if accuracy is not None else None
+    return (
+        share is not None and accuracy.n >= MIN_CONTROL_ANSWERS and share < queue.accuracy_threshold
+    )
+
+
+# Pace
+
+
+def record_activity(assignment: QueueAssignment, *, now: datetime | None = None) -> None:
+    """A sign of life from the item page: add the time since the last one, if recent."""
+    now = now or timezone.now()
+    updates = {"seen_at": now}
+    if assignment.shown_at is None:
+        updates["shown_at"] = now
+    elif assignment.seen_at is not None and now - assignment.seen_at <= ACTIVE_GAP:
+        gained = int((now - assignment.seen_at).total_seconds() * 1000)
+        updates["active_ms"] = F("active_ms") + max(gained, 0)
+    QueueAssignment.objects.filter(pk=assignment.pk, status=Status.ASSIGNED).update(**updates)
+
+
+@dataclass(frozen=True)
+class Pace:
+    answered: int
+    skipped: int
+    median_seconds: float | None
+    items_per_hour: float | None
+
+    @property
+    def skip_rate(self) -> float | None:
+        finished = self.answered + self.skipped
+        return self.skipped / finished if finished else None
+
+
+def pace(assignments) -> Pace:
+    """Pace over ``(status, active_ms)`` pairs of finished and unfinished turns."""
+    done = [ms for status, ms in assignments if status == Status.DONE]
+    skipped = sum(1 for status, _ in assignments if status == Status.SKIPPED)
+    spent_ms = sum(ms for status, ms in assignments if status != Status.ASSIGNED)
+    return Pace(
+        answered=len(done),
+        skipped=skipped,
+        median_seconds=statistics.median(done) / 1000 if done else None,
+        items_per_hour=len(done) / (spent_ms / 3_600_000) if done and spent_ms else None,
+    )
+
+
+def pace_by_annotator(queue: Queue) -> tuple[Pace, dict[int, Pace]]:
+    """The queue's pace and each annotator's, from one query over its assignments."""
+    rows = list(
+        QueueAssignment.objects.filter(item__queue=queue).values_list(
+            "annotator_id", "status", "active_ms"
+        )
+    )
+    by_person: dict[int, list[tuple[str, int]]] = {}
+    for annotator_id, status, active_ms in rows:
+        by_person.setdefault(annotator_id, []).append((status, active_ms))
+    overall = pace([(status, ms) for _, status, ms in rows])
+    return overall, {pk: pace(turns) for pk, turns in by_person.items()}
+
+
+@dataclass(frozen=True)
+class QueueQuality:
+    """One annotator in one queue, for the annotator page."""
+
+    queue: Queue
+    pace: Pace
+    accuracy: Accuracy | None
+    warn: bool
+
+
+def quality_of(person) -> list[QueueQuality]:
+    """The person's pace and control accuracy in every queue they have turns in."""
+    queues = Queue.objects.filter(items__assignments__annotator=person).distinct()
+    rows = []
+    for queue in queues.order_by("name"):
+        turns = QueueAssignment.objects.filter(item__queue=queue, annotator=person)
+        accuracy = accuracy_by_annotator(queue).get(person.pk)
+        rows.append(
+            QueueQuality(
+                queue=queue,
+                pace=pace(turns.values_list("status", "active_ms")),
+                accuracy=accuracy,
+                warn=below_threshold(queue, accuracy),
+            )
+        )
+    return rows
+
+
+def assignment_records(queue: Queue):
+    """One record per turn in the queue, for the assignments download: who, which item,
+    when it was shown and finished, active seconds and, on control items, how many answers
+    matched the known ones."""
+    known: dict[int, list[tuple[LabelSchema, object]]] = {}
+    for control in ControlAnswer.objects.filter(item__queue=queue).select_related("schema"):
+        known.setdefault(control.item_id, []).append((control.schema, control.value))
+    given = {
+        (annotator_id, trace_id, name): value
+        for annotator_id, trace_id, name, value in Assessment.objects.live()
+        .filter(
+            trace__queue_items__queue=queue,
+            trace__queue_items__is_control=True,
+            source_type=SourceType.HUMAN,
+            span_id__isnull=True,
+        )
+        .values_list("annotator_id", "trace_id", "name", "value")
+    }
+    turns = (
+        QueueAssignment.objects.filter(item__queue=queue)
+        .select_related("item__trace", "annotator")
+        .order_by("item__position", "assigned_at")
+    )
+    for turn in turns.iterator(chunk_size=2000):
+        item = turn.item
+        compared = correct = 0
+        for schema, expected in known.get(item.pk, []):
+            answer = given.get((turn.annotator_id, item.trace_id, schema.name))
+            if turn.status == Status.DONE and answer is not None:
+                compared += 1
+                correct += matches(schema, answer, expected)
+        yield {
+            "queue": queue.name,
+            "position": item.position,
+            "trace_id": item.trace.trace_id,
+            "control_item": item.is_control,
+            "annotator": turn.annotator.get_username(),
+            "status": turn.status,
+            "skip_reason": turn.skip_reason,
+            "assigned_at": _iso(turn.assigned_at),
+            "shown_at": _iso(turn.shown_at),
+            "completed_at": _iso(turn.completed_at),
+            "active_seconds": round(turn.active_ms / 1000, 1),
+            "control_correct": correct if item.is_control else None,
+            "control_compared": compared if item.is_control else None,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
