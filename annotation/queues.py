@@ -164,7 +164,12 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
     )
     controls = unseen.filter(is_control=True) if queue.control_rate else unseen.none()
     first, then = (controls, regular) if _control_due(queue, user) else (regular, controls)
-    candidates = (first if first.exists() else then).order_by("position")
+    return _take(first, queue, user) or _take(then, queue, user)
+
+
+def _take(candidates, queue: Queue, user) -> QueueAssignment | None:
+    """Assign the first of ``candidates`` that still has room, locking it; None if none."""
+    candidates = candidates.order_by("position")
     tried: list[int] = []
     while True:
         remaining = candidates.exclude(pk__in=tried)

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import TestCase, TransactionTestCase
 
-from annotation import queues
+from annotation import quality, queues
 from annotation.models import (
     Assessment,
     AssessmentRevision,
@@ -353,3 +353,40 @@ class ConcurrentNextItemTests(TransactionTestCase):
         per_item = Counter(item for item, _ in pairs)
         self.assertEqual(sorted(per_item.values()), [3] * 12)
         self.assertEqual(Assessment.objects.count(), 36)
+
+    def test_control_items_go_once_to_everyone_amid_the_rush(self):
+        people = [make_reviewer() for _ in range(THREADS)]
+        traces = [make_trace() for _ in range(12)]
+        queue = make_queue(people, traces, [make_schema()], overlap=2)
+        queue.control_rate = 25
+        queue.save(update_fields=["control_rate"])
+        controls = list(queue.items.filter(position__in=[3, 6, 9]))
+        for item in controls:
+            quality.set_control_answers(item=item, answers={"correct": True}, actor=None)
+        barrier = threading.Barrier(THREADS)
+        failures = []
+
+        def work(user):
+            try:
+                barrier.wait()
+                while (assignment := queues.next_assignment(queue=queue, user=user)) is not None:
+                    queues.submit(assignment=assignment, values={"correct": True}, actor=user)
+            except Exception as exc:  # surfaced below: a thread must not fail silently
+                failures.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=work, args=(user,)) for user in people]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        self.assertEqual(failures, [])
+        pairs = list(QueueAssignment.objects.values_list("item_id", "annotator_id"))
+        self.assertEqual(len(pairs), len(set(pairs)))
+        per_item = Counter(item for item, _ in pairs)
+        control_ids = {item.pk for item in controls}
+        self.assertEqual({per_item[pk] for pk in control_ids}, {THREADS})
+        ordinary = [n for pk, n in per_item.items() if pk not in control_ids]
+        self.assertEqual(sorted(ordinary), [2] * 9)
