@@ -9,7 +9,8 @@ behind a barrier and loop: ask for the next item, submit an answer through the s
 repeat until the queue has nothing left for them. Only the ``next_assignment`` calls are
 timed. The script migrates the database and builds a fresh queue each run (traces and
 people are created through the ordinary code paths); it then checks that no item went
-twice to anyone and none beyond its overlap, and prints p50/p95/max per call.
+twice to anyone and none beyond its overlap, and prints p50/p95/max per call. ``--controls``
+makes that percent of the items control items (0 for none), handed out at the same rate.
 """
 
 import argparse
@@ -45,6 +46,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--overlap", type=int, default=3)
+    parser.add_argument(
+        "--controls", type=int, default=10, help="percent of items made control items"
+    )
     args = parser.parse_args()
 
     setup_django()
@@ -53,7 +57,7 @@ def main() -> None:
     from django.db import connection
 
     from accounts.roles import Role, set_role
-    from annotation import queues
+    from annotation import quality, queues
     from annotation.models import LabelSchema, QueueAssignment
     from traces.models import Experiment, Trace, now_ms
 
@@ -83,7 +87,12 @@ def main() -> None:
         schemas=[schema],
         annotators=people,
         overlap=args.overlap,
+        control_rate=args.controls,
     )
+    control_every = round(100 / args.controls) if args.controls else 0
+    for item in queue.items.all():
+        if control_every and item.position % control_every == 0:
+            quality.set_control_answers(item=item, answers={schema.name: True}, actor=None)
 
     barrier = threading.Barrier(args.threads)
     timings: list[float] = []
@@ -121,21 +130,23 @@ def main() -> None:
     pairs = list(
         QueueAssignment.objects.filter(item__queue=queue).values_list("item_id", "annotator_id")
     )
+    controls = set(queue.items.filter(is_control=True).values_list("pk", flat=True))
     per_item = Counter(item for item, _ in pairs)
     duplicates = len(pairs) - len(set(pairs))
-    over = sum(1 for n in per_item.values() if n > args.overlap)
+    over = sum(1 for pk, n in per_item.items() if pk not in controls and n > args.overlap)
+    expected = (args.items - len(controls)) * args.overlap + len(controls) * args.threads
     ms = [t * 1000 for t in timings]
     vendor = connection.vendor
     print(
         f"{vendor}: {args.threads} threads, {args.items} items, overlap {args.overlap}: "
-        f"{len(ms)} next-item calls in {elapsed:.2f}s"
+        f"{len(controls)} control items: {len(ms)} next-item calls in {elapsed:.2f}s"
     )
     print(
         f"  per call: p50 {percentile(ms, 0.5):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
         f"max {max(ms):.1f} ms, mean {statistics.fmean(ms):.1f} ms"
     )
     print(
-        f"  assignments {len(pairs)} (expected {args.items * args.overlap}), "
+        f"  assignments {len(pairs)} (expected {expected}), "
         f"duplicates {duplicates}, items over overlap {over}"
     )
 
