@@ -1,7 +1,8 @@
 """What people, judges and code say about traces. A feature's modules share a prefix:
 
 - review page: views, forms; writes: services (the only writer), validation
-- queues: queues (rules), queue_views, queue_forms; agreement (statistics)
+- queues: queues (rules), queue_views, queue_forms; agreement (statistics);
+  quality, quality_views (control items, accuracy, pace)
 - schemas: schema_views, schema_forms
 - export: export, export_views, management/commands/export_assessments
 - overview: overview, overview_views; sessions: session_views
