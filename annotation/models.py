@@ -4,7 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from traces.models import Trace, now_ms
 
@@ -46,6 +47,9 @@ class Assessment(models.Model):
     stack_trace = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     valid = models.BooleanField(default=True)
+    # Set by services on a person's answer under a schema that allows one per annotator: the
+    # database then keeps one such live, valid answer per person, name and target.
+    one_per_annotator = models.BooleanField(default=False)
     overrides = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overridden_by"
     )
@@ -76,6 +80,21 @@ class Assessment(models.Model):
             models.CheckConstraint(condition=Q(kind__in=Kind.values), name="assessment_kind_valid"),
             models.CheckConstraint(
                 condition=Q(source_type__in=SourceType.values), name="assessment_source_valid"
+            ),
+            # Coalesce: unique indexes treat NULLs as distinct, and a trace's own answers
+            # have no span.
+            models.UniqueConstraint(
+                F("trace"),
+                Coalesce("span_id", Value("")),
+                F("name"),
+                F("annotator"),
+                condition=Q(one_per_annotator=True, valid=True, deleted_at__isnull=True),
+                name="assessment_one_live_answer",
+            ),
+            models.UniqueConstraint(
+                fields=["overrides"],
+                condition=Q(overrides__isnull=False, deleted_at__isnull=True),
+                name="assessment_one_live_override",
             ),
         ]
 

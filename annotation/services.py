@@ -10,12 +10,16 @@ Invariants it owns:
   the LabelSchema of the same name when one exists.
 - Deletion is soft: the row and its history stay, ``deleted_at`` hides it; ``restore``
   brings it back. Deleting an overriding assessment makes the one it overrode valid again.
+- A person has one live, valid answer per name and target when its schema says
+  ``one_per_annotator``, and a feedback has at most one live override. Both are unique
+  constraints too, so concurrent writers cannot both pass the check; the loser gets the
+  same ValidationError (code ``duplicate``) as a sequential duplicate.
 
 Events: callers in the UI emit the ``assessment-saved`` htmx event after a successful write.
 """
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from traces.models import Trace, now_ms
@@ -79,7 +83,14 @@ def override_feedback(
     old = _lock(assessment_id, expected_version)
     if old.kind != Kind.FEEDBACK:
         raise ValidationError("Only feedback can be overridden.", code="wrong_kind")
-    new = _create(
+    if old.overridden_by.filter(deleted_at__isnull=True).exists():
+        raise ValidationError(_DUPLICATES["assessment_one_live_override"], code="duplicate")
+    actor, actor_label = fields.get("actor"), fields.get("actor_label", "")
+    # Invalid first: overriding one's own answer must not hold two valid answers at once.
+    if old.valid:
+        old.valid = False
+        _save(old, Action.INVALIDATE, actor, actor_label)
+    return _create(
         trace=old.trace,
         kind=Kind.FEEDBACK,
         name=name or old.name,
@@ -88,11 +99,6 @@ def override_feedback(
         overrides=old,
         **fields,
     )
-    actor, actor_label = fields.get("actor"), fields.get("actor_label", "")
-    if old.valid:
-        old.valid = False
-        _save(old, Action.INVALIDATE, actor, actor_label)
-    return new
 
 
 @transaction.atomic
@@ -153,14 +159,13 @@ def restore(
 ) -> Assessment:
     """Bring back a soft-deleted assessment; one it overrode turns invalid again."""
     assessment = _lock(assessment_id, expected_version, deleted=True)
-    assessment.deleted_at = None
-    _save(assessment, Action.RESTORE, actor, actor_label)
     if assessment.overrides_id:
         overridden = _lock_pk(assessment.overrides_id)
         if overridden.valid:
             overridden.valid = False
             _save(overridden, Action.INVALIDATE, actor, actor_label)
-    return assessment
+    assessment.deleted_at = None
+    return _save(assessment, Action.RESTORE, actor, actor_label)
 
 
 @transaction.atomic
@@ -205,7 +210,7 @@ def _create(
             f"Span '{span_id}' is not part of trace '{trace.trace_id}'.", code="unknown_span"
         )
     _check_one_per_annotator(assessment, _check_schema(assessment))
-    assessment.save()
+    _store(assessment)
     _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
     return assessment
 
@@ -278,11 +283,40 @@ def _check_one_per_annotator(assessment: Assessment, schema: LabelSchema | None)
             f"You already gave '{schema.title or schema.name}' here; edit that entry instead.",
             code="duplicate",
         )
+    assessment.one_per_annotator = True
+
+
+# What each unique constraint on Assessment means to the writer who lost a race for it, by
+# the constraint's name (PostgreSQL's message) or its column (SQLite's, for a plain index).
+_DUPLICATES = {
+    "assessment_one_live_answer": "You already gave '{name}' here; edit that entry instead.",
+    "assessment_one_live_override": (
+        "This feedback was overridden already; edit or delete that override instead."
+    ),
+}
+_SQLITE_COLUMNS = {"assessment_one_live_override": "annotation_assessment.overrides_id"}
+
+
+def _store(assessment: Assessment) -> None:
+    """Save, turning a lost race for one of the unique constraints into a ValidationError.
+
+    The enclosing atomic block (each service has one) rolls the whole write back.
+    """
+    try:
+        assessment.save()
+    except IntegrityError as exc:
+        text = str(exc)
+        for constraint, message in _DUPLICATES.items():
+            if constraint in text or _SQLITE_COLUMNS.get(constraint, constraint) in text:
+                raise ValidationError(
+                    message.format(name=assessment.name), code="duplicate"
+                ) from None
+        raise
 
 
 def _save(assessment: Assessment, action: str, actor, actor_label: str) -> Assessment:
     assessment.version += 1
-    assessment.save()
+    _store(assessment)
     _record(assessment, action, actor, actor_label)
     return assessment
 

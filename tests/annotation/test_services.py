@@ -318,3 +318,69 @@ class SchemaValidationTests(TestCase):
         self.assert_rejected("duplicate", name="rating", value=4, actor=self.reviewer)
         services.log_feedback(trace=self.trace, name="note", value="a", actor=self.reviewer)
         services.log_feedback(trace=self.trace, name="note", value="b", actor=self.reviewer)
+
+
+class OneLiveAnswerTests(TestCase):
+    """The database holds the one-answer and one-override rules; services explain a refusal."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.reviewer = make_reviewer(username="rosa")
+        cls.trace = make_trace()
+        cls.span = make_span(cls.trace)
+        LabelSchema.objects.create(name="thumbs", value_type="boolean")
+
+    def answer(self, value=True, **kwargs):
+        return services.log_feedback(
+            trace=self.trace, name="thumbs", value=value, actor=self.reviewer, **kwargs
+        )
+
+    def test_restoring_a_second_live_answer_is_refused_by_the_constraint(self):
+        first = self.answer()
+        services.delete_assessment(assessment_id=first.assessment_id)
+        self.answer(False)
+        with self.assertRaises(ValidationError) as caught:
+            services.restore(assessment_id=first.assessment_id)
+        self.assertEqual(caught.exception.code, "duplicate")
+        self.assertIn("You already gave 'thumbs' here", caught.exception.messages[0])
+        self.assertTrue(reload(first).is_deleted)
+        self.assertEqual(reload(first).version, 2)
+
+    def test_trace_and_span_answers_are_separate_targets(self):
+        self.answer()
+        self.answer(span_id=self.span.span_id)
+        self.assertEqual(Assessment.objects.filter(one_per_annotator=True).count(), 2)
+
+    def test_judges_and_schemas_allowing_many_answers_are_not_constrained(self):
+        LabelSchema.objects.create(name="note", value_type="text", one_per_annotator=False)
+        for text in ("a", "b"):
+            services.log_feedback(trace=self.trace, name="note", value=text, actor=self.reviewer)
+            services.log_feedback(
+                trace=self.trace, name="thumbs", value=True, source_type=SourceType.LLM_JUDGE
+            )
+        self.assertEqual(Assessment.objects.filter(one_per_annotator=True).count(), 0)
+
+    def test_a_person_may_override_their_own_answer(self):
+        mine = self.answer()
+        new = services.override_feedback(
+            assessment_id=mine.assessment_id, value=False, actor=self.reviewer
+        )
+        self.assertEqual(
+            (reload(mine).valid, new.valid, new.one_per_annotator), (False, True, True)
+        )
+
+    def test_a_second_override_of_one_entry_is_refused(self):
+        judge = services.log_feedback(
+            trace=self.trace, name="correct", value=False, source_type=SourceType.LLM_JUDGE
+        )
+        first = services.override_feedback(assessment_id=judge.assessment_id, value=True)
+        with self.assertRaises(ValidationError) as caught:
+            services.override_feedback(assessment_id=judge.assessment_id, value=True)
+        self.assertEqual(caught.exception.code, "duplicate")
+        self.assertEqual(reload(judge).version, 2)
+        services.delete_assessment(assessment_id=first.assessment_id)
+        second = services.override_feedback(assessment_id=judge.assessment_id, value=True)
+        with self.assertRaises(ValidationError) as caught:
+            services.restore(assessment_id=first.assessment_id)
+        self.assertEqual(caught.exception.code, "duplicate")
+        self.assertEqual(Assessment.objects.live().get(overrides=judge), second)

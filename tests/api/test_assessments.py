@@ -190,6 +190,19 @@ def test_override_feedback_invalidates_the_old_one(mlflow, trace_id):
     assert inline[new.assessment_id].value == 5.0
 
 
+def test_a_second_override_of_one_feedback_is_refused_with_409(mlflow, trace_id):
+    judged = mlflow.log_feedback(trace_id=trace_id, name="rating", value=4, source=JUDGE)
+    first = mlflow.override_feedback(trace_id=trace_id, assessment_id=judged.assessment_id, value=5)
+
+    with pytest.raises(MlflowException) as refused:
+        mlflow.override_feedback(trace_id=trace_id, assessment_id=judged.assessment_id, value=3)
+
+    assert refused.value.get_http_status_code() == 409
+    assert "overridden already" in refused.value.message
+    live = Assessment.objects.filter(overrides__assessment_id=judged.assessment_id)
+    assert [a.assessment_id for a in live] == [first.assessment_id]
+
+
 def test_delete_assessment_hides_it_and_revalidates_what_it_overrode(mlflow, trace_id):
     judged = mlflow.log_feedback(trace_id=trace_id, name="rating", value=4, source=JUDGE)
     new = mlflow.override_feedback(trace_id=trace_id, assessment_id=judged.assessment_id, value=5)
