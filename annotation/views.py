@@ -139,9 +139,11 @@ def _get_trace_for_user(request, trace_id) -> Trace:
     return get_object_or_404(Trace.objects.select_related("experiment"), trace_id=trace_id)
 
 
-def _get_assessment_for_user(request, assessment_id, deleted=False) -> Assessment:
-    live = Assessment.objects.select_related("trace").filter(deleted_at__isnull=not deleted)
-    return get_object_or_404(live, assessment_id=assessment_id)
+def _get_assessment_for_user(request, assessment_id) -> Assessment:
+    """Deleted ones too: a write on one that was deleted meanwhile explains what happened."""
+    return get_object_or_404(
+        Assessment.objects.select_related("trace"), assessment_id=assessment_id
+    )
 
 
 def _review_url(trace: Trace, span_id: str | None = None) -> str:
@@ -429,7 +431,19 @@ def _submit(request, assessment, form, write, action):
             bound.key, bound.conflict = f"{action}-{assessment.assessment_id}", exc
         except ValidationError as exc:
             form.add_error(None, exc)
+        except Assessment.DoesNotExist:
+            # The service found it deleted (or, for a restore, restored) since the page
+            # was read, perhaps by a write that finished a moment ago. The entry no longer
+            # offers this action, so the message goes to the top of the region.
+            form.add_error(None, _GONE.get(action, _GONE["edit"]))
+            bound.key = ""
     return _respond(request, trace, span, bound=bound)
+
+
+_GONE = {
+    "edit": "This entry was deleted by someone else; restore it to change it.",
+    "restore": "This entry was restored by someone else already.",
+}
 
 
 def _schema_form(request, assessment) -> AssessmentForm:
@@ -496,7 +510,7 @@ def assessment_delete(request, assessment_id):
 @login_required
 @write_required
 def assessment_restore(request, assessment_id):
-    assessment = _get_assessment_for_user(request, assessment_id, deleted=True)
+    assessment = _get_assessment_for_user(request, assessment_id)
 
     def write(data):
         return services.restore(

@@ -285,6 +285,26 @@ class AssessmentDeleteRestoreTests(ReviewWriteTestCase):
         rating.refresh_from_db()
         self.assertIsNone(rating.deleted_at)
 
+    def test_editing_an_entry_deleted_since_the_page_was_read_says_so(self):
+        rating = self.rate(4)
+        services.delete_assessment(assessment_id=rating.assessment_id, actor=self.other)
+        edit = reverse("annotation:assessment-edit", args=[rating.assessment_id])
+        response = self.client.post(edit, {"value": "2", "version": "1"}, headers=HTMX)
+        self.assertContains(response, "This entry was deleted by someone else")
+        page = self.client.post(edit, {"value": "2", "version": "1"})
+        self.assertContains(page, "This entry was deleted by someone else")
+        rating.refresh_from_db()
+        self.assertEqual((rating.value, rating.version), (4, 2))
+
+    def test_restoring_an_entry_restored_meanwhile_says_so(self):
+        rating = self.rate(4)
+        services.delete_assessment(assessment_id=rating.assessment_id)
+        services.restore(assessment_id=rating.assessment_id)
+        restore = reverse("annotation:assessment-restore", args=[rating.assessment_id])
+        response = self.client.post(restore, {"version": "2"}, headers=HTMX)
+        self.assertContains(response, "This entry was restored by someone else already")
+        self.assertEqual(rating.revisions.count(), 3)
+
 
 class AssessmentHistoryTests(ReviewWriteTestCase):
     def test_full_page_and_htmx_partial(self):

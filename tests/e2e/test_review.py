@@ -176,6 +176,24 @@ def test_two_reviewers_editing_the_same_entry_see_the_conflict(browser, live_ser
     assert (rating.value, rating.version) == ("friendly", 3)
 
 
+def test_saving_an_entry_someone_deleted_meanwhile_says_so(page, live_server, login, trace):
+    tone = services.log_feedback(trace=trace, name="tone", value="calm", actor=make_reviewer())
+    login(page, make_reviewer(username="ben"))
+    page.goto(live_server.url + trace.get_absolute_url())
+    entry = page.locator(f"#{tone.assessment_id}")
+    entry.locator("details.edit > summary").click()
+    entry.get_by_label("Value").fill("friendly")
+    services.delete_assessment(assessment_id=tone.assessment_id)
+
+    entry.get_by_role("button", name="Save").click()
+
+    alert = region(page, "trace").get_by_role("alert")
+    expect(alert).to_contain_text("This entry was deleted by someone else")
+    expect(page.locator(f"#{tone.assessment_id}")).to_contain_text("Restore")
+    tone.refresh_from_db()
+    assert (tone.value, tone.version) == ("calm", 2)
+
+
 def test_a_span_with_an_xss_payload_runs_no_script(page, live_server, login):
     payload = (
         '<script>window.pwned=1;alert(1)</script><img src=x onerror="window.pwned=2;alert(2)">'
