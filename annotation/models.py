@@ -9,6 +9,8 @@ from django.db.models.functions import Coalesce
 
 from traces.models import Trace, now_ms
 
+from .json_numbers import ExactNumberDecoder, ExactNumberEncoder
+
 
 def new_assessment_id() -> str:
     return f"a-{uuid.uuid4().hex}"
@@ -38,7 +40,9 @@ class Assessment(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=255)
     # Any JSON value; None means "no value" (an error-only feedback).
-    value = models.JSONField(null=True, blank=True)
+    value = models.JSONField(
+        null=True, blank=True, encoder=ExactNumberEncoder, decoder=ExactNumberDecoder
+    )
     rationale = models.TextField(blank=True, default="")
     source_type = models.CharField(max_length=16, choices=SourceType.choices)
     source_id = models.CharField(max_length=255, blank=True, default="")
@@ -153,7 +157,7 @@ class AssessmentRevision(models.Model):
     assessment = models.ForeignKey(Assessment, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=16, choices=Action.choices)
-    snapshot = models.JSONField()
+    snapshot = models.JSONField(encoder=ExactNumberEncoder, decoder=ExactNumberDecoder)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

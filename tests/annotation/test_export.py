@@ -2,6 +2,7 @@ import csv
 import datetime
 import io
 import json
+import math
 
 from django.db import connection
 from django.test import TestCase
@@ -166,6 +167,49 @@ class RoundTripTests(TestCase):
         [row] = [r for r in parse_csv(run(self.traces)) if r["value_type"] == "null"]
         self.assertEqual(row["value"], "")
         self.assertEqual(row["error_code"], "E")
+
+
+class ExactNumberTests(TestCase):
+    """Floats come back as the same floats on both databases (jsonb keeps no float form)."""
+
+    NUMBERS = [1e20, 1.7976931348623157e308, -0.0, -1e300, 1e-7, 5e-324, 0.0, 2.5]
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.trace = make_trace()
+        for number, value in enumerate(cls.NUMBERS):
+            services.log_feedback(trace=cls.trace, name=f"n{number}", value=value)
+        cls.traces = Trace.objects.filter(pk=cls.trace.pk)
+
+    def assert_same_float(self, got, written):
+        self.assertIs(type(got), float, got)
+        self.assertEqual(got, written)
+        self.assertEqual(math.copysign(1, got), math.copysign(1, written))
+
+    def test_csv_keeps_each_float_and_says_it_is_a_number(self):
+        rows = {row["name"]: row for row in parse_csv(run(self.traces))}
+        for number, written in enumerate(self.NUMBERS):
+            row = rows[f"n{number}"]
+            with self.subTest(written=written):
+                self.assertEqual(row["value_type"], "number")
+                self.assertEqual(row["value"], repr(written))
+                self.assert_same_float(parse_value(row["value"], row["value_type"]), written)
+
+    def test_jsonl_and_revision_history_keep_each_float(self):
+        rows = {row["name"]: row for row in parse_jsonl(run(self.traces, format="jsonl"))}
+        history = parse_jsonl(run(self.traces, format="jsonl", shape="revisions"))
+        by_name = {row["name"]: row for row in history}
+        for number, written in enumerate(self.NUMBERS):
+            with self.subTest(written=written):
+                self.assert_same_float(rows[f"n{number}"]["value"], written)
+                self.assertEqual(rows[f"n{number}"]["value_type"], "number")
+                self.assert_same_float(by_name[f"n{number}"]["value"], written)
+
+    def test_stored_values_read_back_as_written(self):
+        stored = dict(Assessment.objects.values_list("name", "value"))
+        for number, written in enumerate(self.NUMBERS):
+            with self.subTest(written=written):
+                self.assert_same_float(stored[f"n{number}"], written)
 
 
 class FormulaInjectionTests(TestCase):
