@@ -17,12 +17,17 @@ None as an empty cell, and strings as they are. ``value_type`` (boolean, integer
 string, array, object, null) tells a reader how to parse the ``value`` cell back.
 
 Formula injection. A spreadsheet runs a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
-carriage return as a formula, so such cells get a leading ``'`` (OWASP's advice) unless raw
-output is asked for. The rule applies to text only: cells the exporter renders itself from a
-number, boolean or as JSON are never touched. A number cell such as ``-3`` is a number in
-every spreadsheet, not a formula, and prefixing it would turn a legitimate negative rating
-into text; JSON text starts with ``{``, ``[`` or ``"`` or is itself a number. A string value
-``"-3"`` is text that someone typed, so it is neutralised; ``value_type`` says it is a string.
+carriage return as a formula, and some also after leading spaces, line breaks or invisible
+characters (no-break and zero-width spaces, a byte order mark), and for the full-width and
+small forms of those signs (``＝``, ``﹦``, ``＋``, ``－``, ``＠``...). Such text cells get a
+leading ``'`` (OWASP's advice) unless raw output is asked for. The rule applies to text only:
+cells the exporter renders itself from a number, boolean or as JSON are never touched. A
+number cell such as ``-3`` is a number in every spreadsheet, not a formula, and prefixing it
+would turn a legitimate negative rating into text; JSON text starts with ``{``, ``[`` or
+``"`` or is itself a number. A string value ``"-3"`` is text that someone typed, so it is
+neutralised; ``value_type`` says it is a string. Every cell but a number is quoted, so a
+reader that splits on ``;`` (spreadsheets in many locales) cannot start a cell inside one;
+header cells that are plain names (``trace_id``) are left bare.
 
 Memory and time. Rows are read with ``.iterator(chunk_size=...)`` (a server-side cursor on
 PostgreSQL, inside a transaction so that it streams) as plain values, never as a list, in an
@@ -45,7 +50,9 @@ import contextlib
 import csv
 import datetime
 import json
+import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -66,6 +73,9 @@ CHUNK_ROWS = 2000
 WIDE_BATCH = 500
 FLUSH_CHARS = 64 * 1024
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+# After NFKC normalisation (which maps the full-width and small forms to these), or as is.
+FORMULA_SIGNS = frozenset("=+-@\u2212")
+_BARE_HEADER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 SHAPES = ("long", "wide", "revisions")
 
@@ -162,9 +172,23 @@ def parse_value(cell: str, kind: str):
     return json.loads(cell)
 
 
+def starts_formula(text: str) -> bool:
+    """Whether a spreadsheet may read the text as a formula (see the module docstring)."""
+    first = text[:1]
+    if first in FORMULA_TRIGGERS:
+        return True
+    if first.isascii() and first.isprintable() and first != " ":
+        return False
+    for char in text:
+        if char.isspace() or unicodedata.category(char) in ("Cf", "Cc"):
+            continue
+        return char in FORMULA_SIGNS or unicodedata.normalize("NFKC", char) in FORMULA_SIGNS
+    return False
+
+
 def csv_cell(value, *, raw: bool, as_json: bool = False) -> str:
     if type(value) is str and not as_json:
-        if raw or value[:1] not in FORMULA_TRIGGERS:
+        if raw or not starts_formula(value):
             return value
         return "'" + value
     if value is None:
@@ -194,19 +218,31 @@ class _Buffer:
         return text
 
 
+def _header_cell(column: str, raw: bool) -> str:
+    text = csv_cell(column, raw=raw)
+    return text if _BARE_HEADER.fullmatch(text) else '"' + text.replace('"', '""') + '"'
+
+
+def _row_cell(value, raw: bool, as_json: bool):
+    # Numbers go to the writer as numbers, which it leaves unquoted (str() is their JSON form).
+    if (type(value) is int or type(value) is float) and not as_json:
+        return value
+    return csv_cell(value, raw=raw, as_json=as_json)
+
+
 def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bool):
     """Yield CSV text in chunks; columns listed in JSON_COLUMNS are always JSON text."""
     buffer = _Buffer()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
     if bom:
         buffer.write("\ufeff")
-    writer.writerow([csv_cell(column, raw=raw) for column in columns])
+    buffer.write(",".join(_header_cell(column, raw) for column in columns) + "\r\n")
     yield buffer.take()
     as_json = [column in JSON_COLUMNS for column in columns]
     for record in records:
         writer.writerow(
             [
-                csv_cell(record[column], raw=raw, as_json=is_json)
+                _row_cell(record[column], raw, is_json)
                 for column, is_json in zip(columns, as_json, strict=True)
             ]
         )

@@ -17,6 +17,7 @@ from annotation.export import (
     export_filename,
     iso_ms,
     parse_value,
+    starts_formula,
     wide_value,
 )
 from annotation.models import Assessment, SourceType
@@ -55,6 +56,20 @@ def run(traces, **options) -> str:
 
 def parse_csv(text: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def split_outside_quotes(line: str, separator: str) -> list[str]:
+    """How a spreadsheet set to another separator cuts a line: never inside quotes."""
+    cells, current, quoted = [], [], False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            cells.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return [*cells, "".join(current)]
 
 
 def parse_jsonl(text: str) -> list[dict]:
@@ -256,6 +271,31 @@ class FormulaInjectionTests(TestCase):
         self.assertEqual(
             sorted(r["value"] for r in rows if r["name"].startswith("t")), sorted(self.DANGEROUS)
         )
+
+    def test_triggers_after_spaces_or_invisible_characters_and_wide_signs_are_neutralised(self):
+        hidden = [" =1+1", "\u00a0=1+1", "\u200b=1+1", "\ufeff=1+1", "\n=1+1", " \u3000-2+3"]
+        wide = ["\uff1d1+1", "\ufe661+1", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\u22121+1"]
+        for text in hidden + wide:
+            with self.subTest(text=text):
+                self.assertTrue(starts_formula(text))
+                self.assertEqual(csv_cell(text, raw=False), "'" + text)
+        for text in ["  leading spaces", "\u00a0plain", "", " ", "x=1", "naïve", "日本"]:
+            with self.subTest(text=text):
+                self.assertFalse(starts_formula(text))
+
+    def test_every_text_cell_is_quoted_so_semicolon_readers_see_one_cell(self):
+        trace = make_trace(user="x;=1+1")
+        services.log_feedback(trace=trace, name="x;=2+2", value="y;=3+3", rationale="plain")
+        services.log_feedback(trace=trace, name="count", value=-4)
+        text = run(Trace.objects.filter(pk=trace.pk), shape="long")
+        for line in text.split("\r\n")[1:-1]:
+            for cell in split_outside_quotes(line, ";")[1:]:
+                self.assertFalse(starts_formula(cell), line)
+        self.assertIn('"x;=1+1"', text)
+        self.assertIn('"plain"', text)
+        self.assertIn(",-4,", text)
+        wide = run(Trace.objects.filter(pk=trace.pk), shape="wide").split("\r\n", 1)[0]
+        self.assertIn('"x;=2+2"', wide)
 
     def test_header_cells_are_neutralised_too(self):
         header = run(self.traces, shape="wide").split("\r\n", 1)[0]
