@@ -6,11 +6,12 @@ both are set). The Basic password may be the account's password or one of its AP
 ``/version`` and ``/health`` stay open: they reveal nothing and the client probes ``/version``
 before it decides how to send spans.
 
-Rejected credentials are counted per client address in the database, so the limit holds
-across web worker processes. At the limit, passwords from that address are refused without
-being checked until the window passes, and wrong tokens are refused without being counted.
-A valid token still works: 256 random bits cannot be guessed, and skipping the count keeps a
-query off every token-authenticated request. Requests without credentials are not counted.
+Rejected credentials are counted per username and client address (``accounts.lockout``,
+shared with the login form). At the limit, passwords for that username from that address
+are refused without being checked until the window passes, and wrong tokens from that
+address are refused without being counted. A valid token still works: 256 random bits
+cannot be guessed, and skipping the count keeps a query off every token-authenticated
+request. Requests without credentials are not counted.
 
 Password checks cost a deliberately slow hash (about a third of a second). A successful
 Basic login is remembered in-process for a few minutes under an HMAC of the credentials,
@@ -24,14 +25,12 @@ import hashlib
 import hmac
 import threading
 import time
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.http import JsonResponse
-from django.utils import timezone
 
-from .models import AuthFailure
+from .lockout import client_address, is_locked_out, record_failure
 from .tokens import TOKEN_PREFIX, user_for_token
 
 API_PREFIXES = ("/api/", "/v1/traces")
@@ -49,45 +48,35 @@ class ApiAuthMiddleware:
         header = request.headers.get("Authorization", "")
         if not header:
             return _unauthenticated("Credentials are required: set MLFLOW_TRACKING_TOKEN.")
-        address = request.META.get("REMOTE_ADDR", "")[:64]
+        address = client_address(request)
         credentials = parse_authorization(header)
         # Tokens hold 256 random bits and cannot be guessed, so a valid one skips the lockout
-        # query; passwords can be, so they are not even checked from a locked-out address.
+        # query; passwords can be, so they are not even checked when locked out.
         is_password = credentials is not None and not credentials[1].startswith(TOKEN_PREFIX)
-        if is_password and _is_locked_out(address):
+        username = credentials[0] if is_password else None
+        if is_password and is_locked_out(username, address):
             return _locked_out()
         user = authenticate_credentials(*credentials) if credentials else None
         if user is None:
-            if not is_password and _is_locked_out(address):
+            if not is_password and is_locked_out(None, address):
                 return _locked_out()
-            _record_failure(address)
+            record_failure(username, address)
             return _unauthenticated("The credentials are invalid, expired or revoked.")
         request.user = user
         return self.get_response(request)
 
 
 def _locked_out() -> JsonResponse:
-    return _unauthenticated("Too many failed sign-in attempts from this address; try again later.")
+    return _unauthenticated(
+        "Too many failed sign-in attempts with these credentials from this address; "
+        "try again later."
+    )
 
 
 def _unauthenticated(message: str) -> JsonResponse:
     response = JsonResponse({"error_code": "UNAUTHENTICATED", "message": message}, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="tracemark", Basic realm="tracemark"'
     return response
-
-
-def _window_start():
-    return timezone.now() - timedelta(seconds=settings.TRACEMARK_AUTH_FAILURE_WINDOW)
-
-
-def _is_locked_out(address: str) -> bool:
-    recent = AuthFailure.objects.filter(address=address, failed_at__gte=_window_start())
-    return recent.count() >= settings.TRACEMARK_AUTH_MAX_FAILURES
-
-
-def _record_failure(address: str) -> None:
-    AuthFailure.objects.filter(failed_at__lt=_window_start()).delete()
-    AuthFailure.objects.create(address=address, failed_at=timezone.now())
 
 
 def parse_authorization(header: str) -> tuple[str | None, str] | None:

@@ -1,10 +1,12 @@
 """Forms of the annotators page: create or invite a person, set their role, (de)activate,
-name a new API token. Each ``save`` is the only write its view makes."""
+name a new API token. Each ``save`` is the only write its view makes. And the sign-in form."""
 
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.forms import UsernameField
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
+from django.core.exceptions import ValidationError
 
+from .lockout import client_address, is_locked_out, record_failure
 from .roles import Role, role_of, set_role
 from .tokens import forget_user
 
@@ -100,3 +102,28 @@ class TokenForm(forms.Form):
     name = forms.CharField(
         max_length=100, initial="default", help_text="Where it will be used, e.g. ci-judge."
     )
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, limited per username and address like API Basic (lockout)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "locked_out": (
+            "Too many failed sign-in attempts for this account from your address. "
+            "Try again in a few minutes."
+        ),
+    }
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if not username or not self.cleaned_data.get("password"):
+            return super().clean()
+        address = client_address(self.request)
+        if is_locked_out(username, address):
+            raise ValidationError(self.error_messages["locked_out"], code="locked_out")
+        try:
+            return super().clean()
+        except ValidationError:
+            record_failure(username, address)
+            raise

@@ -39,18 +39,25 @@ class ApiToken(models.Model):
 
 
 class AuthFailure(models.Model):
-    """One rejected API credential, kept briefly to rate-limit guessing per client address.
+    """One rejected sign-in (login form or API), kept briefly to limit guessing; see lockout.
 
     A table rather than Django's cache: every web worker process must see the same count.
     """
 
-    # REMOTE_ADDR as the server saw it; it may be empty behind a Unix socket.
+    # The username tried; empty for a token or a header without one.
+    username = models.CharField(max_length=150, blank=True, default="")
+    # The client address (accounts.lockout.client_address); it may be empty behind a Unix
+    # socket.
     address = models.CharField(max_length=64, blank=True)
     failed_at = models.DateTimeField()
 
     class Meta:
         db_table = "annotation_authfailure"
-        indexes = [models.Index(fields=["address", "failed_at"], name="auth_failure_address_idx")]
+        indexes = [
+            models.Index(fields=["username", "address", "failed_at"], name="auth_failure_key_idx"),
+            # Expired rows are deleted by age.
+            models.Index(fields=["failed_at"], name="auth_failure_time_idx"),
+        ]
 
     def __str__(self):
-        return f"{self.address} at {self.failed_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.username}@{self.address} at {self.failed_at:%Y-%m-%d %H:%M:%S}"

@@ -170,12 +170,16 @@ TRACEMARK_ANNOTATOR_ACTIVITY = "annotation.people"
 # Request size limits; the API answers 413 in MLflow's error format above these.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
 TRACEMARK_MAX_SPAN_UPLOAD_BYTES = env_int("MAX_SPAN_UPLOAD_BYTES", 50 * 1024 * 1024)
-# Rejected API credentials allowed per client address within the window (seconds).
+# Failed sign-ins (login form and API) allowed per username and client address within the
+# window (seconds); see accounts.lockout.
 TRACEMARK_AUTH_MAX_FAILURES = env_int("AUTH_MAX_FAILURES", 20)
 TRACEMARK_AUTH_FAILURE_WINDOW = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
 # How long a worker remembers an API token's user: the most a revoked token, deactivated
 # account or changed role keeps working in other worker processes.
 TRACEMARK_TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 2)
+# Reverse proxies in front of Tracemark that append to X-Forwarded-For (1 behind the nginx
+# config in deploy/); 0 reads the client address from the connection alone.
+TRACEMARK_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # Security headers. HTTPS-only settings switch on when DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

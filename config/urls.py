@@ -1,10 +1,14 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
+
+from accounts.forms import SignInForm
 
 urlpatterns = [
     # /admin/
     path("admin/", admin.site.urls),
-    # /accounts/login/, /accounts/logout/
+    # /accounts/login/ (limited per username and address), /accounts/logout/
+    path("accounts/login/", LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     # MLflow REST protocol: /api/..., /v1/traces, /version, /health
     path("", include("annotation.api_urls")),
