@@ -140,9 +140,21 @@ class TextForm(AssessmentForm):
     value = forms.CharField(max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class JSONValueField(forms.JSONField):
+    """A JSON box that starts empty when there is no value yet (Django's shows "null", which
+    then fails as "required") and shows a stored value as indented JSON."""
+
+    def prepare_value(self, value):
+        if value is None:
+            return ""
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
 class StructuredForm(AssessmentForm):
     value_type = ValueType.STRUCTURED
-    value = forms.JSONField(
+    value = JSONValueField(
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         help_text='JSON, e.g. {"answer": "..."}',
     )
@@ -181,11 +193,9 @@ def form_for(schema: LabelSchema | None, value=None, **kwargs) -> AssessmentForm
 
 
 def initial_value(value):
-    """A stored value as the form field's initial data."""
+    """A stored value as the form field's initial data (JSON is written out by its field)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, indent=2, ensure_ascii=False)
     return value
 
 

@@ -170,14 +170,14 @@ def _current_of(user, schema: LabelSchema, assessments) -> Assessment | None:
     return None
 
 
-def _fresh_form(schema, assessment, key) -> AssessmentForm:
+def _fresh_form(schema, assessment, key, *, prefill=True) -> AssessmentForm:
+    """A form shaped by the schema, or by the assessment's value without one; ``prefill``
+    starts it from the assessment's value and rationale (an edit, not an override)."""
     initial = {"key": key}
     if assessment is not None:
-        initial.update(
-            value=initial_value(assessment.value),
-            rationale=assessment.rationale,
-            version=assessment.version,
-        )
+        initial["version"] = assessment.version
+    if assessment is not None and prefill:
+        initial.update(value=initial_value(assessment.value), rationale=assessment.rationale)
     return form_for(
         schema, assessment.value if assessment else None, initial=initial, auto_id=f"{key}-%s"
     )
@@ -197,8 +197,9 @@ def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry
     if entry.editable:
         entry.edit_form = _fresh_form(schema, assessment, f"edit-{entry.key}")
     if entry.overridable:
-        entry.override_form = _fresh_form(schema, None, f"override-{entry.key}")
-        entry.override_form.initial["version"] = assessment.version
+        entry.override_form = _fresh_form(
+            schema, assessment, f"override-{entry.key}", prefill=False
+        )
     if bound is not None and bound.key.endswith(entry.key):
         _apply_bound(entry, bound)
         bound.shown = True

@@ -250,6 +250,42 @@ class AssessmentOverrideTests(ReviewWriteTestCase):
         self.assertContains(response, f'href="#{human.assessment_id}"')
         self.assertContains(response, "judge-v2")
 
+    def override_form(self, judged):
+        page = self.client.get(reverse("annotation:trace-review", args=[self.trace.trace_id]))
+        [entry] = [
+            e
+            for _name, entries in page.context["trace_region"].groups
+            for e in entries
+            if e.assessment == judged
+        ]
+        return entry.override_form
+
+    def test_the_override_form_of_a_yes_no_judge_entry_is_thumbs_from_the_start(self):
+        for name in ("helpful", "faithful"):  # with a schema, and without one
+            with self.subTest(name=name):
+                judged = services.log_feedback(
+                    trace=self.trace,
+                    name=name,
+                    value=True,
+                    source_type=SourceType.LLM_JUDGE,
+                    source_id="judge-v2",
+                )
+                form = self.override_form(judged)
+                self.assertEqual(form.value_type, "boolean")
+                html = str(form["value"])
+                self.assertIn('type="radio"', html)
+                self.assertIn("Thumbs down", html)
+                self.assertNotIn("<textarea", html)
+                # It starts empty: an override is the reviewer's own answer.
+                self.assertIsNone(form["value"].value())
+                self.assertEqual(form["version"].value(), 1)
+
+    def test_the_override_form_of_a_numeric_judge_entry_is_a_number(self):
+        judged = services.log_feedback(
+            trace=self.trace, name="score", value=0.4, source_type=SourceType.LLM_JUDGE
+        )
+        self.assertIn('type="number"', str(self.override_form(judged)["value"]))
+
     def test_human_feedback_cannot_be_overridden(self):
         mine = services.log_feedback(trace=self.trace, name="helpful", value=True, actor=self.other)
         url = reverse("annotation:assessment-override", args=[mine.assessment_id])
@@ -378,3 +414,26 @@ class WritePermissionTests(ReviewWriteTestCase):
 
     def test_writes_need_post(self):
         self.assertEqual(self.client.get(self.create_url).status_code, 405)
+
+
+class JsonWidgetTests(ReviewWriteTestCase):
+    def setUp(self):
+        super().setUp()
+        LabelSchema.objects.create(name="details", value_type=LabelSchema.ValueType.STRUCTURED)
+
+    def details_form(self):
+        page = self.client.get(reverse("annotation:trace-review", args=[self.trace.trace_id]))
+        [widget] = [w for w in page.context["trace_region"].widgets if w.schema.name == "details"]
+        return widget.form
+
+    def test_an_empty_json_widget_starts_empty(self):
+        self.assertEqual(self.details_form()["value"].value(), "")
+        response = self.client.post(self.create_url, {"schema": "details", "value": ""})
+        self.assertContains(response, "This field is required.")
+        self.assertFalse(Assessment.objects.exists())
+
+    def test_a_stored_json_value_is_edited_as_its_json(self):
+        services.log_feedback(
+            trace=self.trace, name="details", value={"answer": "yes"}, actor=self.reviewer
+        )
+        self.assertEqual(self.details_form()["value"].value(), '{\n  "answer": "yes"\n}')
