@@ -56,7 +56,7 @@ class AssessmentRevisionAdmin(ReadOnlyAdmin):
 
 @admin.register(LabelSchema)
 class LabelSchemaAdmin(admin.ModelAdmin):
-    list_display = ["name", "title", "kind", "value_type", "applies_to", "required"]
+    list_display = ["name", "title", "kind", "value_type", "applies_to"]
     list_filter = ["value_type", "applies_to"]
     search_fields = ["name", "title"]
 

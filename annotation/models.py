@@ -212,7 +212,6 @@ class LabelSchema(models.Model):
     span_types = models.JSONField(
         default=list, blank=True, help_text="Span types it applies to; empty means all."
     )
-    required = models.BooleanField(default=False)
     one_per_annotator = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -245,6 +244,12 @@ class Queue(models.Model):
         blank=True, default="", help_text="Trace-list query string the items came from."
     )
     schemas = models.ManyToManyField(LabelSchema, related_name="queues")
+    required_schemas = models.ManyToManyField(
+        LabelSchema,
+        blank=True,
+        related_name="required_in_queues",
+        help_text="The schemas every annotator must answer before an item is done for them.",
+    )
     annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="queues")
     overlap = models.PositiveSmallIntegerField(
         default=1, help_text="How many annotators label each item."

@@ -68,6 +68,14 @@ class QueueForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Schemas that apply to whole traces.",
     )
+    optional_schemas = forms.ModelMultipleChoiceField(
+        queryset=LabelSchema.objects.exclude(applies_to=LabelSchema.AppliesTo.SPAN),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Optional schemas",
+        help_text="An item is done for an annotator once they have answered every chosen "
+        "schema, except those ticked here.",
+    )
     annotators = PersonChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple)
     overlap = forms.IntegerField(
         min_value=1, initial=1, help_text="How many annotators label each item."
@@ -127,6 +135,12 @@ class QueueForm(forms.Form):
             cleaned["traces"] = self._traces_from_filter(cleaned["filter_query"], cleaned["limit"])
         if cleaned.get("traces") == []:
             self.add_error(None, "No trace matches; the queue would be empty.")
+        schemas, optional = cleaned.get("schemas"), cleaned.get("optional_schemas")
+        if schemas is not None and optional is not None:
+            optional = set(optional)
+            if optional - set(schemas):
+                self.add_error("optional_schemas", "Tick only schemas chosen for the queue.")
+            cleaned["required_schemas"] = [s for s in schemas if s not in optional]
         annotators, overlap = cleaned.get("annotators"), cleaned.get("overlap")
         if annotators is not None and overlap and overlap > len(annotators):
             self.add_error("overlap", "Overlap cannot exceed the number of annotators chosen.")
@@ -158,11 +172,15 @@ class QueueForm(forms.Form):
 
 
 class LabelForms:
-    """The review page's per-schema forms, one per queue schema, posted together.
+    """The queue item's per-schema forms, one per schema of the item, posted together.
 
-    A schema that is not required may be left empty; that form is then not validated and
-    means "no answer".
+    Only a form with something typed in it (a value or a rationale) is bound and validated;
+    the others mean "no answer" and show what was there. Whether the answers given are
+    enough is ``queues.submit``'s rule.
     """
+
+    # The fields whose text makes a form an answer (bound and validated).
+    answer_fields = ("value", "rationale")
 
     def __init__(self, schemas, data=None, answers=None):
         answers = answers or {}
@@ -174,7 +192,11 @@ class LabelForms:
                 if current
                 else {}
             )
-            form = form_for(schema, data=data, prefix=f"s{schema.pk}", initial=initial)
+            prefix = f"s{schema.pk}"
+            typed = data is not None and any(
+                data.get(f"{prefix}-{field}", "").strip() for field in self.answer_fields
+            )
+            form = form_for(schema, data=data if typed else None, prefix=prefix, initial=initial)
             if schema.value_type == LabelSchema.ValueType.CATEGORICAL:
                 form.fields["value"].widget = forms.RadioSelect(
                     choices=form.fields["value"].choices
@@ -184,15 +206,12 @@ class LabelForms:
     def __iter__(self):
         return iter(self.forms)
 
-    def _answered(self, form) -> bool:
-        return form.schema.required or bool(form.data.get(form.add_prefix("value"), "").strip())
-
     def is_valid(self) -> bool:
-        return all([form.is_valid() for form in self.forms if self._answered(form)])
+        return all([form.is_valid() for form in self.forms if form.is_bound])
 
     def values(self) -> dict:
         return {
-            form.schema.name: form.cleaned_data["value"] if self._answered(form) else None
+            form.schema.name: form.cleaned_data["value"] if form.is_bound else None
             for form in self.forms
         }
 
@@ -200,7 +219,7 @@ class LabelForms:
         return {
             form.schema.name: form.cleaned_data.get("rationale", "")
             for form in self.forms
-            if self._answered(form)
+            if form.is_bound
         }
 
 
@@ -208,12 +227,12 @@ class ControlAnswerForms(LabelForms):
     """The known answers of a control item, one optional form per queue schema, starting
     from ``known`` (schema name → value)."""
 
+    # Known answers carry no rationale.
+    answer_fields = ("value",)
+
     def __init__(self, schemas, data=None, known=None):
         answers = {name: KnownAnswer(value) for name, value in (known or {}).items()}
         super().__init__(schemas, data=data, answers=answers)
-
-    def _answered(self, form) -> bool:
-        return bool(form.data.get(form.add_prefix("value"), "").strip())
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ def queue_create(request):
                 description=data["description"],
                 traces=data["traces"],
                 schemas=data["schemas"],
+                required_schemas=data["required_schemas"],
                 annotators=data["annotators"],
                 overlap=data["overlap"],
                 blind=data["blind"],
@@ -172,7 +173,7 @@ def queue_next(request, queue_id):
 def queue_item(request, queue_id, position):
     assignment = _get_assignment_for_user(request, queue_id, position)
     item, queue = assignment.item, assignment.item.queue
-    schemas = list(queue.schemas.all())
+    schemas = queues.item_schemas(item)
     answers = {a.name: a for a in queues.own_answers(item=item, user=request.user)}
     forms = LabelForms(schemas, data=request.POST or None, answers=answers)
     errors = []

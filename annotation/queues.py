@@ -13,6 +13,9 @@ Invariants it owns:
   SQLite takes the database write lock at the start of the transaction, which serialises
   the whole function there.
 - Someone who has an item in progress gets that item back (resume where they left off).
+- An item is done for a person only once they have answered every schema the queue marks
+  required (``required_schemas``) that applies to the item; a submission without any
+  answer is refused and changes nothing.
 - Every label goes through annotation.services; an Admin's adjudication is an expectation
   (for expectation schemas) or a feedback overriding one of the annotators' answers, and
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
@@ -73,6 +76,7 @@ def create_queue(
     traces,
     schemas,
     annotators,
+    required_schemas=None,
     overlap: int = 1,
     blind: bool = True,
     control_rate: int = 0,
@@ -81,8 +85,13 @@ def create_queue(
     filter_query: str = "",
     created_by=None,
 ) -> Queue:
-    """Create a queue whose items are ``traces`` in the order given."""
+    """Create a queue whose items are ``traces`` in the order given.
+
+    ``required_schemas`` (a subset of ``schemas``, all of them when None) must be answered
+    before an item counts as done for an annotator.
+    """
     traces, schemas, annotators = list(traces), list(schemas), list(annotators)
+    required = schemas if required_schemas is None else list(required_schemas)
     if not traces:
         raise ValidationError("A queue needs at least one trace.", code="no_traces")
     if not schemas:
@@ -90,6 +99,10 @@ def create_queue(
     if any(s.applies_to == LabelSchema.AppliesTo.SPAN for s in schemas):
         raise ValidationError(
             "Queue items are whole traces; span-only schemas cannot be used.", code="span_schema"
+        )
+    if {s.pk for s in required} - {s.pk for s in schemas}:
+        raise ValidationError(
+            "Required schemas must be among the queue's schemas.", code="required_not_chosen"
         )
     if not annotators:
         raise ValidationError("A queue needs at least one annotator.", code="no_annotators")
@@ -113,6 +126,7 @@ def create_queue(
         created_by=created_by,
     )
     queue.schemas.set(schemas)
+    queue.required_schemas.set(required)
     queue.annotators.set(annotators)
     seen = set()
     unique_traces = [t for t in traces if not (t.pk in seen or seen.add(t.pk))]
@@ -120,6 +134,22 @@ def create_queue(
         QueueItem(queue=queue, trace=trace, position=n) for n, trace in enumerate(unique_traces, 1)
     )
     return queue
+
+
+def item_schemas(item: QueueItem) -> list[LabelSchema]:
+    """The queue's schemas, each with ``required`` set."""
+    schemas = (
+        LabelSchema.objects.filter(queues=item.queue_id)
+        .annotate(
+            required=Exists(
+                Queue.required_schemas.through.objects.filter(
+                    queue_id=item.queue_id, labelschema_id=OuterRef("pk")
+                )
+            )
+        )
+        .order_by("name")
+    )
+    return list(schemas)
 
 
 def _active_count(item_ref) -> Subquery:
@@ -234,7 +264,8 @@ def submit(
     name) and mark their turn done.
 
     An answer the annotator gave before (a reopened item, or the same trace labeled on the
-    review page) is updated rather than duplicated. A ``None`` value means "no answer".
+    review page) is updated rather than duplicated, and counts towards the required ones.
+    A ``None`` value means "no answer". Nothing is saved unless the turn can be done.
     """
     assignment = _lock_assignment(assignment)
     if assignment.annotator_id != actor.pk:
@@ -242,19 +273,26 @@ def submit(
     if assignment.status == Status.SKIPPED:
         raise ValidationError("You skipped this item.", code="skipped")
     item = assignment.item
-    schemas = {s.name: s for s in item.queue.schemas.all()}
+    schemas = {s.name: s for s in item_schemas(item)}
+    unknown = [name for name in values if name not in schemas]
+    if unknown:
+        raise ValidationError(f"'{unknown[0]}' is not labeled on this item.", code="unknown_schema")
+    given = {name: value for name, value in values.items() if value is not None}
+    if not given:
+        raise ValidationError(
+            "Nothing was answered, so nothing was saved. Answer the questions, then submit.",
+            code="empty",
+        )
+    existing = {a.name: a for a in own_answers(item=item, user=actor)}
     missing = [
-        s.title or s.name for s in schemas.values() if s.required and values.get(s.name) is None
+        str(s) for s in schemas.values() if s.required and s.name not in given.keys() | existing
     ]
     if missing:
-        raise ValidationError(f"Please answer: {', '.join(missing)}.", code="required")
-    existing = {a.name: a for a in own_answers(item=item, user=actor)}
+        raise ValidationError(
+            f"Nothing was saved: please answer {', '.join(missing)}.", code="required"
+        )
     saved = []
-    for name, value in values.items():
-        if name not in schemas:
-            raise ValidationError(f"'{name}' is not labeled in this queue.", code="unknown_schema")
-        if value is None:
-            continue
+    for name, value in given.items():
         rationale = (rationales or {}).get(name, "")
         saved.append(
             _record_answer(item, schemas[name], existing.get(name), value, rationale, actor)

@@ -57,7 +57,6 @@ class LabelSchemaForm(forms.ModelForm):
             "options",
             "applies_to",
             "span_types",
-            "required",
             "one_per_annotator",
         ]
         widgets = {"instructions": forms.Textarea(attrs={"rows": 3})}

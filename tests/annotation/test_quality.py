@@ -19,7 +19,7 @@ Status = QueueAssignment.Status
 
 
 def make_schema(name="correct", **kwargs):
-    defaults = {"value_type": "boolean", "applies_to": "trace", "required": True}
+    defaults = {"value_type": "boolean", "applies_to": "trace"}
     return LabelSchema.objects.create(name=name, **{**defaults, **kwargs})
 
 
@@ -37,9 +37,7 @@ class QualityTestData:
         cls.ann = make_reviewer(username="ann")
         cls.bob = make_reviewer(username="bob")
         cls.correct = make_schema()
-        cls.rating = make_schema(
-            "rating", value_type="numeric", min_value=1, max_value=5, step=1, required=False
-        )
+        cls.rating = make_schema("rating", value_type="numeric", min_value=1, max_value=5, step=1)
         cls.traces = [make_trace(user=f"u{n}") for n in range(4)]
 
     def make_queue(self, *, rate=50, overlap=1, controls=(3, 4), name="QA", threshold=0.7):
@@ -47,6 +45,7 @@ class QualityTestData:
             name=name,
             traces=self.traces,
             schemas=[self.correct, self.rating],
+            required_schemas=[self.correct],
             annotators=[self.ann, self.bob],
             overlap=overlap,
             control_rate=rate,
@@ -232,7 +231,11 @@ class QualityViewTests(QualityTestData, TestCase):
             response_preview=self.traces[0].response_preview,
         )
         plain = queues.create_queue(
-            name="Plain", traces=[twin], schemas=[self.correct, self.rating], annotators=[self.ann]
+            name="Plain",
+            traces=[twin],
+            schemas=[self.correct, self.rating],
+            required_schemas=[self.correct],
+            annotators=[self.ann],
         )
         pages = []
         self.client.force_login(self.ann)

@@ -12,7 +12,7 @@ Status = QueueAssignment.Status
 
 
 def make_schema(name="correct", **kwargs):
-    defaults = {"value_type": "boolean", "applies_to": "trace", "required": True}
+    defaults = {"value_type": "boolean", "applies_to": "trace"}
     return LabelSchema.objects.create(name=name, **{**defaults, **kwargs})
 
 
@@ -26,11 +26,12 @@ class QueueViewTestData:
         cls.viewer = make_viewer(username="vic")
         cls.traces = [make_trace(user=f"u{n}") for n in range(3)]
         cls.correct = make_schema()
-        cls.note = make_schema("note", value_type="text", required=False)
+        cls.note = make_schema("note", value_type="text")
         cls.queue = queues.create_queue(
             name="First pass",
             traces=cls.traces,
             schemas=[cls.correct, cls.note],
+            required_schemas=[cls.correct],
             annotators=[cls.ann, cls.bob],
             overlap=2,
             created_by=cls.admin,
@@ -165,6 +166,26 @@ class QueueCreateTests(QueueViewTestData, TestCase):
                 self.assertContains(response, message)
         self.assertEqual(Queue.objects.count(), 1)
 
+    def test_every_chosen_schema_is_required_unless_ticked_optional(self):
+        url = reverse("annotation:queue-create")
+        self.client.post(url, self.data(schemas=[self.correct.pk, self.note.pk]))
+        queue = Queue.objects.get(name="Second pass")
+        self.assertEqual(set(queue.required_schemas.all()), {self.correct, self.note})
+        data = self.data(
+            name="Third pass",
+            schemas=[self.correct.pk, self.note.pk],
+            optional_schemas=[self.note.pk],
+        )
+        self.client.post(url, data)
+        queue = Queue.objects.get(name="Third pass")
+        self.assertEqual(list(queue.required_schemas.all()), [self.correct])
+
+    def test_an_optional_schema_must_be_chosen(self):
+        data = self.data(schemas=[self.correct.pk], optional_schemas=[self.note.pk])
+        response = self.client.post(reverse("annotation:queue-create"), data)
+        self.assertContains(response, "Tick only schemas chosen for the queue.")
+        self.assertEqual(Queue.objects.count(), 1)
+
     def test_only_people_who_may_label_are_offered(self):
         page = self.client.get(reverse("annotation:queue-create"))
         offered = {user.username for user in page.context["form"].fields["annotators"].queryset}
@@ -191,9 +212,38 @@ class LabelingFlowTests(QueueViewTestData, TestCase):
     def test_a_required_answer_is_asked_for(self):
         self.client.force_login(self.ann)
         self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        page = self.client.get(self.item_url(1))
+        required = '<span class="muted">(required)</span>'
+        self.assertContains(page, f"<legend>correct {required}</legend>", html=True)
+        self.assertContains(page, "<legend>note</legend>", html=True)
         response = self.client.post(self.item_url(1), {f"s{self.note.pk}-value": "hm"})
         self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "Nothing was saved: please answer correct.")
+        self.assertContains(response, ">\nhm</textarea>")
+        self.assertNotContains(response, "This field is required.")
+        self.assert_still_in_progress()
+
+    def test_an_empty_submission_gets_a_message_and_changes_nothing(self):
+        self.client.force_login(self.ann)
+        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        response = self.client.post(self.item_url(1), {f"s{self.correct.pk}-rationale": " "})
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "Nothing was answered, so nothing was saved.")
+        self.assertNotContains(response, "This field is required.")
+        self.assert_still_in_progress()
+
+    def test_a_rationale_without_a_value_is_not_dropped(self):
+        self.client.force_login(self.ann)
+        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        data = {f"s{self.correct.pk}-value": "true", f"s{self.note.pk}-rationale": "see span 3"}
+        response = self.client.post(self.item_url(1), data)
         self.assertContains(response, "This field is required.")
+        self.assertContains(response, "see span 3")
+        self.assert_still_in_progress()
+
+    def assert_still_in_progress(self):
+        assignment = QueueAssignment.objects.get(annotator=self.ann)
+        self.assertEqual((assignment.status, assignment.item.position), (Status.ASSIGNED, 1))
         self.assertFalse(Assessment.objects.exists())
 
     def test_resume_where_one_left_off(self):

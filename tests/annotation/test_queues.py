@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import TestCase, TransactionTestCase
 
-from annotation import quality, queues
+from annotation import quality, queues, services
 from annotation.models import (
     Assessment,
     AssessmentRevision,
@@ -137,95 +137,87 @@ class AssignmentTests(TestCase):
         self.assertEqual((answer.value, answer.version), (False, 2))
         self.assertEqual(answer.revisions.count(), 2)
 
-    def test_submit_checks_required_answers_and_the_assignee(self):
-        LabelSchema.objects.filter(pk=self.schema.pk).update(required=True)
+    def test_submit_checks_the_assignee(self):
         assignment = queues.next_assignment(queue=self.queue, user=self.ann)
-        with self.assertRaises(ValidationError) as caught:
-            queues.submit(assignment=assignment, values={"correct": None}, actor=self.ann)
-        self.assertEqual(caught.exception.code, "required")
         with self.assertRaises(ValidationError) as caught:
             queues.submit(assignment=assignment, values={"correct": True}, actor=self.bob)
         self.assertEqual(caught.exception.code, "not_assignee")
         self.assertFalse(Assessment.objects.exists())
 
-    def test_a_closed_queue_hands_out_nothing(self):
-        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
-        with self.assertRaises(ValidationError) as caught:
-            queues.next_assignment(queue=self.queue, user=self.ann)
-        self.assertEqual(caught.exception.code, "closed")
-        queues.set_status(queue=self.queue, status=Queue.Status.OPEN)
-        self.assertIsNotNone(queues.next_assignment(queue=self.queue, user=self.ann))
 
-    def test_outsiders_get_nothing(self):
-        with self.assertRaises(ValidationError) as caught:
-            queues.next_assignment(queue=self.queue, user=make_reviewer())
-        self.assertEqual(caught.exception.code, "not_annotator")
+class RequiredSchemaTests(TestCase):
+    """A queue whose 'correct' and 'tone' are required and whose 'note' is optional."""
 
-    def test_reassign_moves_an_unfinished_turn(self):
-        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
-        queues.reassign(assignment=assignment, to_user=self.cy)
-        assignment.refresh_from_db()
-        self.assertEqual((assignment.annotator, assignment.status), (self.cy, Status.ASSIGNED))
-        queues.next_assignment(queue=self.queue, user=self.bob)
-        with self.assertRaises(ValidationError) as caught:
-            queues.reassign(assignment=assignment, to_user=self.bob)
-        self.assertEqual(caught.exception.code, "already_assigned")
-        queues.submit(assignment=assignment, values={"correct": True}, actor=self.cy)
-        with self.assertRaises(ValidationError) as caught:
-            queues.reassign(assignment=assignment, to_user=self.ann)
-        self.assertEqual(caught.exception.code, "done")
-
-    def test_blind_mode_hides_others_answers_until_one_answers(self):
-        self.label(self.ann, True)
-        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
-        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
-        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
-        self.assertTrue(hidden.hides(anns))
-        self.assertEqual(
-            [(b.queue_name, b.position) for b in hidden.blindings_for(bobs.item.trace_id)],
-            [(self.queue.name, bobs.item.position)],
+    @classmethod
+    def setUpTestData(cls):
+        cls.ann = make_reviewer(username="ann")
+        cls.correct = make_schema()
+        cls.tone = make_schema("tone", value_type="categorical", options=["ok", "rude"])
+        cls.note = make_schema("note", value_type="text")
+        cls.queue = make_queue(
+            [cls.ann],
+            [make_trace(), make_trace()],
+            [cls.correct, cls.tone, cls.note],
+            required_schemas=[cls.correct, cls.tone],
         )
-        [bobs_own] = queues.submit(assignment=bobs, values={"correct": False}, actor=self.bob)
-        self.assertFalse(hidden.hides(bobs_own))
-        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
-        self.assertFalse(hidden.hides(anns))
-        self.assertEqual(hidden.blindings_for(bobs.item.trace_id), ())
-        [seen] = queues.others_answers(item=bobs.item, user=self.bob)
-        self.assertEqual((seen.annotator, seen.value), (self.ann, True))
 
-    def test_an_open_queue_shows_others_answers_at_once(self):
-        Queue.objects.filter(pk=self.queue.pk).update(blind=False)
-        self.label(self.ann, True)
-        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
-        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
-        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
-        self.assertFalse(hidden.hides(anns))
+    def setUp(self):
+        self.assignment = queues.next_assignment(queue=self.queue, user=self.ann)
 
-    def test_a_closed_or_skipped_blind_turn_hides_nothing(self):
-        self.label(self.ann, True)
-        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
-        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
-        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
-        self.assertFalse(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
-        queues.set_status(queue=self.queue, status=Queue.Status.OPEN)
-        self.assertTrue(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
-        queues.skip(assignment=bobs, reason="Unreadable", actor=self.bob)
-        self.assertFalse(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
+    def submit(self, **values):
+        return queues.submit(assignment=self.assignment, values=values, actor=self.ann)
 
-    def test_progress_counts_mine_and_others(self):
-        self.label(self.ann)
-        self.label(self.bob)
-        self.label(self.ann)
-        queues.next_assignment(queue=self.queue, user=self.cy)
-        result = queues.progress(self.queue, self.ann)
-        self.assertEqual(
-            (result.items, result.labels_needed, result.labels_done, result.mine, result.others),
-            (3, 6, 3, 2, 1),
+    def assert_not_done_and_nothing_saved(self, code, **values):
+        with self.assertRaises(ValidationError) as caught:
+            self.submit(**values)
+        self.assertEqual(caught.exception.code, code)
+        self.assignment.refresh_from_db()
+        self.assertEqual(self.assignment.status, Status.ASSIGNED)
+        self.assertFalse(Assessment.objects.exists())
+        return caught.exception
+
+    def test_an_empty_submission_is_refused_and_changes_nothing(self):
+        error = self.assert_not_done_and_nothing_saved("empty", correct=None, tone=None, note=None)
+        self.assertIn("Nothing was answered", error.message)
+        self.assert_not_done_and_nothing_saved("empty")
+
+    def test_an_item_is_not_done_until_every_required_schema_is_answered(self):
+        error = self.assert_not_done_and_nothing_saved(
+            "required", correct=True, tone=None, note="fine"
         )
-        self.assertEqual(result.complete_items, 1)
-        rows = {row.user.username: row for row in queues.progress_by_annotator(self.queue)}
-        self.assertEqual((rows["ann"].done, rows["cy"].assigned, rows["cy"].done), (2, 1, 0))
-        self.assertEqual((rows["ann"].agreeing, rows["ann"].compared), (1, 1))
+        self.assertEqual(error.message, "Nothing was saved: please answer tone.")
+
+    def test_optional_schemas_may_stay_empty(self):
+        self.submit(correct=True, tone="ok", note=None)
+        self.assignment.refresh_from_db()
+        self.assertEqual(self.assignment.status, Status.DONE)
+        self.assertEqual(
+            set(Assessment.objects.values_list("name", flat=True)), {"correct", "tone"}
+        )
+
+    def test_answers_given_before_count_towards_the_required_ones(self):
+        services.log_feedback(
+            trace=self.assignment.item.trace, name="tone", value="ok", actor=self.ann
+        )
+        self.submit(correct=False)
+        self.assignment.refresh_from_db()
+        self.assertEqual(self.assignment.status, Status.DONE)
+
+    def test_every_schema_is_required_unless_the_queue_says_otherwise(self):
+        queue = make_queue([self.ann], [make_trace()], [self.correct, self.note], name="all")
+        self.assertEqual(set(queue.required_schemas.all()), {self.correct, self.note})
+
+    def test_required_schemas_must_be_among_the_queue_schemas(self):
+        with self.assertRaises(ValidationError) as caught:
+            make_queue([self.ann], [make_trace()], [self.note], required_schemas=[self.tone])
+        self.assertEqual(caught.exception.code, "required_not_chosen")
+
+    def test_items_say_which_schemas_are_required(self):
+        schemas = queues.item_schemas(self.assignment.item)
+        self.assertEqual(
+            [(s.name, s.required) for s in schemas],
+            [("correct", True), ("note", False), ("tone", True)],
+        )
 
 
 class ResultsTests(TestCase):
@@ -237,10 +229,14 @@ class ResultsTests(TestCase):
         cls.people = [make_reviewer(username=n) for n in ("ann", "bob", "cy")]
         cls.traces = [make_trace() for _ in range(4)]
         cls.correct = make_schema()
-        cls.stars = make_schema(
-            "stars", value_type="numeric", min_value=1, max_value=5, step=1, required=False
+        cls.stars = make_schema("stars", value_type="numeric", min_value=1, max_value=5, step=1)
+        cls.queue = make_queue(
+            cls.people,
+            cls.traces,
+            [cls.correct, cls.stars],
+            overlap=3,
+            required_schemas=[cls.correct],
         )
-        cls.queue = make_queue(cls.people, cls.traces, [cls.correct, cls.stars], overlap=3)
         answers = {  # per person: (correct, stars) per item
             "ann": [(True, 5), (True, 4), (False, 1), (True, 3)],
             "bob": [(True, 5), (False, 4), (False, 2), (True, None)],

@@ -19,7 +19,6 @@ def schema_data(**overrides):
         "options": "",
         "applies_to": "trace",
         "span_types": "",
-        "required": "on",
         "one_per_annotator": "on",
     }
     data.update(overrides)
@@ -70,7 +69,6 @@ class SchemaEditorTests(TestCase):
         self.assertRedirects(response, reverse("annotation:schema-list"))
         schema = LabelSchema.objects.get(name="stars")
         self.assertEqual((schema.min_value, schema.max_value, schema.step), (1, 5, 1))
-        self.assertTrue(schema.required)
         page = self.client.get(reverse("annotation:schema-list"))
         self.assertContains(page, "<code>stars</code>", html=True)
 
