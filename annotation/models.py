@@ -4,10 +4,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 
-from traces.models import Trace, now_ms
+from traces.models import Experiment, Trace, now_ms
 
 from .json_numbers import ExactNumberDecoder, ExactNumberEncoder
 
@@ -182,6 +182,20 @@ class AssessmentRevision(models.Model):
         return f"v{self.version} {self.action}"
 
 
+class LabelSchemaQuerySet(models.QuerySet):
+    def with_experiment_scope(self, experiment_id):
+        """Each schema with ``in_experiment``: whether it applies to traces of this experiment,
+        being scoped to it or to none (which means every experiment)."""
+        scope = self.model.experiments.through.objects.filter(labelschema=OuterRef("pk"))
+        applies = ~Exists(scope) | Exists(scope.filter(experiment_id=experiment_id))
+        return self.annotate(
+            in_experiment=models.ExpressionWrapper(applies, output_field=models.BooleanField())
+        )
+
+    def for_experiment(self, experiment_id):
+        return self.with_experiment_scope(experiment_id).filter(in_experiment=True)
+
+
 class LabelSchema(models.Model):
     """The allowed shape of an assessment with a given name, for the UI and the API alike."""
 
@@ -212,9 +226,17 @@ class LabelSchema(models.Model):
     span_types = models.JSONField(
         default=list, blank=True, help_text="Span types it applies to; empty means all."
     )
+    experiments = models.ManyToManyField(
+        Experiment,
+        blank=True,
+        related_name="label_schemas",
+        help_text="Experiments whose traces it applies to; none means every experiment.",
+    )
     one_per_annotator = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LabelSchemaQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

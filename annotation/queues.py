@@ -13,6 +13,8 @@ Invariants it owns:
   SQLite takes the database write lock at the start of the transaction, which serialises
   the whole function there.
 - Someone who has an item in progress gets that item back (resume where they left off).
+- An item's schemas are the queue's schemas that apply to its trace's experiment; a queue is
+  only built from schemas that apply to every experiment among its traces.
 - An item is done for a person only once they have answered every schema the queue marks
   required (``required_schemas``) that applies to the item; a submission without any
   answer is refused and changes nothing.
@@ -39,6 +41,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.roles import can_write
+from traces.models import Experiment
 
 from . import services
 from .agreement import (
@@ -104,6 +107,7 @@ def create_queue(
         raise ValidationError(
             "Required schemas must be among the queue's schemas.", code="required_not_chosen"
         )
+    _check_schemas_apply(schemas, {t.experiment_id for t in traces})
     if not annotators:
         raise ValidationError("A queue needs at least one annotator.", code="no_annotators")
     if any(not can_write(user) for user in annotators):
@@ -136,10 +140,33 @@ def create_queue(
     return queue
 
 
+def _check_schemas_apply(schemas, experiment_ids: set[int]) -> None:
+    """Refuse schemas scoped to experiments that leave out some of the queue's traces."""
+    scopes: dict[int, set[int]] = defaultdict(set)
+    rows = LabelSchema.experiments.through.objects.filter(labelschema__in=schemas).values_list(
+        "labelschema_id", "experiment_id"
+    )
+    for schema_pk, experiment_pk in rows:
+        scopes[schema_pk].add(experiment_pk)
+    problems = []
+    for schema in schemas:
+        outside = experiment_ids - scopes[schema.pk] if scopes[schema.pk] else set()
+        if outside:
+            names = Experiment.objects.filter(pk__in=outside).order_by("name")
+            problems.append(f"'{schema}' does not apply to {', '.join(e.name for e in names)}")
+    if problems:
+        raise ValidationError(
+            f"{'; '.join(problems)}, where some of these traces come from. Choose schemas "
+            "that apply to every experiment of the queue, or widen their experiments.",
+            code="schema_not_in_experiment",
+        )
+
+
 def item_schemas(item: QueueItem) -> list[LabelSchema]:
-    """The queue's schemas, each with ``required`` set."""
+    """The queue's schemas that apply to the item's trace, each with ``required`` set."""
     schemas = (
-        LabelSchema.objects.filter(queues=item.queue_id)
+        LabelSchema.objects.for_experiment(item.trace.experiment_id)
+        .filter(queues=item.queue_id)
         .annotate(
             required=Exists(
                 Queue.required_schemas.through.objects.filter(

@@ -57,12 +57,18 @@ class LabelSchemaForm(forms.ModelForm):
             "options",
             "applies_to",
             "span_types",
+            "experiments",
             "one_per_annotator",
         ]
-        widgets = {"instructions": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 3}),
+            "experiments": forms.CheckboxSelectMultiple,
+        }
         help_texts = {
             "name": "The assessment name it governs, as the API and exports see it.",
             "step": "Numeric: the spacing of allowed values (1 for a 1-5 rating).",
+            "experiments": "The review page and queues offer it on traces of these experiments. "
+            "Tick none for every experiment.",
         }
 
     def __init__(self, *args, **kwargs):

@@ -31,7 +31,7 @@ def _usage():
 @login_required
 @admin_required
 def schema_list(request):
-    schemas = LabelSchema.objects.annotate(used=_usage())
+    schemas = LabelSchema.objects.annotate(used=_usage()).prefetch_related("experiments")
     return render(request, "annotation/schema_list.html", {"schemas": schemas})
 
 

@@ -152,6 +152,10 @@ def _review_url(trace: Trace, span_id: str | None = None) -> str:
 
 
 def _schema_applies(schema: LabelSchema, span: Span | None) -> bool:
+    """Whether the schema is offered on this target; ``schema`` comes annotated by
+    ``with_experiment_scope`` for the trace's experiment."""
+    if not schema.in_experiment:
+        return False
     if span is None:
         return schema.applies_to != LabelSchema.AppliesTo.SPAN
     if schema.applies_to == LabelSchema.AppliesTo.TRACE:
@@ -278,8 +282,11 @@ def _seen(request, trace: Trace) -> Seen:
     return Seen([a for a in found if not hidden.hides(a)], hidden.blindings_for(trace.pk))
 
 
-def _schemas() -> dict[str, LabelSchema]:
-    return {s.name: s for s in LabelSchema.objects.order_by("name")}
+def _schemas(trace: Trace) -> dict[str, LabelSchema]:
+    """Every schema, as entries of any name take their shape from it; widgets are offered
+    only for those that apply to the trace's experiment."""
+    schemas = LabelSchema.objects.with_experiment_scope(trace.experiment_id).order_by("name")
+    return {s.name: s for s in schemas}
 
 
 def _span_summary(trace: Trace, assessments) -> list[dict]:
@@ -322,7 +329,7 @@ def _neighbours(request, trace: Trace, from_query: str) -> tuple[Trace | None, T
 def _review_context(request, trace, span_id=None, from_query="", bound=None) -> dict:
     span = load_selected_span(trace, span_id)
     seen = _seen(request, trace)
-    schemas = _schemas()
+    schemas = _schemas(trace)
     previous, following = _neighbours(request, trace, from_query)
     return {
         "trace": trace,
@@ -369,7 +376,7 @@ def _respond(request, trace, span, assessment=None, bound=None):
         return redirect(f"{_review_url(trace, span_id)}#{assessment.assessment_id}")
     if not request.htmx:
         return render(request, TEMPLATE, _review_context(request, trace, span_id, bound=bound))
-    region = _build_region(request, trace, span, _seen(request, trace), _schemas(), bound)
+    region = _build_region(request, trace, span, _seen(request, trace), _schemas(trace), bound)
     response = render(request, f"{TEMPLATE}#assessments", {"region": region, "trace": trace})
     if assessment is not None:
         payload = {"assessment_id": assessment.assessment_id, "span_id": span_id or ""}
@@ -406,7 +413,8 @@ def assessment_create(request, trace_id):
     target.is_valid()
     span = _target_span(trace, target.cleaned_data.get("span_id"))
     name = target.cleaned_data.get("schema")
-    schema = get_object_or_404(LabelSchema, name=name) if name else None
+    scoped = LabelSchema.objects.with_experiment_scope(trace.experiment_id)
+    schema = get_object_or_404(scoped, name=name) if name else None
     form = form_for(schema, data=request.POST) if schema else NamedAssessmentForm(request.POST)
     if form.is_valid():
         try:

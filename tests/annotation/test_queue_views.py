@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from annotation import queue_views, queues
 from annotation.models import Assessment, LabelSchema, Queue, QueueAssignment
-from tests.factories import make_admin, make_reviewer, make_trace, make_viewer
+from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 
 Status = QueueAssignment.Status
 
@@ -184,6 +184,17 @@ class QueueCreateTests(QueueViewTestData, TestCase):
         data = self.data(schemas=[self.correct.pk], optional_schemas=[self.note.pk])
         response = self.client.post(reverse("annotation:queue-create"), data)
         self.assertContains(response, "Tick only schemas chosen for the queue.")
+        self.assertEqual(Queue.objects.count(), 1)
+
+    def test_schemas_of_other_experiments_are_refused_with_a_message(self):
+        returns = make_experiment("returns")
+        refund = make_schema("refund", title="Refund right?")
+        refund.experiments.set([returns])
+        response = self.client.post(
+            reverse("annotation:queue-create"), self.data(schemas=[self.correct.pk, refund.pk])
+        )
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "&#x27;Refund right?&#x27; does not apply to Default")
         self.assertEqual(Queue.objects.count(), 1)
 
     def test_only_people_who_may_label_are_offered(self):

@@ -14,7 +14,7 @@ from annotation.models import (
     Queue,
     QueueAssignment,
 )
-from tests.factories import make_admin, make_reviewer, make_trace, make_viewer
+from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 
 Status = QueueAssignment.Status
 
@@ -217,6 +217,58 @@ class RequiredSchemaTests(TestCase):
         self.assertEqual(
             [(s.name, s.required) for s in schemas],
             [("correct", True), ("note", False), ("tone", True)],
+        )
+
+
+class SchemaScopeTests(TestCase):
+    """'refund' applies to the returns experiment only; 'correct' to every experiment."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.ann = make_reviewer(username="ann")
+        cls.returns, cls.support = make_experiment("returns"), make_experiment("support")
+        cls.correct = make_schema()
+        cls.refund = make_schema("refund", title="Refund right?")
+        cls.refund.experiments.set([cls.returns])
+        cls.returns_trace = make_trace(cls.returns)
+        cls.support_trace = make_trace(cls.support)
+
+    def test_a_queue_refuses_schemas_that_leave_out_some_of_its_experiments(self):
+        with self.assertRaises(ValidationError) as caught:
+            make_queue(
+                [self.ann], [self.returns_trace, self.support_trace], [self.correct, self.refund]
+            )
+        self.assertEqual(caught.exception.code, "schema_not_in_experiment")
+        self.assertIn("'Refund right?' does not apply to support", caught.exception.message)
+        self.assertFalse(Queue.objects.exists())
+
+    def test_a_queue_takes_schemas_that_apply_to_all_its_experiments(self):
+        queue = make_queue([self.ann], [self.returns_trace], [self.correct, self.refund])
+        self.assertEqual(set(queue.schemas.all()), {self.correct, self.refund})
+
+    def test_an_item_offers_only_the_schemas_of_its_experiment(self):
+        queue = make_queue([self.ann], [self.returns_trace], [self.correct, self.refund])
+        self.refund.experiments.set([self.support])
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        self.assertEqual([s.name for s in queues.item_schemas(assignment.item)], ["correct"])
+        # A required schema that no longer applies is not asked for, nor accepted.
+        with self.assertRaises(ValidationError) as caught:
+            queues.submit(assignment=assignment, values={"refund": True}, actor=self.ann)
+        self.assertEqual(caught.exception.code, "unknown_schema")
+        queues.submit(assignment=assignment, values={"correct": True}, actor=self.ann)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.status, Status.DONE)
+
+    def test_schemas_for_an_experiment(self):
+        other = make_schema("other")
+        other.experiments.set([self.support, self.returns])
+        self.assertEqual(
+            list(LabelSchema.objects.for_experiment(self.returns.pk).order_by("name")),
+            [self.correct, other, self.refund],
+        )
+        self.assertEqual(
+            list(LabelSchema.objects.for_experiment(self.support_trace.experiment_id)),
+            [self.correct, other],
         )
 
 

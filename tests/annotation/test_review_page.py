@@ -10,7 +10,7 @@ from django.urls import resolve, reverse
 from annotation import services
 from annotation.models import LabelSchema, SourceType
 from annotation.views import trace_review
-from tests.factories import make_reviewer, make_span, make_trace, make_viewer
+from tests.factories import make_experiment, make_reviewer, make_span, make_trace, make_viewer
 from traces.models import Span
 
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -296,3 +296,29 @@ class TraceReviewQueryTests(TestCase):
             trace, leaf = self.build(fanout)
             with self.assertNumQueries(15):
                 self.client.get(review_url(trace, span=leaf.span_id))
+
+
+class ReviewSchemaScopeTests(TestCase):
+    """'refund' applies to the returns experiment, 'helpful' and 'details' to every one."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.reviewer = make_reviewer(username="rita")
+        cls.returns, cls.support = make_experiment("returns"), make_experiment("support")
+        LabelSchema.objects.create(name="helpful", value_type=LabelSchema.ValueType.BOOLEAN)
+        LabelSchema.objects.create(name="details", value_type=LabelSchema.ValueType.STRUCTURED)
+        refund = LabelSchema.objects.create(
+            name="refund", title="Refund right?", value_type=LabelSchema.ValueType.BOOLEAN
+        )
+        refund.experiments.set([cls.returns])
+
+    def setUp(self):
+        self.client.force_login(self.reviewer)
+
+    def widgets(self, trace) -> list[str]:
+        page = self.client.get(review_url(trace))
+        return [w.schema.name for w in page.context["trace_region"].widgets]
+
+    def test_a_trace_shows_the_schemas_of_its_experiment_only(self):
+        self.assertEqual(self.widgets(make_trace(self.returns)), ["details", "helpful", "refund"])
+        self.assertEqual(self.widgets(make_trace(self.support)), ["details", "helpful"])

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import Assessment, LabelSchema, SourceType
-from tests.factories import make_reviewer, make_span, make_trace, make_viewer
+from tests.factories import make_experiment, make_reviewer, make_span, make_trace, make_viewer
 
 HTMX = {"HX-Request": "true"}
 
@@ -41,6 +41,15 @@ class ReviewWriteTestCase(TestCase):
 
 
 class AssessmentCreateTests(ReviewWriteTestCase):
+    def test_a_schema_of_another_experiment_is_refused(self):
+        self.helpful.experiments.set([make_experiment("returns")])
+        response = self.client.post(
+            self.create_url, {"schema": "helpful", "value": "true"}, headers=HTMX
+        )
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "does not apply here")
+        self.assertFalse(Assessment.objects.exists())
+
     def test_htmx_thumbs_down_on_a_span_swaps_in_the_span_region(self):
         response = self.client.post(
             self.create_url,

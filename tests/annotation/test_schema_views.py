@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import LabelSchema
-from tests.factories import make_admin, make_reviewer, make_trace, make_viewer
+from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 
 
 def schema_data(**overrides):
@@ -69,6 +69,7 @@ class SchemaEditorTests(TestCase):
         self.assertRedirects(response, reverse("annotation:schema-list"))
         schema = LabelSchema.objects.get(name="stars")
         self.assertEqual((schema.min_value, schema.max_value, schema.step), (1, 5, 1))
+        self.assertFalse(schema.experiments.exists())
         page = self.client.get(reverse("annotation:schema-list"))
         self.assertContains(page, "<code>stars</code>", html=True)
 
@@ -130,3 +131,25 @@ class SchemaEditorTests(TestCase):
         self.assertRedirects(response, reverse("annotation:schema-list"))
         schema.refresh_from_db()
         self.assertEqual((schema.name, schema.title, schema.max_value), ("stars", "Rating", 10))
+
+    def test_an_admin_chooses_the_experiments_a_schema_applies_to(self):
+        returns, support = make_experiment("returns"), make_experiment("support")
+        make_experiment("staging")
+        url = reverse("annotation:schema-create")
+        self.assertContains(self.client.get(url), 'name="experiments"', count=4)
+        self.client.post(url, schema_data(experiments=[returns.pk, support.pk]))
+        schema = LabelSchema.objects.get(name="stars")
+        self.assertEqual(set(schema.experiments.all()), {returns, support})
+        self.client.post(
+            reverse("annotation:schema-edit", args=[schema.pk]), schema_data(experiments=[])
+        )
+        self.assertFalse(schema.experiments.exists())
+
+    def test_the_list_says_where_each_schema_applies_in_constant_queries(self):
+        LabelSchema.objects.create(name="anywhere", value_type="boolean")
+        scoped = LabelSchema.objects.create(name="scoped", value_type="boolean")
+        scoped.experiments.set([make_experiment("returns"), make_experiment("support")])
+        with self.assertNumQueries(5):
+            page = self.client.get(reverse("annotation:schema-list"))
+        self.assertContains(page, "<td>returns, support</td>", html=True)
+        self.assertContains(page, '<td><span class="muted">All</span></td>', html=True)
