@@ -52,7 +52,7 @@ def test_admin_sets_up_a_queue_two_reviewers_label_and_agreement_appears(
     page.get_by_label("Name:", exact=True).fill("Factuality, first pass")
     page.get_by_label("These trace ids").check()
     page.get_by_label("Trace ids:", exact=True).fill("\n".join(t.trace_id for t in traces))
-    page.get_by_label("Correct?").check()
+    page.locator("#id_schemas").get_by_label("Correct?").check()
     page.get_by_label("ann", exact=True).check()
     page.get_by_label("bob", exact=True).check()
     page.get_by_label("Overlap:", exact=True).fill("2")

@@ -1,0 +1,83 @@
+"""Keys on a queue item never save by accident: only Ctrl+Enter submits the answer, Enter
+follows the focused link or presses the focused button, and Skip keeps its reason."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from annotation import queues
+from annotation.models import Assessment, LabelSchema, QueueAssignment
+from tests.factories import make_reviewer, make_trace
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = QueueAssignment.Status
+
+
+@pytest.fixture
+def item_page(page, live_server, login):
+    """Ann on item 1 of a queue asking a required 'Correct?' and an optional note."""
+    ann = make_reviewer(username="ann")
+    correct = LabelSchema.objects.create(
+        name="correct", title="Correct?", value_type="boolean", applies_to="trace"
+    )
+    note = LabelSchema.objects.create(name="note", value_type="text", applies_to="trace")
+    queues.create_queue(
+        name="Keys",
+        traces=[make_trace(), make_trace()],
+        schemas=[correct, note],
+        required_schemas=[correct],
+        annotators=[ann],
+    )
+    login(page, ann)
+    page.goto(f"{live_server.url}/queues/")
+    page.get_by_role("button", name="Label").click()
+    expect(page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
+    return page
+
+
+def turn_at(position):
+    return QueueAssignment.objects.get(item__position=position)
+
+
+def test_enter_on_a_link_follows_it_and_saves_nothing(item_page, live_server):
+    item_page.get_by_label("Thumbs up").check()
+    item_page.keyboard.press("Enter")  # on the checked radio: no implicit submission
+    expect(item_page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
+    item_page.locator(".crumbs").get_by_role("link", name="Queues").focus()
+    item_page.keyboard.press("Enter")
+    expect(item_page).to_have_url(f"{live_server.url}/queues/")
+    assert turn_at(1).status == Status.ASSIGNED
+    assert not Assessment.objects.exists()
+
+
+def test_enter_on_skip_skips_and_keeps_the_reason(item_page):
+    item_page.get_by_label("Thumbs up").check()
+    item_page.get_by_label("Why skip?").fill("Not in English")
+    item_page.get_by_role("button", name="Skip", exact=True).focus()
+    item_page.keyboard.press("Enter")
+    expect(item_page.get_by_role("heading", name=re.compile("^Item 2"))).to_be_visible()
+    skipped = turn_at(1)
+    assert (skipped.status, skipped.skip_reason) == (Status.SKIPPED, "Not in English")
+    assert not Assessment.objects.exists()
+
+
+def test_ctrl_enter_in_the_skip_reason_skips(item_page):
+    item_page.get_by_label("Why skip?").fill("Trace is broken")
+    item_page.keyboard.press("Control+Enter")
+    expect(item_page.get_by_role("heading", name=re.compile("^Item 2"))).to_be_visible()
+    assert turn_at(1).skip_reason == "Trace is broken"
+
+
+def test_ctrl_enter_on_an_empty_form_says_so_and_changes_nothing(item_page):
+    item_page.keyboard.press("Control+Enter")
+    expect(item_page.get_by_role("alert")).to_have_text(re.compile("Nothing was answered"))
+    expect(item_page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
+    assert turn_at(1).status == Status.ASSIGNED
+    assert not Assessment.objects.exists()
+    # Answering the required question then submits from the keyboard.
+    item_page.get_by_label("Thumbs down").check()
+    item_page.keyboard.press("Control+Enter")
+    expect(item_page.get_by_role("heading", name=re.compile("^Item 2"))).to_be_visible()
+    assert turn_at(1).status == Status.DONE
+    assert Assessment.objects.get().value is False
