@@ -20,13 +20,15 @@ from traces.models import Experiment, Span, Trace, now_ms
 
 from . import demo_content as content
 from . import quality, queues, services
-from .models import Assessment, LabelSchema, SourceType
+from .models import Assessment, LabelSchema, Queue, SourceType
 
 DAY_MS = 24 * 3600 * 1000
 EXPERIMENTS = ["bookshop-support-prod", "bookshop-support-staging", "returns-agent-eval"]
 TRACE_COUNT = 300
 SESSION_COUNT = 60
 BIG_TRACE_SPANS = 2000
+DEMO_QUEUE = "Returns agent spot check"
+QUEUE_REQUIRED = ["helpful", "policy_followed"]
 
 SCHEMAS = [
     {
@@ -63,6 +65,14 @@ SCHEMAS = [
         "instructions": "Do the retrieved documents contain what is needed to answer?",
     },
     {
+        "name": "policy_followed",
+        "title": "Returns policy followed?",
+        "value_type": "boolean",
+        "applies_to": "trace",
+        "experiments": ["returns-agent-eval"],
+        "instructions": "Thumbs up when the agent applied the 30-day returns policy correctly.",
+    },
+    {
         "name": "expected_answer",
         "title": "Expected answer",
         "kind": "expectation",
@@ -93,9 +103,9 @@ class SeedReport:
 def seed(*, password: str) -> SeedReport:
     report = SeedReport()
     people = _people(password, report)
+    experiments = _experiments(report)
     _schemas(report)
     rng = random.Random(20261126)  # noqa: S311 - demo data, not security
-    experiments = _experiments(report)
     start = now_ms() - 14 * DAY_MS
     sessions = [(rng.choice(content.USERS), f"sess-{n:03d}") for n in range(SESSION_COUNT)]
     for n in range(TRACE_COUNT):
@@ -108,6 +118,7 @@ def seed(*, password: str) -> SeedReport:
                 _assessments(rng, trace, people, report)
     _big_trace(experiments[2], start + 13 * DAY_MS, report)
     _control_queue(experiments[0], people, report)
+    _queue(experiments[2], people, report)
     return report
 
 
@@ -136,8 +147,29 @@ def _people(password: str, report: SeedReport) -> dict:
 def _schemas(report: SeedReport) -> None:
     for spec in SCHEMAS:
         spec = dict(spec)
-        _, created = LabelSchema.objects.get_or_create(name=spec.pop("name"), defaults=spec)
+        experiments = spec.pop("experiments", [])
+        schema, created = LabelSchema.objects.get_or_create(name=spec.pop("name"), defaults=spec)
+        if created:
+            schema.experiments.set(Experiment.objects.filter(name__in=experiments))
         report.add("label schemas", int(created))
+
+
+def _queue(experiment, people, report: SeedReport) -> None:
+    """A blind queue on the returns agent: two answers per trace, the category optional."""
+    if Queue.objects.filter(name=DEMO_QUEUE).exists():
+        return
+    schemas = LabelSchema.objects.filter(name__in=QUEUE_REQUIRED + ["issue_category"])
+    queues.create_queue(
+        name=DEMO_QUEUE,
+        description="Did the returns agent help, and did it follow the returns policy?",
+        traces=Trace.objects.filter(experiment=experiment).order_by("request_time")[:12],
+        schemas=schemas,
+        required_schemas=[s for s in schemas if s.name in QUEUE_REQUIRED],
+        annotators=[people["rita"], people["ravi"], people["rosa"]],
+        overlap=2,
+        created_by=people["admin"],
+    )
+    report.add("queues")
 
 
 def _experiments(report: SeedReport) -> list[Experiment]:

@@ -5,8 +5,8 @@ from django.core.management import call_command
 from django.test import TestCase
 
 from accounts.roles import Role, role_of
-from annotation.demo import BIG_TRACE_SPANS, SESSION_COUNT, TRACE_COUNT
-from annotation.models import Assessment, AssessmentRevision, LabelSchema, SourceType
+from annotation.demo import BIG_TRACE_SPANS, DEMO_QUEUE, SESSION_COUNT, TRACE_COUNT
+from annotation.models import Assessment, AssessmentRevision, LabelSchema, Queue, SourceType
 from traces.models import Experiment, Span, Trace
 
 
@@ -19,7 +19,15 @@ class SeedDemoTests(TestCase):
     def counts(self):
         return [
             model.objects.count()
-            for model in (Experiment, Trace, Span, Assessment, AssessmentRevision, LabelSchema)
+            for model in (
+                Experiment,
+                Trace,
+                Span,
+                Assessment,
+                AssessmentRevision,
+                LabelSchema,
+                Queue,
+            )
         ]
 
     def test_running_it_twice_adds_nothing(self):
@@ -65,3 +73,22 @@ class SeedDemoTests(TestCase):
         self.assertEqual(role_of(admin), Role.ADMIN)
         self.assertEqual(role_of(get_user_model().objects.get(username="vera")), Role.VIEWER)
         self.assertIn("admin / demo-pass", self.output.getvalue())
+
+    def test_it_shows_schemas_per_experiment_and_a_queue_with_an_optional_schema(self):
+        scoped = LabelSchema.objects.get(name="policy_followed")
+        self.assertEqual(
+            list(scoped.experiments.values_list("name", flat=True)), ["returns-agent-eval"]
+        )
+        queue = Queue.objects.get(name=DEMO_QUEUE)
+        self.assertEqual(
+            set(queue.schemas.values_list("name", flat=True)),
+            {"helpful", "policy_followed", "issue_category"},
+        )
+        self.assertEqual(
+            set(queue.required_schemas.values_list("name", flat=True)),
+            {"helpful", "policy_followed"},
+        )
+        self.assertEqual(
+            set(queue.items.values_list("trace__experiment__name", flat=True)),
+            {"returns-agent-eval"},
+        )
