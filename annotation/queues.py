@@ -312,11 +312,11 @@ def submit(
         )
     existing = {a.name: a for a in own_answers(item=item, user=actor)}
     missing = [
-        str(s) for s in schemas.values() if s.required and s.name not in given.keys() | existing
+        f'"{s}"' for s in schemas.values() if s.required and s.name not in given.keys() | existing
     ]
     if missing:
         raise ValidationError(
-            f"Nothing was saved: please answer {', '.join(missing)}.", code="required"
+            f"Nothing was saved: answer {', '.join(missing)} first.", code="required"
         )
     saved = []
     for name, value in given.items():

@@ -229,7 +229,7 @@ class LabelingFlowTests(QueueViewTestData, TestCase):
         self.assertContains(page, "<legend>note</legend>", html=True)
         response = self.client.post(self.item_url(1), {f"s{self.note.pk}-value": "hm"})
         self.assertEqual(response.status_code, 200)
-        self.assertContains(response, "Nothing was saved: please answer correct.")
+        self.assertContains(response, "Nothing was saved: answer &quot;correct&quot; first.")
         self.assertContains(response, ">\nhm</textarea>")
         self.assertNotContains(response, "This field is required.")
         self.assert_still_in_progress()

@@ -185,7 +185,7 @@ class RequiredSchemaTests(TestCase):
         error = self.assert_not_done_and_nothing_saved(
             "required", correct=True, tone=None, note="fine"
         )
-        self.assertEqual(error.message, "Nothing was saved: please answer tone.")
+        self.assertEqual(error.message, 'Nothing was saved: answer "tone" first.')
 
     def test_optional_schemas_may_stay_empty(self):
         self.submit(correct=True, tone="ok", note=None)
