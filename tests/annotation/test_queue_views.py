@@ -220,42 +220,36 @@ class LabelingFlowTests(QueueViewTestData, TestCase):
         self.assertEqual((answer.name, answer.value, answer.rationale), ("correct", True, "fine"))
         self.assertContains(self.client.get(self.item_url(2)), "1 / 6 done · mine 1, others 0")
 
-    def test_a_required_answer_is_asked_for(self):
+    def post_first_item(self, data):
+        """Ann takes item 1 and posts ``data`` to it; the answer must leave it unfinished."""
         self.client.force_login(self.ann)
         self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
-        page = self.client.get(self.item_url(1))
-        required = '<span class="muted">(required)</span>'
-        self.assertContains(page, f"<legend>correct {required}</legend>", html=True)
-        self.assertContains(page, "<legend>note</legend>", html=True)
-        response = self.client.post(self.item_url(1), {f"s{self.note.pk}-value": "hm"})
-        self.assertEqual(response.status_code, 200)
-        self.assertContains(response, "Nothing was saved: answer &quot;correct&quot; first.")
-        self.assertContains(response, ">\nhm</textarea>")
-        self.assertNotContains(response, "This field is required.")
-        self.assert_still_in_progress()
-
-    def test_an_empty_submission_gets_a_message_and_changes_nothing(self):
-        self.client.force_login(self.ann)
-        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
-        response = self.client.post(self.item_url(1), {f"s{self.correct.pk}-rationale": " "})
-        self.assertEqual(response.status_code, 200)
-        self.assertContains(response, "Nothing was answered, so nothing was saved.")
-        self.assertNotContains(response, "This field is required.")
-        self.assert_still_in_progress()
-
-    def test_a_rationale_without_a_value_is_not_dropped(self):
-        self.client.force_login(self.ann)
-        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
-        data = {f"s{self.correct.pk}-value": "true", f"s{self.note.pk}-rationale": "see span 3"}
         response = self.client.post(self.item_url(1), data)
-        self.assertContains(response, "This field is required.")
-        self.assertContains(response, "see span 3")
-        self.assert_still_in_progress()
-
-    def assert_still_in_progress(self):
+        self.assertEqual(response.status_code, 200)
         assignment = QueueAssignment.objects.get(annotator=self.ann)
         self.assertEqual((assignment.status, assignment.item.position), (Status.ASSIGNED, 1))
         self.assertFalse(Assessment.objects.exists())
+        return response
+
+    def test_a_required_answer_is_asked_for(self):
+        response = self.post_first_item({f"s{self.note.pk}-value": "hm"})
+        self.assertContains(response, "Nothing was saved: answer &quot;correct&quot; first.")
+        self.assertContains(response, ">\nhm</textarea>")
+        self.assertNotContains(response, "This field is required.")
+        required = '<span class="muted">(required)</span>'
+        self.assertContains(response, f"<legend>correct {required}</legend>", html=True)
+        self.assertContains(response, "<legend>note</legend>", html=True)
+
+    def test_an_empty_submission_gets_a_message_and_changes_nothing(self):
+        response = self.post_first_item({f"s{self.correct.pk}-rationale": " "})
+        self.assertContains(response, "Nothing was answered, so nothing was saved.")
+        self.assertNotContains(response, "This field is required.")
+
+    def test_a_rationale_without_a_value_is_not_dropped(self):
+        data = {f"s{self.correct.pk}-value": "true", f"s{self.note.pk}-rationale": "see span 3"}
+        response = self.post_first_item(data)
+        self.assertContains(response, "This field is required.")
+        self.assertContains(response, "see span 3")
 
     def test_resume_where_one_left_off(self):
         self.client.force_login(self.ann)
