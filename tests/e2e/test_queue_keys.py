@@ -33,6 +33,7 @@ def item_page(page, live_server, login):
     page.goto(f"{live_server.url}/queues/")
     page.get_by_role("button", name="Label").click()
     expect(page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
+    page.wait_for_load_state()  # the key handlers run at the end of the page
     return page
 
 
@@ -76,6 +77,7 @@ def test_ctrl_enter_on_an_empty_form_says_so_and_changes_nothing(item_page):
     assert turn_at(1).status == Status.ASSIGNED
     assert not Assessment.objects.exists()
     # Answering the required question then submits from the keyboard.
+    item_page.wait_for_load_state()
     item_page.get_by_label("Thumbs down").check()
     item_page.keyboard.press("Control+Enter")
     expect(item_page.get_by_role("heading", name=re.compile("^Item 2"))).to_be_visible()
