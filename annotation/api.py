@@ -6,19 +6,23 @@ conflict detection and one revision history; the token's user is the actor and a
 
 import json
 
-from django.db import transaction
+from django.db import DataError, transaction
 
 from traces import ingest
 from traces import serializers as trace_serializers
 from traces.models import Experiment, Trace
 from traces.rest import ApiError, Params, api_view, json_response, not_found
 from traces.search import SearchError, search_traces
+from traces.validation import check_text, parse_id
 
 from . import serializers, services
 from .models import Assessment, Kind, SourceType
 
 MAX_SEARCH_RESULTS = 500
 MAX_BATCH_TRACES = 100
+# The lengths of the assessment columns these fill.
+MAX_SOURCE_ID_LENGTH = Assessment._meta.get_field("source_id").max_length
+SPAN_ID_LENGTH = Assessment._meta.get_field("span_id").max_length
 # Protobuf enum names the client may send for the source, and what Tracemark stores.
 _SOURCE_ALIASES = {"AI_JUDGE": SourceType.LLM_JUDGE}
 _MASK_PATHS = {
@@ -77,9 +81,10 @@ def start_trace(request):
         if first:
             for data in info_data.get("assessments") or []:
                 _create(request.user, trace, data)
-    serializers.prefetch_live_assessments([trace])
-    info = serializers.trace_info(trace, exported=True)
-    return json_response({"trace": {"trace_info": info}})
+        # Answered inside the transaction: a write that cannot be answered is not kept.
+        serializers.prefetch_live_assessments([trace])
+        info = serializers.trace_info(trace, exported=True)
+        return json_response({"trace": {"trace_info": info}})
 
 
 @api_view()
@@ -151,18 +156,19 @@ def trace_search(request):
     params = Params.of(request)
     experiment_ids = params.str_list("experiment_ids")
     for location in params.list("locations"):
-        if not isinstance(location, dict):
-            raise ApiError("Every entry of 'locations' must be an object.")
-        experiment = location.get("mlflow_experiment") or {}
+        experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
+        if not isinstance(experiment, dict):
+            raise ApiError("Every entry of 'locations' must name an 'mlflow_experiment'.")
         experiment_ids.append(experiment.get("experiment_id"))
-    if not experiment_ids or not all(isinstance(i, str) and i.isdigit() for i in experiment_ids):
+    if not experiment_ids:
         raise ApiError("'locations' must name at least one MLflow experiment by its id.")
+    experiment_pks = [parse_id(i, where="experiment id") for i in experiment_ids]
     max_results = params.int("max_results", default=100)
     if max_results < 1:
         raise ApiError("max_results must be positive.")
     try:
         traces, token = search_traces(
-            Trace.objects.filter(experiment_id__in=[int(i) for i in experiment_ids]),
+            Trace.objects.filter(experiment_id__in=experiment_pks),
             filter_string=params.str("filter"),
             order_by=params.str_list("order_by") or None,
             # Larger requests get a page and a token; the client keeps paging.
@@ -171,6 +177,10 @@ def trace_search(request):
         )
     except SearchError as exc:
         raise ApiError(str(exc)) from None
+    except DataError:
+        # Python and PostgreSQL disagree on a few regular expressions (named groups, a++).
+        # Requests run in autocommit, so the failed query leaves the connection usable.
+        raise ApiError("The filter's regular expression is not valid for the database.") from None
     serializers.prefetch_live_assessments(traces)
     payload = {}
     if traces:
@@ -192,8 +202,9 @@ def assessment_create(request, trace_id):
         trace = Trace.objects.only("id", "trace_id").get(trace_id=trace_id)
     except Trace.DoesNotExist:
         raise _trace_not_found(trace_id) from None
-    created = _create(request.user, trace, data)
-    return json_response({"assessment": serializers.assessment(created, trace_id)})
+    with transaction.atomic():
+        created = _create(request.user, trace, data)
+        return json_response({"assessment": serializers.assessment(created, trace_id)})
 
 
 def _create(user, trace: Trace, data) -> Assessment:
@@ -209,7 +220,7 @@ def _create(user, trace: Trace, data) -> Assessment:
         "name": data.get("assessment_name"),
         "rationale": _optional_text(data, "rationale"),
         "source_type": _SOURCE_ALIASES.get(source_type, source_type),
-        "source_id": _optional_text(source, "source_id"),
+        "source_id": _optional_text(source, "source_id", max_length=MAX_SOURCE_ID_LENGTH),
         "metadata": data.get("metadata"),
         "actor": user,
         "create_time": serializers.optional_timestamp(data, "create_time"),
@@ -226,7 +237,7 @@ def _create(user, trace: Trace, data) -> Assessment:
             raise not_found(
                 f"Assessment with ID '{overrides}' not found for trace '{trace.trace_id}'"
             ) from None
-    span_id = _optional_text(data, "span_id") or None
+    span_id = _optional_text(data, "span_id", max_length=SPAN_ID_LENGTH) or None
     if "feedback" in data:
         value, error = serializers.feedback_fields(data["feedback"])
         return services.log_feedback(
@@ -236,11 +247,11 @@ def _create(user, trace: Trace, data) -> Assessment:
     return services.log_expectation(trace=trace, value=value, span_id=span_id, **common)
 
 
-def _optional_text(data: dict, name: str) -> str:
+def _optional_text(data: dict, name: str, *, max_length: int | None = None) -> str:
     value = data.get(name)
     if value is not None and not isinstance(value, str):
         raise ApiError(f"{name} must be a string.")
-    return value or ""
+    return check_text(value or "", where=name, max_length=max_length)
 
 
 @api_view()
@@ -276,14 +287,15 @@ def assessment_update(request, trace_id, assessment_id):
         else:
             changes["metadata"] = data.get("metadata") or {}
     try:
-        updated = services.update_assessment(
-            assessment_id=assessment_id, actor=request.user, **changes
-        )
+        with transaction.atomic():
+            updated = services.update_assessment(
+                assessment_id=assessment_id, actor=request.user, **changes
+            )
+            return json_response({"assessment": serializers.assessment(updated, trace_id)})
     except Assessment.DoesNotExist:
         raise not_found(
             f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
         ) from None
-    return json_response({"assessment": serializers.assessment(updated, trace_id)})
 
 
 def _article(kind: str) -> str:

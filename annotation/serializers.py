@@ -16,6 +16,7 @@ from traces.rest import ApiError
 from .models import Assessment, Kind
 
 JSON_FORMAT = "JSON_FORMAT"
+MAX_ERROR_CODE_LENGTH = Assessment._meta.get_field("error_code").max_length
 
 
 def prefetch_live_assessments(traces) -> None:
@@ -93,6 +94,8 @@ def feedback_fields(feedback) -> tuple[object, dict | None]:
     error = feedback.get("error")
     if error is not None and not isinstance(error, dict):
         raise ApiError("feedback.error must be an object.")
+    if error and len(str(error.get("error_code") or "")) > MAX_ERROR_CODE_LENGTH:
+        raise ApiError(f"feedback.error.error_code is longer than {MAX_ERROR_CODE_LENGTH}.")
     return feedback.get("value"), error
 
 
@@ -110,7 +113,7 @@ def expectation_value(expectation):
         raise ApiError(f"Unsupported serialization_format {fmt!r}; only JSON_FORMAT is.")
     try:
         return json.loads(serialized["value"])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError("expectation.serialized_value.value is not valid JSON.") from None
 
 

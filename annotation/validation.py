@@ -4,6 +4,8 @@ import math
 
 from django.core.exceptions import ValidationError
 
+from traces.validation import MAX_DOUBLE, InvalidInput, check_text
+
 from .models import Kind, LabelSchema, SourceType
 
 MAX_NAME_LENGTH = 255
@@ -21,15 +23,20 @@ def check_name(name) -> str:
 
 
 def check_json_value(value, depth: int = 0) -> None:
-    """Accept what JSON holds: None, bool, finite numbers, str, lists, str-keyed dicts."""
+    """Accept what JSON holds and reads back: None, bool, finite numbers within the range of
+    doubles (values travel as protobuf doubles), text without NUL or lone surrogates, lists,
+    str-keyed dicts."""
     if depth > MAX_VALUE_DEPTH:
         raise ValidationError("The value is nested too deeply.", code="invalid_value")
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_storable(value)
         return
     if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
+        if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_DOUBLE:
             raise ValidationError(
-                "Numbers must be finite (no NaN or infinity).", code="invalid_value"
+                "Numbers must be finite and within the range of doubles.", code="invalid_value"
             )
         return
     if isinstance(value, list):
@@ -40,12 +47,20 @@ def check_json_value(value, depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValidationError("Object keys must be strings.", code="invalid_value")
+            _check_storable(key)
             check_json_value(item, depth + 1)
         return
     raise ValidationError(
         f"Values must be a boolean, number, string, list or object, not {type(value).__name__}.",
         code="invalid_value",
     )
+
+
+def _check_storable(text: str) -> None:
+    try:
+        check_text(text, where="Text in the value")
+    except InvalidInput as exc:
+        raise ValidationError(str(exc), code="invalid_value") from None
 
 
 def check_metadata(metadata) -> dict:

@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from accounts.forms import SignInForm
 
+# MLflow's JSON error shape on API paths, Django's page elsewhere.
+handler500 = "traces.rest.server_error"
+
 urlpatterns = [
     # /admin/
     path("admin/", admin.site.urls),

@@ -11,8 +11,9 @@ from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from . import ingest, serializers
-from .models import Experiment, Trace
-from .rest import ApiError, Params, api_view, json_response, not_found, read_body
+from .models import TRACE_NAME_TAG, Experiment, Trace
+from .rest import ApiError, Params, api_view, json_response, not_found, parse_json, read_body
+from .validation import INT64_MAX, MAX_TRACE_NAME_LENGTH, check_text, parse_id
 
 # The client sends spans over OTLP only to servers that report 3.4 or later.
 MLFLOW_COMPATIBLE_VERSION = "3.17.2"
@@ -46,10 +47,8 @@ def server_info(request):
 
 
 def get_experiment_or_404(experiment_id: str) -> Experiment:
-    if not str(experiment_id).isdigit():
-        raise ApiError(f"Invalid experiment id {experiment_id!r}: expected a decimal number.")
     try:
-        return Experiment.objects.by_id(experiment_id)
+        return Experiment.objects.by_id(parse_id(experiment_id, where="experiment id"))
     except Experiment.DoesNotExist:
         raise not_found(f"Could not find experiment with ID '{experiment_id}'") from None
 
@@ -149,9 +148,12 @@ def _decode_page_token(token: str | None) -> int | None:
     if not token:
         return None
     try:
-        return int(json.loads(base64.urlsafe_b64decode(token))["after_id"])
-    except (ValueError, KeyError, TypeError):
+        after = json.loads(base64.urlsafe_b64decode(token))["after_id"]
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise ApiError("Invalid page token.") from None
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= INT64_MAX:
+        raise ApiError("Invalid page token.")
+    return after
 
 
 # -- spans ---------------------------------------------------------------------------------
@@ -181,21 +183,22 @@ def trace_artifact_upload(request, experiment_id, trace_id):
     experiment = get_experiment_or_404(experiment_id)
     if not ingest.is_trace_id(trace_id):
         raise ApiError(f"Invalid trace id {trace_id!r}.")
-    body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
+    # The client sends traces.json as text/plain, so its Content-Type is not checked.
+    payload = parse_json(read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES))
     try:
-        records = ingest.parse_artifact_spans(trace_id, json.loads(body))
+        records = ingest.parse_artifact_spans(trace_id, payload)
         if records:
             ingest.store_spans(experiment, records)
-    except (UnicodeDecodeError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, ingest.IngestError) else "traces.json is not JSON."
-        raise ApiError(message) from None
+    except ingest.IngestError as exc:
+        raise ApiError(str(exc)) from None
     return HttpResponse(b"")
 
 
 @api_view()
 def trace_artifact_download(request, experiment_id, trace_id):
-    trace = Trace.objects.filter(experiment_id=experiment_id, trace_id=trace_id).first()
-    if trace is None or not str(experiment_id).isdigit():
+    experiment_pk = parse_id(experiment_id, where="experiment id")
+    trace = Trace.objects.filter(experiment_id=experiment_pk, trace_id=trace_id).first()
+    if trace is None:
         raise not_found(f"Trace with ID '{trace_id}' not found.")
     rows = serializers.span_rows([trace])[trace.pk]
     return json_response({"spans": serializers.artifact_spans(trace, rows)})
@@ -211,6 +214,8 @@ def trace_tag_set(request, trace_id):
     value = params.str("value", default="")
     if not key:
         raise ApiError("A tag needs a non-empty key.")
+    if key == TRACE_NAME_TAG:
+        check_text(value, where="The trace name", max_length=MAX_TRACE_NAME_LENGTH)
     try:
         ingest.set_tag(trace_id, key, value)
     except Trace.DoesNotExist:

@@ -36,6 +36,15 @@ from .models import (
     Trace,
 )
 from .serializers import SPAN_INPUTS, SPAN_OUTPUTS
+from .validation import (
+    INT64_MAX,
+    MAX_TIMESTAMP_MS,
+    MAX_TRACE_NAME_LENGTH,
+    InvalidInput,
+    check_int,
+    check_json,
+    parse_id,
+)
 
 INFO_FINALIZED = "mlflow.trace.infoFinalized"
 SPAN_TYPE = "mlflow.spanType"
@@ -111,7 +120,7 @@ def parse_otlp(body: bytes, content_type: str) -> list[SpanRecord]:
                 f"Invalid Content-Type: {content_type or '(none)'}. "
                 "Expected application/x-protobuf or application/json."
             )
-    except (DecodeError, json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
+    except (DecodeError, json_format.ParseError, RecursionError, ValueError) as exc:
         if isinstance(exc, IngestError):
             raise
         raise IngestError("Invalid OpenTelemetry format: the body does not parse.") from None
@@ -231,7 +240,7 @@ def _record_from_artifact(trace_id: str, span) -> SpanRecord:
             attributes=attributes,
             events=_json_clean(list(span.get("events") or [])),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         if isinstance(exc, IngestError):
             raise
         raise IngestError(f"A span in traces.json is malformed: {exc!s}.") from None
@@ -244,6 +253,8 @@ def _loads_attribute(value):
         return json.loads(value)
     except ValueError:
         return value
+    except RecursionError:
+        raise IngestError("A span attribute in traces.json is nested too deeply.") from None
 
 
 def _artifact_id(value: str, size: int) -> str:
@@ -292,21 +303,25 @@ def parse_trace_info(data) -> TraceInfo:
         raise IngestError(
             f"Invalid trace_id {trace_id!r}: expected 'tr-' followed by 32 hex characters."
         )
-    location = data.get("trace_location") or {}
-    experiment_id = (location.get("mlflow_experiment") or {}).get("experiment_id")
-    if not isinstance(experiment_id, str) or not experiment_id.isdigit():
-        raise IngestError(
-            "trace_location.mlflow_experiment.experiment_id must be an experiment id."
-        )
+    location = data.get("trace_location")
+    experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
+    experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
+    try:
+        experiment_id = parse_id(experiment_id, where="trace_location experiment_id")
+    except InvalidInput as exc:
+        raise IngestError(str(exc)) from None
     state = data.get("state") or "STATE_UNSPECIFIED"
     if state not in _TRACE_STATES:
         raise IngestError(f"Invalid trace state {state!r}.")
     client_request_id = _optional_str(data, "client_request_id")
     if client_request_id is not None and len(client_request_id) > 255:
         raise IngestError("client_request_id is longer than 255 characters.")
+    tags = _string_map(data, "tags")
+    if len(tags.get(TRACE_NAME_TAG, "")) > MAX_TRACE_NAME_LENGTH:
+        raise IngestError(f"The trace name is longer than {MAX_TRACE_NAME_LENGTH} characters.")
     return TraceInfo(
         trace_id=trace_id,
-        experiment_id=int(experiment_id),
+        experiment_id=experiment_id,
         request_time=parse_timestamp(data.get("request_time"), "request_time"),
         execution_duration=parse_duration(data.get("execution_duration")),
         state=Trace.State.IN_PROGRESS if state == "STATE_UNSPECIFIED" else state,
@@ -314,7 +329,7 @@ def parse_trace_info(data) -> TraceInfo:
         request_preview=_optional_str(data, "request_preview") or "",
         response_preview=_optional_str(data, "response_preview") or "",
         trace_metadata=_string_map(data, "trace_metadata"),
-        tags=_string_map(data, "tags"),
+        tags=tags,
     )
 
 
@@ -353,7 +368,10 @@ def parse_timestamp(value, name: str) -> int:
         raise IngestError(f"{name} is not an RFC 3339 timestamp: {value!r}.") from None
     if moment.tzinfo is None:
         raise IngestError(f"{name} needs a time zone: {value!r}.")
-    return round(moment.timestamp() * 1000)
+    ms = round(moment.timestamp() * 1000)
+    if not 0 <= ms <= MAX_TIMESTAMP_MS:
+        raise IngestError(f"{name} must lie between 1970 and 9999: {value!r}.")
+    return ms
 
 
 def parse_duration(value) -> int | None:
@@ -366,9 +384,43 @@ def parse_duration(value) -> int | None:
         seconds = float(value[:-1])
     except ValueError:
         raise IngestError(f"execution_duration is not a duration: {value!r}.") from None
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds * 1000 <= MAX_TIMESTAMP_MS:
         raise IngestError(f"execution_duration is not a duration: {value!r}.")
     return round(seconds * 1000)
+
+
+def check_records(records: list[SpanRecord]) -> None:
+    """Refuse spans the readers cannot serve back: times outside int64 nanoseconds, values
+    the client's protobuf parser refuses (integers beyond int64, deep nesting), and events
+    that are not ``{"name": str, "time_unix_nano": int, "attributes": {...}}``."""
+    try:
+        for record in records:
+            where = f"Span {record.span_id}"
+            check_int(record.start_time_ns, where=f"{where} start time", low=0)
+            if record.end_time_ns is not None:
+                check_int(record.end_time_ns, where=f"{where} end time", low=0)
+            for name in ("inputs", "outputs", "attributes", "events"):
+                value = getattr(record, name)
+                check_json(value, where=f"{where} {name}", max_int=INT64_MAX)
+            _check_events(record.events, where)
+    except InvalidInput as exc:
+        raise IngestError(str(exc)) from None
+
+
+def _check_events(events, where: str) -> None:
+    if not isinstance(events, list):
+        raise InvalidInput(f"{where} events must be a list.")
+    for event in events:
+        if not isinstance(event, dict):
+            raise InvalidInput(f"{where} events must be objects.")
+        if not isinstance(event.get("name", ""), str):
+            raise InvalidInput(f"{where} event names must be strings.")
+        time_ns = event.get("time_unix_nano", 0)
+        if isinstance(time_ns, bool) or not isinstance(time_ns, int):
+            raise InvalidInput(f"{where} event times must be integers.")
+        check_int(time_ns, where=f"{where} event time", low=0)
+        if not isinstance(event.get("attributes") or {}, dict):
+            raise InvalidInput(f"{where} event attributes must be an object.")
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -377,6 +429,7 @@ def parse_duration(value) -> int | None:
 @transaction.atomic
 def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
     """Upsert spans, creating IN_PROGRESS traces for unknown trace ids."""
+    check_records(records)
     by_key = {(r.trace_id, r.span_id): r for r in records}  # a repeated span: the last wins
     by_trace: dict[str, list[SpanRecord]] = {}
     for record in by_key.values():

@@ -16,6 +16,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from .validation import INT64_MAX, is_storable_text
+
 PAGE_SIZE = 50
 COUNT_LIMIT = 1000
 
@@ -75,9 +77,11 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             sort, value, trace_id = json.loads(raw)
-        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
             raise ValueError("not a cursor") from exc
-        if sort not in SORTS or not isinstance(value, int) or not isinstance(trace_id, str):
+        if sort not in SORTS or not isinstance(trace_id, str) or not is_storable_text(trace_id):
+            raise ValueError("not a cursor")
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > INT64_MAX:
             raise ValueError("not a cursor")
         return cls(sort, value, trace_id)
 

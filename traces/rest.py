@@ -6,20 +6,28 @@ Request bodies are read here, within size limits, and decompressed when the clie
 """
 
 import json
+import sys
 import zlib
 from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.roles import can_write, is_admin
+
+from .validation import INT64_MAX, InvalidInput, check_json, check_text
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
 # Service validation codes that mean "someone else's write got there first".
 CONFLICT_CODES = {"conflict", "duplicate"}
+API_PREFIXES = ("/api/", "/v1/traces")
+# Seconds a client is asked to wait while the database cannot be reached.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -67,6 +75,8 @@ def api_view(*, write: bool = False, admin: bool = False):
                 )
             try:
                 return view(request, *args, **kwargs)
+            except InvalidInput as exc:
+                return error_response(str(exc))
             except ApiError as exc:
                 return error_response(exc.message, code=exc.code, status=exc.status)
             except ValidationError as exc:
@@ -79,6 +89,25 @@ def api_view(*, write: bool = False, admin: bool = False):
         return wrapped
 
     return decorator
+
+
+def server_error(request):
+    """handler500: MLflow's error shape on API paths (503 while the database is down)."""
+    if not request.path.startswith(API_PREFIXES):
+        return defaults.server_error(request)
+    exc = sys.exception()
+    # Django's wrappers of the driver's "cannot connect" and "connection lost" errors.
+    if isinstance(exc, OperationalError | InterfaceError):
+        response = error_response(
+            "The database is unreachable; try again shortly.",
+            code="TEMPORARILY_UNAVAILABLE",
+            status=503,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    return error_response(
+        "An internal error occurred; it has been logged.", code="INTERNAL_ERROR", status=500
+    )
 
 
 def dispatch(**views):
@@ -134,6 +163,8 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
             continue
         if len(data) > limit or decompressor.unconsumed_tail:
             raise _too_large(limit)
+        if not decompressor.eof:
+            raise ApiError(f"The request body is truncated {encoding} data.")
         return data
     raise ApiError(f"The request body is not valid {encoding} data.")
 
@@ -159,17 +190,22 @@ class Params:
 
     @classmethod
     def of(cls, request, limit: int | None = None) -> "Params":
+        """Refuses bodies that are not JSON objects, or hold what cannot be stored."""
         if request.method == "GET":
+            for name, values in request.GET.lists():
+                for value in (name, *values):
+                    check_text(value, where=f"Query parameter {name[:40]!r}")
             return cls({}, query=request.GET)
         body = read_body(request, limit)
         if not body.strip():
             return cls({})
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise ApiError("The request body is not valid JSON.") from None
+        # A cross-site form can post text/plain; the client always says application/json.
+        if not is_json_content_type(request.headers.get("Content-Type", "")):
+            raise ApiError("The request body must be sent as Content-Type: application/json.")
+        data = parse_json(body)
         if not isinstance(data, dict):
             raise ApiError("The request body must be a JSON object.")
+        check_json(data)
         return cls(data)
 
     def raw(self, name):
@@ -192,15 +228,17 @@ class Params:
         return value
 
     def int(self, name: str, *, default: int | None = None):
+        """An int64, from a JSON number or a string of ASCII digits (int64 travels as both)."""
         value = self.raw(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | str):
+        if isinstance(value, str) and value.removeprefix("-").isascii():
+            value = int(value) if value.removeprefix("-").isdigit() else value
+        if isinstance(value, bool) or not isinstance(value, int):
             raise _wrong_type(name, value, "an integer")
-        try:
-            return int(value)
-        except ValueError:
-            raise _wrong_type(name, value, "an integer") from None
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ApiError(f"Invalid value for parameter '{name}' supplied: out of int64 range.")
+        return value
 
     def bool(self, name: str, *, default: bool = False) -> bool:
         value = self.raw(name)
@@ -237,6 +275,20 @@ class Params:
         if not isinstance(value, dict):
             raise _wrong_type(name, value, "an object")
         return value
+
+
+def is_json_content_type(content_type: str) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def parse_json(body: bytes):
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError("The request body is not valid JSON.") from None
+    except RecursionError:
+        raise ApiError("The request body is nested too deeply.") from None
 
 
 def _wrong_type(name: str, value, expected: str) -> ApiError:

@@ -30,6 +30,7 @@ Semantics worth knowing:
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ from django.db.models.lookups import (
 )
 
 from .models import SESSION_METADATA_KEY, TRACE_NAME_TAG, USER_METADATA_KEY, Span, Trace
+from .validation import INT64_MAX, is_storable_text
 
 MAX_RESULTS_LIMIT = 50_000
 INDEXED_COLUMN_LENGTH = 255
@@ -300,7 +302,17 @@ def _comparison(ident: _Token, comparator: str, value_tokens: list[_Token]) -> C
     value = _value(entity, key, comparator, value_tokens)
     entity, key = _resolve_alias(entity, key)
     _check_comparator(entity, key, comparator, value)
+    if comparator == "RLIKE":
+        _check_regex(value)
     return Comparison(entity, key, comparator, value)
+
+
+def _check_regex(pattern: str) -> None:
+    """Refuse patterns that do not compile (PostgreSQL's dialect may still refuse more)."""
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise SearchError(f"Invalid regular expression {pattern[:100]!r}: {exc}") from None
 
 
 def _value(entity: str, key: str, comparator: str, tokens: list[_Token]):
@@ -352,9 +364,12 @@ def _value(entity: str, key: str, comparator: str, tokens: list[_Token]):
 
 def _number(text: str) -> int | float:
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        return float(text)
+        number = float(text)
+    if not math.isfinite(number) or abs(number) > INT64_MAX:
+        raise SearchError(f"The number {text[:40]} is out of range.")
+    return number
 
 
 def _list_value(tokens: list[_Token]) -> tuple[str, ...]:
@@ -912,18 +927,28 @@ def _encode_token(keys: list[OrderKey], values: list) -> str:
 
 
 def _decode_token(page_token: str, keys: list[OrderKey]) -> list:
+    invalid = SearchError(f"Invalid page token '{page_token[:100]}'.")
     try:
         payload = json.loads(base64.urlsafe_b64decode(page_token.encode()))
         order, values = payload["order"], payload["after"]
-    except (AttributeError, binascii.Error, ValueError, TypeError, KeyError) as exc:
-        raise SearchError(f"Invalid page token '{page_token}'.") from exc
+    except (AttributeError, binascii.Error, ValueError, TypeError, KeyError, RecursionError):
+        raise invalid from None
     if order != [k.label for k in keys]:
         raise SearchError("Invalid page token: it was issued for a different order_by.")
     if not isinstance(values, list) or len(values) != len(keys):
-        raise SearchError(f"Invalid page token '{page_token}'.")
-    if not all(v is None or isinstance(v, str | int | float) for v in values):
-        raise SearchError(f"Invalid page token '{page_token}'.")
+        raise invalid
+    if not all(_token_value_fits(key, value) for key, value in zip(keys, values, strict=True)):
+        raise invalid
     return values
+
+
+def _token_value_fits(key: OrderKey, value) -> bool:
+    """A page token's value has its key's type: an int64 for numbers, else text."""
+    if value is None:
+        return True
+    if key.entity == "attribute" and key.key in _NUMERIC_ATTRIBUTES | {"experiment_id"}:
+        return not isinstance(value, bool) and isinstance(value, int) and abs(value) <= INT64_MAX
+    return isinstance(value, str) and is_storable_text(value)
 
 
 def _check_max_results(max_results) -> int:

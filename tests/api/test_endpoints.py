@@ -313,9 +313,10 @@ class AssessmentWriteTests(ApiTestCase):
         }
         self.api.get("/api/3.0/mlflow/server-info")  # the token's first use is recorded
 
-        # The trace (the token and its role are remembered); then, in a savepoint as tests run
-        # in a transaction, the LabelSchema, the assessment and its revision.
-        with self.assertNumQueries(6):
+        # The trace (the token and its role are remembered); then, in the savepoint of the
+        # write and its answer and the service's own, as tests run in a transaction, the
+        # LabelSchema, the assessment and its revision.
+        with self.assertNumQueries(8):
             response = self.api.post(url, feedback, content_type="application/json")
 
         self.assertEqual(response.status_code, 200)
