@@ -47,7 +47,7 @@ class ApiAuthMiddleware:
             return self.get_response(request)
         header = request.headers.get("Authorization", "")
         if not header:
-            return _unauthenticated("Credentials are required: set MLFLOW_TRACKING_TOKEN.")
+            return _unauthenticated("Credentials are required: set MLFLOW_TRACKING_TOKEN.", header)
         address = client_address(request)
         credentials = parse_authorization(header)
         # Tokens hold 256 random bits and cannot be guessed, so a valid one skips the lockout
@@ -55,27 +55,33 @@ class ApiAuthMiddleware:
         is_password = credentials is not None and not credentials[1].startswith(TOKEN_PREFIX)
         username = credentials[0] if is_password else None
         if is_password and is_locked_out(username, address):
-            return _locked_out()
+            return _locked_out(header)
         user = authenticate_credentials(*credentials) if credentials else None
         if user is None:
             if not is_password and is_locked_out(None, address):
-                return _locked_out()
+                return _locked_out(header)
             record_failure(username, address)
-            return _unauthenticated("The credentials are invalid, expired or revoked.")
+            return _unauthenticated("The credentials are invalid, expired or revoked.", header)
         request.user = user
         return self.get_response(request)
 
 
-def _locked_out() -> JsonResponse:
+def _locked_out(header: str) -> JsonResponse:
     return _unauthenticated(
         "Too many failed sign-in attempts with these credentials from this address; "
-        "try again later."
+        "try again later.",
+        header,
     )
 
 
-def _unauthenticated(message: str) -> JsonResponse:
+def _unauthenticated(message: str, header: str) -> JsonResponse:
     response = JsonResponse({"error_code": "UNAUTHENTICATED", "message": message}, status=401)
-    response["WWW-Authenticate"] = 'Bearer realm="tracemark", Basic realm="tracemark"'
+    # A Basic challenge makes browsers prompt for a password and keep sending it, so only
+    # clients that sent Basic credentials get one.
+    challenge = 'Bearer realm="tracemark"'
+    if header.strip().lower().startswith("basic"):
+        challenge += ', Basic realm="tracemark"'
+    response["WWW-Authenticate"] = challenge
     return response
 
 

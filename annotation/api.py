@@ -216,6 +216,8 @@ def _create(user, trace: Trace, data) -> Assessment:
     if not isinstance(source, dict):
         raise ApiError("source must be an object.")
     source_type = source.get("source_type")
+    if source_type is not None and not isinstance(source_type, str):
+        raise ApiError("source.source_type must be a string.")
     common = {
         "name": data.get("assessment_name"),
         "rationale": _optional_text(data, "rationale"),

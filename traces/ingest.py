@@ -43,6 +43,7 @@ from .validation import (
     InvalidInput,
     check_int,
     check_json,
+    check_text,
     parse_id,
 )
 
@@ -240,7 +241,7 @@ def _record_from_artifact(trace_id: str, span) -> SpanRecord:
             attributes=attributes,
             events=_json_clean(list(span.get("events") or [])),
         )
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         if isinstance(exc, IngestError):
             raise
         raise IngestError(f"A span in traces.json is malformed: {exc!s}.") from None
@@ -311,7 +312,7 @@ def parse_trace_info(data) -> TraceInfo:
     except InvalidInput as exc:
         raise IngestError(str(exc)) from None
     state = data.get("state") or "STATE_UNSPECIFIED"
-    if state not in _TRACE_STATES:
+    if not isinstance(state, str) or state not in _TRACE_STATES:
         raise IngestError(f"Invalid trace state {state!r}.")
     client_request_id = _optional_str(data, "client_request_id")
     if client_request_id is not None and len(client_request_id) > 255:
@@ -396,6 +397,8 @@ def check_records(records: list[SpanRecord]) -> None:
     try:
         for record in records:
             where = f"Span {record.span_id}"
+            check_text(record.name, where=f"{where} name")
+            check_text(record.status_message, where=f"{where} status message")
             check_int(record.start_time_ns, where=f"{where} start time", low=0)
             if record.end_time_ns is not None:
                 check_int(record.end_time_ns, where=f"{where} end time", low=0)

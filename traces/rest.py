@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.roles import can_write, is_admin
 
-from .validation import INT64_MAX, InvalidInput, check_json, check_text
+from .validation import INT64_MAX, InvalidInput, check_json, check_text, is_storable_text
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
@@ -116,6 +116,8 @@ def dispatch(**views):
     @csrf_exempt
     def view(request, *args, **kwargs):
         handler = views.get(request.method)
+        if not all(is_storable_text(value) for value in kwargs.values()):
+            return error_response("The URL holds a NUL character or a lone surrogate.")
         if handler is None:
             response = error_response(
                 f"Method {request.method} is not allowed on {request.path}.",

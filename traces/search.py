@@ -367,7 +367,8 @@ def _number(text: str) -> int | float:
         number = int(text)
     except ValueError:
         number = float(text)
-    if not math.isfinite(number) or abs(number) > INT64_MAX:
+    # Integers are bound as int64 parameters; floats as doubles.
+    if isinstance(number, int) and abs(number) > INT64_MAX or not math.isfinite(number):
         raise SearchError(f"The number {text[:40]} is out of range.")
     return number
 
