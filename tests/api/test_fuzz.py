@@ -23,8 +23,8 @@ from django.test import Client
 from django.urls import reverse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from accounts.tokens import create_token
 from annotation import services
-from annotation.tokens import create_token
 from tests.factories import make_admin, make_experiment
 from traces import ingest
 from traces.models import Trace
