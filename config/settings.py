@@ -170,6 +170,10 @@ TRACEMARK_ANNOTATOR_ACTIVITY = "annotation.people"
 # Request size limits; the API answers 413 in MLflow's error format above these.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024)
 TRACEMARK_MAX_SPAN_UPLOAD_BYTES = env_int("MAX_SPAN_UPLOAD_BYTES", 50 * 1024 * 1024)
+# Per-trace limits: spans, and their size as JSON. Span uploads beyond them get 413, and
+# reads of a trace stored beyond them (under larger limits) are refused the same way.
+TRACEMARK_MAX_TRACE_SPANS = env_int("MAX_TRACE_SPANS", 10_000)
+TRACEMARK_MAX_TRACE_BYTES = env_int("MAX_TRACE_BYTES", 100 * 1024 * 1024)
 # Failed sign-ins (login form and API) allowed per username and client address within the
 # window (seconds); see accounts.lockout.
 TRACEMARK_AUTH_MAX_FAILURES = env_int("AUTH_MAX_FAILURES", 20)

@@ -12,7 +12,19 @@ from django.views.decorators.http import require_GET
 
 from . import ingest, serializers
 from .models import TRACE_NAME_TAG, Experiment, Trace
-from .rest import ApiError, Params, api_view, json_response, not_found, parse_json, read_body
+from .rest import (
+    STREAMED,
+    ApiError,
+    Params,
+    api_view,
+    check_span_reads,
+    json_response,
+    not_found,
+    parse_json,
+    read_body,
+    streamed_json_response,
+    trace_too_large,
+)
 from .validation import INT64_MAX, MAX_TRACE_NAME_LENGTH, check_text, parse_id
 
 # The client sends spans over OTLP only to servers that report 3.4 or later.
@@ -170,6 +182,8 @@ def otlp_traces(request):
     content_type = request.headers.get("Content-Type", "")
     try:
         ingest.store_spans(experiment, ingest.parse_otlp(body, content_type))
+    except ingest.TraceTooLarge as exc:
+        raise trace_too_large(str(exc)) from None
     except ingest.IngestError as exc:
         raise ApiError(str(exc)) from None
     if content_type.startswith("application/json"):
@@ -189,6 +203,8 @@ def trace_artifact_upload(request, experiment_id, trace_id):
         records = ingest.parse_artifact_spans(trace_id, payload)
         if records:
             ingest.store_spans(experiment, records)
+    except ingest.TraceTooLarge as exc:
+        raise trace_too_large(str(exc)) from None
     except ingest.IngestError as exc:
         raise ApiError(str(exc)) from None
     return HttpResponse(b"")
@@ -200,8 +216,9 @@ def trace_artifact_download(request, experiment_id, trace_id):
     trace = Trace.objects.filter(experiment_id=experiment_pk, trace_id=trace_id).first()
     if trace is None:
         raise not_found(f"Trace with ID '{trace_id}' not found.")
-    rows = serializers.span_rows([trace])[trace.pk]
-    return json_response({"spans": serializers.artifact_spans(trace, rows)})
+    check_span_reads([trace])
+    spans = serializers.iter_artifact_spans(trace, serializers.iter_span_rows(trace))
+    return streamed_json_response({"spans": STREAMED}, spans)
 
 
 # -- trace tags and deletion ---------------------------------------------------------------

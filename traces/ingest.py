@@ -21,8 +21,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Subquery
+from django.db.models import Count, Subquery, Sum
+from django.db.models.functions import Coalesce
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -77,6 +79,7 @@ _SPAN_UPDATE_FIELDS = [
     "outputs",
     "attributes",
     "events",
+    "size_bytes",
 ]
 
 
@@ -390,10 +393,18 @@ def parse_duration(value) -> int | None:
     return round(seconds * 1000)
 
 
-def check_records(records: list[SpanRecord]) -> None:
+class TraceTooLarge(IngestError):
+    """The spans would take a trace past MAX_TRACE_SPANS or MAX_TRACE_BYTES (a 413)."""
+
+
+def check_records(records: list[SpanRecord]) -> dict[tuple[str, str], int]:
     """Refuse spans the readers cannot serve back: times outside int64 nanoseconds, values
     the client's protobuf parser refuses (integers beyond int64, deep nesting), and events
-    that are not ``{"name": str, "time_unix_nano": int, "attributes": {...}}``."""
+    that are not ``{"name": str, "time_unix_nano": int, "attributes": {...}}``.
+
+    Returns each span's size as JSON, about, by (trace id, span id).
+    """
+    sizes = {}
     try:
         for record in records:
             where = f"Span {record.span_id}"
@@ -402,12 +413,36 @@ def check_records(records: list[SpanRecord]) -> None:
             check_int(record.start_time_ns, where=f"{where} start time", low=0)
             if record.end_time_ns is not None:
                 check_int(record.end_time_ns, where=f"{where} end time", low=0)
+            size = len(record.name) + len(record.status_message)
             for name in ("inputs", "outputs", "attributes", "events"):
                 value = getattr(record, name)
-                check_json(value, where=f"{where} {name}", max_int=INT64_MAX)
+                size += check_json(value, where=f"{where} {name}", max_int=INT64_MAX)
             _check_events(record.events, where)
+            sizes[record.trace_id, record.span_id] = size
     except InvalidInput as exc:
         raise IngestError(str(exc)) from None
+    return sizes
+
+
+def _check_trace_limits(trace: Trace, spans: list[SpanRecord], sizes: dict) -> None:
+    """Refuse spans that would take the trace past its limits; the spans they replace count
+    once. The exact count runs only when the stored totals come near a limit."""
+    max_spans, max_bytes = settings.TRACEMARK_MAX_TRACE_SPANS, settings.TRACEMARK_MAX_TRACE_BYTES
+    added = sum(sizes[trace.trace_id, r.span_id] for r in spans)
+    count, size = trace.span_count + len(spans), trace.span_bytes + added
+    if count > max_spans or size > max_bytes:
+        kept = (
+            Span.objects.filter(trace=trace)
+            .exclude(span_id__in=[r.span_id for r in spans])
+            .aggregate(n=Count("id"), size=Coalesce(Sum("size_bytes"), 0))
+        )
+        count, size = kept["n"] + len(spans), kept["size"] + added
+    if count > max_spans:
+        raise TraceTooLarge(f"A trace may hold at most {max_spans} spans (MAX_TRACE_SPANS).")
+    if size > max_bytes:
+        raise TraceTooLarge(
+            f"A trace's spans may take at most {max_bytes} bytes as JSON (MAX_TRACE_BYTES)."
+        )
 
 
 def _check_events(events, where: str) -> None:
@@ -431,8 +466,11 @@ def _check_events(events, where: str) -> None:
 
 @transaction.atomic
 def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
-    """Upsert spans, creating IN_PROGRESS traces for unknown trace ids."""
-    check_records(records)
+    """Upsert spans, creating IN_PROGRESS traces for unknown trace ids.
+
+    Raises TraceTooLarge beyond a trace's limits, and IngestError for what cannot be stored.
+    """
+    sizes = check_records(records)
     by_key = {(r.trace_id, r.span_id): r for r in records}  # a repeated span: the last wins
     by_trace: dict[str, list[SpanRecord]] = {}
     for record in by_key.values():
@@ -448,6 +486,8 @@ def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
             for trace_id, spans in by_trace.items()
         }
     )
+    for trace_id, trace in traces.items():
+        _check_trace_limits(trace, by_trace[trace_id], sizes)
     Span.objects.bulk_create(
         [
             Span(
@@ -464,6 +504,7 @@ def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
                 outputs=r.outputs,
                 attributes=r.attributes,
                 events=r.events,
+                size_bytes=sizes[r.trace_id, r.span_id],
             )
             for r in by_key.values()
         ],
@@ -477,13 +518,9 @@ def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
             _complete_from_spans(trace, by_trace[trace_id])
         # The UPDATE counts the spans itself: exact under the trace's lock, and no query of
         # its own.
-        trace.span_count = Subquery(
-            Span.objects.filter(trace=trace.pk)
-            .order_by()
-            .values("trace")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
+        spans = Span.objects.filter(trace=trace.pk).order_by().values("trace")
+        trace.span_count = Subquery(spans.annotate(n=Count("id")).values("n"))
+        trace.span_bytes = Subquery(spans.annotate(size=Sum("size_bytes")).values("size"))
         trace.save()
 
 

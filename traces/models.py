@@ -90,6 +90,9 @@ class Trace(models.Model):
     session = models.CharField(max_length=255, blank=True, default="")
     # Kept by traces.ingest, the only writer of spans, in the same transaction.
     span_count = models.PositiveIntegerField(default=0)
+    span_bytes = models.PositiveBigIntegerField(
+        default=0, help_text="The spans' size as JSON, about; bounded by MAX_TRACE_BYTES."
+    )
 
     objects = TraceQuerySet.as_manager()
 
@@ -158,6 +161,7 @@ class Span(models.Model):
     outputs = models.JSONField(null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     events = models.JSONField(default=list, blank=True)
+    size_bytes = models.PositiveIntegerField(default=0, help_text="Its content's size as JSON.")
 
     class Meta:
         ordering = ["start_time_ns", "span_id"]

@@ -13,7 +13,7 @@ from functools import wraps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
@@ -44,10 +44,40 @@ def not_found(message: str) -> ApiError:
 
 def json_response(payload: dict, status: int = 200) -> HttpResponse:
     return HttpResponse(
-        json.dumps(payload, separators=(",", ":")),
+        json_dumps(payload),
         status=status,
         content_type="application/json",
     )
+
+
+STREAMED = "(streamed)"
+# Bytes gathered before a streamed answer writes them out.
+STREAM_CHUNK_BYTES = 256 * 1024
+
+
+def streamed_json_response(payload: dict, items) -> StreamingHttpResponse:
+    """``payload`` as JSON with the one value STREAMED written as the list of ``items``, each
+    encoded when its turn comes: the answer never holds more than a chunk of them."""
+    head, tail = json_dumps(payload).split(json.dumps(STREAMED), 1)
+
+    def chunks():
+        buffer = [head.encode(), b"["]
+        size, first = 0, True
+        for item in items:
+            encoded = json_dumps(item).encode()
+            buffer.append(encoded if first else b"," + encoded)
+            size, first = size + len(encoded), False
+            if size >= STREAM_CHUNK_BYTES:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        buffer += [b"]", tail.encode()]
+        yield b"".join(buffer)
+
+    return StreamingHttpResponse(chunks(), content_type="application/json")
+
+
+def json_dumps(payload) -> str:
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def error_response(
@@ -169,6 +199,22 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
             raise ApiError(f"The request body is truncated {encoding} data.")
         return data
     raise ApiError(f"The request body is not valid {encoding} data.")
+
+
+def trace_too_large(message: str) -> ApiError:
+    return ApiError(message, code="REQUEST_LIMIT_EXCEEDED", status=413)
+
+
+def check_span_reads(traces) -> None:
+    """Refuse to serve spans beyond the per-trace limits, which traces stored under larger
+    limits can exceed: an answer is built in memory, a few times the spans' size."""
+    if any(trace.span_count > settings.TRACEMARK_MAX_TRACE_SPANS for trace in traces) or (
+        sum(trace.span_bytes for trace in traces) > settings.TRACEMARK_MAX_TRACE_BYTES
+    ):
+        raise trace_too_large(
+            "These spans are larger than MAX_TRACE_SPANS or MAX_TRACE_BYTES allow to read; "
+            "ask for fewer traces at once."
+        )
 
 
 def _too_large(limit: int) -> ApiError:

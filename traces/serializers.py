@@ -9,6 +9,8 @@ import base64
 import json
 import time
 
+from django.db.models import BooleanField, ExpressionWrapper, Q
+
 from .models import Span, Trace
 
 SPANS_LOCATION_TAG = "mlflow.trace.spansLocation"
@@ -17,6 +19,8 @@ SPAN_INPUTS = "mlflow.spanInputs"
 SPAN_OUTPUTS = "mlflow.spanOutputs"
 REQUEST_ID = "mlflow.traceRequestId"
 PROTOBUF_READ_MAX_SPANS = 100
+# Span rows a single-trace read holds at once.
+SPAN_READ_CHUNK = 100
 
 _STATUS_CODES = {
     Span.Status.UNSET: "STATUS_CODE_UNSET",
@@ -118,6 +122,18 @@ def span_rows(traces) -> dict[int, list[tuple]]:
     return rows
 
 
+def iter_span_rows(trace: Trace):
+    """One trace's span rows in span_rows' order, read SPAN_READ_CHUNK at a time (PostgreSQL
+    through a server-side cursor), so a read holds a chunk of the trace, not all of it."""
+    is_child = ExpressionWrapper(Q(parent_span_id__isnull=False), output_field=BooleanField())
+    return (
+        Span.objects.filter(trace=trace)
+        .order_by(is_child, "start_time_ns")
+        .values_list(*SPAN_FIELDS, named=True)
+        .iterator(chunk_size=SPAN_READ_CHUNK)
+    )
+
+
 def _b64_hex(hex_id: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
 
@@ -161,10 +177,13 @@ def _span_attributes(row) -> dict:
     return merged
 
 
-def otlp_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
+def otlp_spans(trace: Trace, rows) -> list[dict]:
     """OTLP Span JSON for GetTrace and BatchGetTraces."""
+    return list(iter_otlp_spans(trace, rows))
+
+
+def iter_otlp_spans(trace: Trace, rows):
     trace_b64 = _otel_trace_id(trace)
-    spans = []
     for row in rows:
         span = {
             "trace_id": trace_b64,
@@ -194,16 +213,15 @@ def otlp_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
                 }
                 for event in row.events
             ]
-        spans.append(span)
-    return spans
+        yield span
 
 
-def artifact_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
+def iter_artifact_spans(trace: Trace, rows):
     """The ``traces.json`` artifact form: attribute values JSON-encoded, as the client writes."""
     trace_b64 = _otel_trace_id(trace)
     # The client refuses artifact spans without the request id (plain OTel spans lack it).
     request_id = json.dumps(trace.trace_id)
-    return [
+    return (
         {
             "trace_id": trace_b64,
             "span_id": _b64_hex(row.span_id),
@@ -220,4 +238,4 @@ def artifact_spans(trace: Trace, rows: list[tuple]) -> list[dict]:
             "links": [],
         }
         for row in rows
-    ]
+    )

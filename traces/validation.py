@@ -27,13 +27,19 @@ class InvalidInput(ValueError):
     """A value that cannot be stored and read back; the message says which and why."""
 
 
-def check_json(value, *, where: str = "The request body", max_int: float = MAX_DOUBLE) -> None:
+def check_json(value, *, where: str = "The request body", max_int: float = MAX_DOUBLE) -> int:
     """Refuse what cannot come back out: deep nesting, non-finite numbers, integers beyond
-    ``max_int`` in magnitude, and strings (keys included) with NUL or lone surrogates."""
+    ``max_int`` in magnitude, and strings (keys included) with NUL or lone surrogates.
+
+    Returns the value's size as JSON, about: characters of text plus a few per item.
+    """
+    size = 0
     stack = [(value, 0, where)]
     while stack:
         item, depth, path = stack.pop()
+        size += 4
         if isinstance(item, str):
+            size += len(item)
             if not is_storable_text(item):
                 raise InvalidInput(f"{path} holds a NUL character or a lone surrogate.")
         elif isinstance(item, bool) or item is None:
@@ -53,9 +59,11 @@ def check_json(value, *, where: str = "The request body", max_int: float = MAX_D
             for key, v in item.items():
                 if not isinstance(key, str) or not is_storable_text(key):
                     raise InvalidInput(f"{path} has a key that is not a storable string.")
+                size += len(key) + 4
                 stack.append((v, depth + 1, f"{path}.{key[:40]}"))
         else:
             raise InvalidInput(f"{path} holds a {type(item).__name__}, which JSON does not.")
+    return size
 
 
 def is_storable_text(value: str) -> bool:

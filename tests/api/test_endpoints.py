@@ -215,7 +215,7 @@ class SpanIngestTests(ApiTestCase):
         )
 
         put = self.api.put(url, json.dumps(spans), content_type="text/plain")
-        got = self.api.get(url).json()["spans"][0]
+        got = json.loads(b"".join(self.api.get(url).streaming_content))["spans"][0]
 
         self.assertEqual(put.status_code, 200)
         span = Span.objects.get()
