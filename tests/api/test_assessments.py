@@ -1,5 +1,7 @@
 """Feedback and expectations through the real mlflow client: every variant the client sends."""
 
+import time
+
 import pytest
 from mlflow.entities import AssessmentError, AssessmentSource, Expectation, Feedback
 from mlflow.exceptions import MlflowException
@@ -268,3 +270,19 @@ def test_api_and_review_page_share_one_history(mlflow, trace_id, reviewer, clien
     assert "from_api" in page.content.decode()
     assert inline["from_ui"].value == 3.0
     assert inline["from_api"].assessment_id == logged.assessment_id
+
+
+def test_a_number_beyond_doubles_is_refused_at_once_and_the_trace_stays_readable(
+    mlflow, trace_id, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")  # what a 5xx would set off
+    started = time.monotonic()
+
+    with pytest.raises(MlflowException, match="range of doubles") as raised:
+        mlflow.log_expectation(trace_id=trace_id, name="answer", value={"n": 10**400})
+
+    assert time.monotonic() - started < 5
+    assert raised.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert not Assessment.objects.exists()
+    assert mlflow.get_trace(trace_id).info.trace_id == trace_id
+    assert [t.info.trace_id for t in mlflow.search_traces(return_type="list")] == [trace_id]
