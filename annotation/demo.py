@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.roles import Role, set_role
+from traces import ingest
 from traces.models import Experiment, Span, Trace, now_ms
 
 from . import demo_content as content
@@ -288,7 +289,7 @@ def _trace(rng, n, experiment, user, session, request_time, report) -> Trace | N
     trace.request_preview = json.dumps({"question": question}, ensure_ascii=False)
     trace.response_preview = "" if failed else json.dumps({"answer": answer}, ensure_ascii=False)
     trace.execution_duration = (builder.clock - root.start_time_ns) // 1_000_000
-    trace.span_count = len(builder.spans)
+    _count_spans(trace, builder.spans)
     trace.save()
     Span.objects.bulk_create(builder.spans)
     report.add("traces")
@@ -380,12 +381,20 @@ def _big_trace(experiment, request_time, report) -> None:
     builder.finish()
     root.outputs = {"checked": 500, "missing": 12}
     trace.execution_duration = (builder.clock - root.start_time_ns) // 1_000_000
-    trace.span_count = len(builder.spans)
+    _count_spans(trace, builder.spans)
     with transaction.atomic():
         trace.save()
         Span.objects.bulk_create(builder.spans, batch_size=500)
     report.add("traces")
     report.add("spans", len(builder.spans))
+
+
+def _count_spans(trace: Trace, spans: list[Span]) -> None:
+    """What traces.ingest keeps for traces it stores: span count and size, within limits."""
+    for span in spans:
+        span.size_bytes = ingest.span_size(span)
+    trace.span_count = len(spans)
+    trace.span_bytes = sum(span.size_bytes for span in spans)
 
 
 def _assessments(rng, trace: Trace, people: dict, report: SeedReport) -> None:

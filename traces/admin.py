@@ -16,7 +16,7 @@ class TraceAdmin(admin.ModelAdmin):
     search_fields = ["trace_id", "client_request_id", "user", "session"]
     list_select_related = ["experiment"]
     show_full_result_count = False
-    readonly_fields = ["span_count"]
+    readonly_fields = ["span_count", "span_bytes"]
 
 
 @admin.register(Span)

@@ -413,12 +413,8 @@ def check_records(records: list[SpanRecord]) -> dict[tuple[str, str], int]:
             check_int(record.start_time_ns, where=f"{where} start time", low=0)
             if record.end_time_ns is not None:
                 check_int(record.end_time_ns, where=f"{where} end time", low=0)
-            size = len(record.name) + len(record.status_message)
-            for name in ("inputs", "outputs", "attributes", "events"):
-                value = getattr(record, name)
-                size += check_json(value, where=f"{where} {name}", max_int=INT64_MAX)
+            sizes[record.trace_id, record.span_id] = span_size(record)
             _check_events(record.events, where)
-            sizes[record.trace_id, record.span_id] = size
     except InvalidInput as exc:
         raise IngestError(str(exc)) from None
     return sizes
@@ -443,6 +439,16 @@ def _check_trace_limits(trace: Trace, spans: list[SpanRecord], sizes: dict) -> N
         raise TraceTooLarge(
             f"A trace's spans may take at most {max_bytes} bytes as JSON (MAX_TRACE_BYTES)."
         )
+
+
+def span_size(span) -> int:
+    """A span's content size as JSON, about (a SpanRecord or a Span); raises InvalidInput for
+    content the client's protobuf parser refuses (integers beyond int64, deep nesting)."""
+    size = len(span.name) + len(span.status_message)
+    for name in ("inputs", "outputs", "attributes", "events"):
+        where = f"Span {span.span_id} {name}"
+        size += check_json(getattr(span, name), where=where, max_int=INT64_MAX)
+    return size
 
 
 def _check_events(events, where: str) -> None:

@@ -2,6 +2,7 @@ from io import StringIO
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db.models import Sum
 from django.test import TestCase
 
 from accounts.roles import Role, role_of
@@ -49,6 +50,8 @@ class SeedDemoTests(TestCase):
         big = Trace.objects.get(client_request_id="req-big-run")
         self.assertEqual(big.spans.count(), BIG_TRACE_SPANS)
         self.assertEqual(big.span_count, BIG_TRACE_SPANS)
+        self.assertEqual(big.span_bytes, big.spans.aggregate(n=Sum("size_bytes"))["n"])
+        self.assertFalse(Trace.objects.filter(span_bytes=0).exists())
         span_types = set(Span.objects.values_list("span_type", flat=True))
         self.assertLessEqual({"LLM", "RETRIEVER", "TOOL", "CHAIN"}, span_types)
         self.assertEqual(
