@@ -8,19 +8,10 @@ import json
 
 from django.db import DataError, transaction
 
-from traces import ingest
+from traces import ingest, rest
 from traces import serializers as trace_serializers
 from traces.models import Experiment, Trace
-from traces.rest import (
-    STREAMED,
-    ApiError,
-    Params,
-    api_view,
-    check_span_reads,
-    json_response,
-    not_found,
-    streamed_json_response,
-)
+from traces.rest import ApiError, Params, api_view, json_response, not_found
 from traces.search import SearchError, search_traces
 from traces.validation import check_text, parse_id
 
@@ -109,15 +100,15 @@ def trace_get(request):
     params = Params.of(request)
     trace_id = params.str("trace_id", required=True)
     trace = _get_trace(trace_id)
-    check_span_reads([trace])
+    rest.check_span_reads([trace])
     if not params.bool("allow_partial") and trace.span_count < _expected_span_count(trace):
         raise not_found(
             f"Trace with ID {trace_id} is not fully exported yet, please try again later."
         )
     rows = trace_serializers.iter_span_rows(trace)
     spans = trace_serializers.iter_otlp_spans(trace, rows)
-    payload = {"trace": {"trace_info": serializers.trace_info(trace), "spans": STREAMED}}
-    return streamed_json_response(payload, spans)
+    payload = {"trace": {"trace_info": serializers.trace_info(trace), "spans": rest.STREAMED}}
+    return rest.streamed_json_response(payload, spans)
 
 
 def _expected_span_count(trace: Trace) -> int:
@@ -150,7 +141,7 @@ def _batch(trace_ids: list[str]) -> list[Trace]:
 def trace_batch_get(request):
     """BatchGetTraces: full traces for up to MAX_BATCH_TRACES ids; unknown ids are skipped."""
     traces = _batch(Params.of(request).str_list("trace_ids"))
-    check_span_reads(traces)
+    rest.check_span_reads(traces)
     rows = trace_serializers.span_rows(traces)
     payload = {"traces": [_trace_with_spans(t, rows[t.pk]) for t in traces]} if traces else {}
     return json_response(payload)

@@ -67,10 +67,14 @@ def tracemark_url(django_db_setup, django_db_blocker, tmp_path_factory):
         # Bad-credential tests must not lock the test client's address out.
         "AUTH_MAX_FAILURES": "100000",
     }
+    yield from run_gunicorn(env, port, log, "--workers", "2", "--threads", "4")
+
+
+def run_gunicorn(env: dict, port: int, log: Path, *options: str):
+    """Run gunicorn with ``env`` on ``port``, logging to ``log``; yield its URL once it answers."""
     command = [
         sys.executable, "-m", "gunicorn", "config.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-        "--log-level", "warning",
+        "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *options,
     ]  # fmt: skip
     with open(log, "wb") as output:
         server = subprocess.Popen(

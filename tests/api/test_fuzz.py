@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from accounts.tokens import create_token
 from annotation import services
+from tests.api.test_validation import artifact_span
 from tests.factories import make_admin, make_experiment
 from traces import ingest
 from traces.models import Trace
@@ -378,17 +379,14 @@ def _endpoints(experiment_id: str, scratch_id: str, assessment_id: str) -> list[
 
 
 def _artifact_span() -> dict:
-    return {
-        "trace_id": base64.b64encode(bytes.fromhex(TRACE_HEX)).decode(),
-        "span_id": base64.b64encode(bytes.fromhex(ROOT)).decode(),
-        "parent_span_id": None,
-        "name": "root",
-        "start_time_unix_nano": 1_764_000_000_000_000_000,
-        "end_time_unix_nano": 1_764_000_001_000_000_000,
-        "status": {"code": "STATUS_CODE_OK", "message": ""},
-        "events": [{"name": "e", "time_unix_nano": 1, "attributes": {"k": "v"}}],
-        "attributes": {"mlflow.spanInputs": '{"q": 1}', "mlflow.spanType": '"CHAIN"'},
-    }
+    return artifact_span(
+        trace_id=base64.b64encode(bytes.fromhex(TRACE_HEX)).decode(),
+        span_id=base64.b64encode(bytes.fromhex(ROOT)).decode(),
+        start_time_unix_nano=1_764_000_000_000_000_000,
+        end_time_unix_nano=1_764_000_001_000_000_000,
+        events=[{"name": "e", "time_unix_nano": 1, "attributes": {"k": "v"}}],
+        attributes={"mlflow.spanInputs": '{"q": 1}', "mlflow.spanType": '"CHAIN"'},
+    )
 
 
 def _otlp_json() -> dict:

@@ -2,13 +2,11 @@
 
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.api.conftest import BASE_DIR, _free_port, _wait_until_up
+from tests.api.conftest import _free_port, run_gunicorn
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +23,9 @@ def server_without_database(tmp_path_factory):
         "SECURE_SSL_REDIRECT": "false",
         "STATIC_MANIFEST": "false",
     }
-    bind = f"127.0.0.1:{port}"
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application",
-               "--bind", bind, "--workers", "1", "--log-level", "critical"]  # fmt: skip
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            command, cwd=BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, server, log)
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", closed_port)) != 0
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", closed_port)) != 0
+    yield from run_gunicorn(env, port, log, "--workers", "1")
 
 
 @pytest.mark.parametrize(
