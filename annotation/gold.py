@@ -1,0 +1,154 @@
+"""The gold value of a question: what Tracemark takes as the true answer, in one place.
+
+A question is a (trace, span or none, name). Its gold value is, in this order:
+
+1. ``decision``: an Admin's decision on a queue's disagreement (an assessment carrying
+   ``queues.ADJUDICATION_KEY``), the newest when several queues decided;
+2. ``override``: a person's override of a judge's or code's entry, the newest first;
+3. ``agreement``: the people's own answers when a strict majority of those who answered
+   agree and that majority holds at least two people (two of two, two of three, three of
+   four; not one of one, not two of four);
+
+otherwise there is no gold. Only live, valid entries count, one answer per person (their
+newest); a decision is never one more vote. Callers choose the entries (a blind queue's
+hidden answers are left out before they get here), and the export, the judge report and its
+queue of items without gold all read gold from ``gold_by_question``.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+
+from .models import Assessment, SourceType
+from .queues import ADJUDICATION_KEY
+
+Question = tuple[int, str | None, str]  # trace pk, span id, name
+MACHINE_SOURCES = frozenset({SourceType.LLM_JUDGE, SourceType.CODE})
+
+
+class GoldSource(StrEnum):
+    DECISION = "decision"
+    OVERRIDE = "override"
+    AGREEMENT = "agreement"
+
+
+class Entry(NamedTuple):
+    """What the gold rule reads of one assessment."""
+
+    assessment_id: str
+    value: object
+    rationale: str
+    source_type: str
+    person: str  # the annotator's pk, else the source id: one answer per person
+    is_decision: bool
+    overrides_source: str | None  # source type of the entry it overrides
+    updated: int
+
+
+@dataclass(frozen=True)
+class Gold:
+    value: object
+    source: GoldSource
+    rationale: str
+    # The entries that give the gold value: the decision, the override, or the agreeing answers.
+    assessment_ids: frozenset[str]
+
+
+def _key(value) -> str:
+    """Answers agree when their JSON is the same (so True and 1 differ)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def gold_of(entries: Iterable[Entry]) -> Gold | None:
+    """The gold value of one question from its live, valid entries (see the module)."""
+    entries = [e for e in entries if e.value is not None]
+    newest = sorted(entries, key=lambda e: e.updated, reverse=True)
+    for source, chosen in (
+        (GoldSource.DECISION, [e for e in newest if e.is_decision]),
+        (
+            GoldSource.OVERRIDE,
+            [
+                e
+                for e in newest
+                if e.source_type == SourceType.HUMAN and e.overrides_source in MACHINE_SOURCES
+            ],
+        ),
+    ):
+        if chosen:
+            first = chosen[0]
+            return Gold(first.value, source, first.rationale, frozenset([first.assessment_id]))
+    answers: dict[str, Entry] = {}
+    for entry in newest:
+        if entry.source_type == SourceType.HUMAN and not entry.is_decision:
+            answers.setdefault(entry.person, entry)
+    groups: dict[str, list[Entry]] = defaultdict(list)
+    for entry in answers.values():
+        groups[_key(entry.value)].append(entry)
+    for group in groups.values():
+        if len(group) >= 2 and 2 * len(group) > len(answers):
+            oldest_first = sorted(group, key=lambda e: e.updated)
+            rationales = dict.fromkeys(e.rationale for e in oldest_first if e.rationale)
+            return Gold(
+                group[0].value,
+                GoldSource.AGREEMENT,
+                "\n".join(rationales),
+                frozenset(e.assessment_id for e in group),
+            )
+    return None
+
+
+def is_decision():
+    return ExpressionWrapper(Q(metadata__has_key=ADJUDICATION_KEY), output_field=BooleanField())
+
+
+ENTRY_FIELDS = (
+    "trace_id",
+    "span_id",
+    "name",
+    "assessment_id",
+    "value",
+    "rationale",
+    "source_type",
+    "annotator_id",
+    "source_id",
+    "decision",
+    "overrides__source_type",
+    "last_update_time",
+)
+
+
+def gold_inputs(assessments: QuerySet[Assessment]) -> QuerySet[Assessment]:
+    """The entries of ``assessments`` the gold rule reads: live, valid, given by people."""
+    return assessments.filter(
+        deleted_at__isnull=True, valid=True, source_type=SourceType.HUMAN
+    ).order_by("id")
+
+
+def entry(row) -> Entry:
+    """An Entry from a row of ``ENTRY_FIELDS`` (trace, span and name left out)."""
+    _, _, _, assessment_id, value, rationale, source_type, annotator, source_id, *rest = row
+    decision, overrides_source, updated = rest
+    person = f"user:{annotator}" if annotator is not None else f"source:{source_id}"
+    return Entry(
+        assessment_id, value, rationale, source_type, person, decision, overrides_source, updated
+    )
+
+
+def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
+    """Gold per question over ``assessments`` (any filter: an experiment, a batch of traces,
+    some names), in one query."""
+    rows = gold_inputs(assessments).annotate(decision=is_decision()).values_list(*ENTRY_FIELDS)
+    by_question: dict[Question, list[Entry]] = defaultdict(list)
+    for row in rows:
+        by_question[row[0], row[1], row[2]].append(entry(row))
+    found = {}
+    for question, entries in by_question.items():
+        gold = gold_of(entries)
+        if gold is not None:
+            found[question] = gold
+    return found

@@ -1,0 +1,147 @@
+from django.test import TestCase
+
+from annotation import queues, services
+from annotation.gold import GoldSource, gold_by_question
+from annotation.models import Assessment, LabelSchema, SourceType
+from tests.factories import make_admin, make_reviewer, make_span, make_trace
+
+
+def answer(trace, person, value, name="correct", **fields):
+    return services.log_feedback(
+        trace=trace, name=name, value=value, source_id=person.get_username(), actor=person, **fields
+    )
+
+
+def judge(trace, value, name="correct", source_id="judge-a", **fields):
+    return services.log_feedback(
+        trace=trace,
+        name=name,
+        value=value,
+        source_type=SourceType.LLM_JUDGE,
+        source_id=source_id,
+        **fields,
+    )
+
+
+def gold(trace, name="correct", span_id=None):
+    return gold_by_question(Assessment.objects.filter(trace=trace)).get((trace.pk, span_id, name))
+
+
+class GoldRuleTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.rita, cls.ravi, cls.rosa, cls.remo = (make_reviewer() for _ in range(4))
+        cls.admin = make_admin()
+        cls.schema = LabelSchema.objects.create(
+            name="correct", value_type="boolean", applies_to="both"
+        )
+
+    def test_an_admins_decision_is_gold_over_every_answer(self):
+        trace = make_trace()
+        answer(trace, self.rita, True, rationale="fine")
+        answer(trace, self.ravi, False, rationale="wrong")
+        answer(trace, self.rosa, True)
+        queue = queues.create_queue(
+            name="q", traces=[trace], schemas=[self.schema], annotators=[self.rita, self.ravi]
+        )
+        decision = queues.adjudicate(
+            item=queue.items.get(),
+            schema=self.schema,
+            value=False,
+            rationale="Policy 4.2 says no.",
+            actor=self.admin,
+        )
+        found = gold(trace)
+        self.assertEqual(found.value, False)
+        self.assertEqual(found.source, GoldSource.DECISION)
+        self.assertEqual(found.rationale, "Policy 4.2 says no.")
+        self.assertEqual(found.assessment_ids, {decision.assessment_id})
+
+    def test_a_human_override_of_the_judge_is_gold_when_there_is_no_decision(self):
+        trace = make_trace()
+        entry = judge(trace, True)
+        answer(trace, self.rita, True)
+        override = services.override_feedback(
+            assessment_id=entry.assessment_id,
+            value=False,
+            rationale="Misread the policy.",
+            source_id="ravi",
+            actor=self.ravi,
+        )
+        found = gold(trace)
+        self.assertEqual((found.value, found.source), (False, GoldSource.OVERRIDE))
+        self.assertEqual(found.assessment_ids, {override.assessment_id})
+
+    def test_a_human_override_of_another_human_is_not_an_override_of_the_judge(self):
+        trace = make_trace()
+        first = answer(trace, self.rita, True)
+        services.override_feedback(
+            assessment_id=first.assessment_id, value=False, source_id="ravi", actor=self.ravi
+        )
+        self.assertIsNone(gold(trace))
+
+    def test_unanimous_answers_of_two_people_are_gold(self):
+        trace = make_trace()
+        answer(trace, self.rita, True, rationale="Cites the policy.")
+        answer(trace, self.ravi, True, rationale="Correct.")
+        found = gold(trace)
+        self.assertEqual((found.value, found.source), (True, GoldSource.AGREEMENT))
+        self.assertEqual(found.rationale, "Cites the policy.\nCorrect.")
+        self.assertEqual(len(found.assessment_ids), 2)
+
+    def test_a_majority_of_at_least_two_people_is_gold(self):
+        trace = make_trace()
+        answer(trace, self.rita, False)
+        answer(trace, self.ravi, True)
+        answer(trace, self.rosa, False)
+        self.assertEqual(gold(trace).value, False)
+
+    def test_one_answer_a_tie_or_a_split_is_no_gold(self):
+        alone, tie, split = make_trace(), make_trace(), make_trace()
+        answer(alone, self.rita, True)
+        for person, value in [(self.rita, True), (self.ravi, False)]:
+            answer(tie, person, value)
+        for person, value in [(self.rita, 1), (self.ravi, 1), (self.rosa, 2), (self.remo, 3)]:
+            answer(split, person, value, name="score")
+        self.assertIsNone(gold(alone))
+        self.assertIsNone(gold(tie))
+        # Two of four is no strict majority.
+        self.assertIsNone(gold(split, name="score"))
+
+    def test_judges_deleted_and_overridden_answers_are_not_votes(self):
+        trace = make_trace()
+        judge(trace, True)
+        judge(trace, True, source_id="judge-b")
+        answer(trace, self.rita, True)
+        deleted = answer(trace, self.ravi, True)
+        services.delete_assessment(assessment_id=deleted.assessment_id, actor=self.ravi)
+        self.assertIsNone(gold(trace))
+
+    def test_the_same_answer_twice_from_one_person_is_one_vote(self):
+        trace = make_trace()
+        answer(trace, self.rita, "a", name="notes")
+        answer(trace, self.rita, "a", name="notes")
+        self.assertIsNone(gold(trace, name="notes"))
+
+    def test_values_agree_only_with_the_same_json_type(self):
+        trace = make_trace()
+        answer(trace, self.rita, 1, name="score")
+        answer(trace, self.ravi, True, name="score")
+        self.assertIsNone(gold(trace, name="score"))
+
+    def test_spans_and_traces_are_separate_questions(self):
+        trace = make_trace()
+        span = make_span(trace)
+        answer(trace, self.rita, True, span_id=span.span_id)
+        answer(trace, self.ravi, True, span_id=span.span_id)
+        self.assertIsNone(gold(trace))
+        self.assertEqual(gold(trace, span_id=span.span_id).value, True)
+
+    def test_it_reads_gold_in_one_query(self):
+        traces = [make_trace() for _ in range(3)]
+        for trace in traces:
+            answer(trace, self.rita, True)
+            answer(trace, self.ravi, True)
+        with self.assertNumQueries(1):
+            found = gold_by_question(Assessment.objects.filter(trace__in=traces))
+        self.assertEqual(len(found), 3)
