@@ -49,6 +49,7 @@ workers (``--worker-class gthread``) or a timeout above the export time, and the
 import contextlib
 import csv
 import datetime
+import itertools
 import json
 import re
 import time
@@ -59,7 +60,7 @@ from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
-from django.db.models import F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.http import QueryDict
 from django.utils.text import slugify
 
@@ -67,7 +68,9 @@ from traces.filters import TraceFilter
 from traces.models import Experiment, Span, Trace
 
 from . import agreement
+from .gold import ENTRY_FIELDS, gold_by_question, gold_of_rows, is_decision
 from .models import Assessment, AssessmentRevision, Kind, Queue
+from .queues import ADJUDICATION_KEY
 
 CHUNK_ROWS = 2000
 WIDE_BATCH = 500
@@ -311,6 +314,8 @@ ASSESSMENT_COLUMNS = [
     "last_updated",
     "version",
     "metadata",
+    "is_gold",
+    "adjudication",
 ]
 REVISION_COLUMNS = [
     "assessment_id",
@@ -348,8 +353,16 @@ def _root_span(field: str, trace_ref: str) -> Subquery:
 def long_table(traces: QuerySet[Trace], options: ExportOptions):
     """One row per assessment, grouped by trace in the order traces arrived, each trace's
     oldest first. That order follows the assessments' trace index, so on PostgreSQL the first
-    rows come at once; ordering by trace time would sort every row before sending any."""
-    rows = selected_assessments(traces, options).order_by("trace_id", "create_time", "id")
+    rows come at once; ordering by trace time would sort every row before sending any.
+
+    ``is_gold`` marks the entries that give their question its gold value (annotation.gold:
+    the decision, the override of a judge, or the agreeing answers), read from the trace's
+    own rows as they stream; ``adjudication`` marks an Admin's decisions."""
+    rows = (
+        selected_assessments(traces, options)
+        .order_by("trace_id", "create_time", "id")
+        .annotate(decision=is_decision())
+    )
     columns = TRACE_COLUMNS + ASSESSMENT_COLUMNS
     if options.include_inputs:
         rows = rows.annotate(
@@ -385,50 +398,61 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions):
         "last_update_time",
         "version",
         "metadata",
+        *ENTRY_FIELDS,
     ]
     if options.include_inputs:
         fields += INPUT_COLUMNS
 
     def records():
-        for row in rows.values(*fields).iterator(chunk_size=CHUNK_ROWS):
-            record = {
-                "trace_id": row["trace__trace_id"],
-                "experiment_id": str(row["trace__experiment_id"]),
-                "experiment": row["trace__experiment__name"],
-                "client_request_id": row["trace__client_request_id"],
-                "user": row["trace__user"],
-                "session": row["trace__session"],
-                "trace_time": iso_ms(row["trace__request_time"]),
-                "request_preview": row["trace__request_preview"],
-                "response_preview": row["trace__response_preview"],
-            }
-            if options.include_inputs:
-                record["root_span_inputs"] = row["root_span_inputs"]
-                record["root_span_outputs"] = row["root_span_outputs"]
-            record.update(
-                assessment_id=row["assessment_id"],
-                span_id=row["span_id"],
-                kind=row["kind"],
-                name=row["name"],
-                value=row["value"],
-                value_type=value_type(row["value"]),
-                rationale=row["rationale"],
-                source_type=row["source_type"],
-                source_id=row["source_id"],
-                annotator=row["annotator__username"],
-                valid=row["valid"],
-                overrides=row["overrides__assessment_id"],
-                deleted=row["deleted_at"] is not None,
-                error_code=row["error_code"],
-                error_message=row["error_message"],
-                created=iso_ms(row["create_time"]),
-                last_updated=iso_ms(row["last_update_time"]),
-                version=row["version"],
-                metadata=row["metadata"],
-            )
-            yield record
+        stream = rows.values(*dict.fromkeys(fields)).iterator(chunk_size=CHUNK_ROWS)
+        for _, group in itertools.groupby(stream, key=lambda row: row["trace_id"]):
+            group = list(group)
+            gold_ids = {i for gold in gold_of_rows(group).values() for i in gold.assessment_ids}
+            for row in group:
+                yield _long_record(row, row["assessment_id"] in gold_ids, options)
 
     return columns, records()
+
+
+def _long_record(row: dict, is_gold: bool, options: ExportOptions) -> dict:
+    record = {
+        "trace_id": row["trace__trace_id"],
+        "experiment_id": str(row["trace__experiment_id"]),
+        "experiment": row["trace__experiment__name"],
+        "client_request_id": row["trace__client_request_id"],
+        "user": row["trace__user"],
+        "session": row["trace__session"],
+        "trace_time": iso_ms(row["trace__request_time"]),
+        "request_preview": row["trace__request_preview"],
+        "response_preview": row["trace__response_preview"],
+    }
+    if options.include_inputs:
+        record["root_span_inputs"] = row["root_span_inputs"]
+        record["root_span_outputs"] = row["root_span_outputs"]
+    record.update(
+        assessment_id=row["assessment_id"],
+        span_id=row["span_id"],
+        kind=row["kind"],
+        name=row["name"],
+        value=row["value"],
+        value_type=value_type(row["value"]),
+        rationale=row["rationale"],
+        source_type=row["source_type"],
+        source_id=row["source_id"],
+        annotator=row["annotator__username"],
+        valid=row["valid"],
+        overrides=row["overrides__assessment_id"],
+        deleted=row["deleted_at"] is not None,
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        created=iso_ms(row["create_time"]),
+        last_updated=iso_ms(row["last_update_time"]),
+        version=row["version"],
+        metadata=row["metadata"],
+        is_gold=is_gold,
+        adjudication=row["decision"],
+    )
+    return record
 
 
 def revision_table(traces: QuerySet[Trace], options: ExportOptions):
@@ -519,12 +543,29 @@ def _column_key(kind: str, name: str) -> str:
     return name if kind == Kind.FEEDBACK else f"{kind}:{name}"
 
 
+def own_answers(options: ExportOptions) -> QuerySet[Assessment]:
+    """What the wide shape aggregates: the entries in the states asked for, leaving out
+    Admins' decisions (a decision is not one more vote) and keeping the answers a decision
+    overrode (they are still their annotator's own)."""
+    wanted = Assessment.objects.exclude(options.hidden).exclude(metadata__has_key=ADJUDICATION_KEY)
+    if not options.include_deleted:
+        wanted = wanted.filter(deleted_at__isnull=True)
+    if not options.include_invalid:
+        decided = Assessment.objects.filter(
+            overrides=OuterRef("pk"), deleted_at__isnull=True, metadata__has_key=ADJUDICATION_KEY
+        )
+        wanted = wanted.filter(Q(valid=True) | Exists(decided))
+    return wanted
+
+
 def wide_table(traces: QuerySet[Trace], options: ExportOptions):
     """One row per trace (labeled or not); per assessment name ``<name>`` holds the aggregate
-    (see ``wide_value``), ``<name>.count`` how many values, and with ``per_annotator`` one
-    ``<name>[<annotator>]`` column each. Expectations are named ``expectation:<name>``.
-    Trace-level and span-level assessments of the same name share the column."""
-    selected = selected_assessments(traces, options)
+    of the annotators' own answers (see ``own_answers`` and ``wide_value``),
+    ``<name>.count`` how many values, ``<name>.gold`` the trace's gold value (annotation.gold)
+    and with ``per_annotator`` one ``<name>[<annotator>]`` column each, holding their raw
+    answer. Expectations are named ``expectation:<name>``. Trace-level and span-level
+    assessments of the same name share the column; its gold is the trace-level one."""
+    selected = own_answers(options).filter(trace__in=traces.values("pk"))
     keys = sorted(
         set(selected.order_by().values_list("kind", "name").distinct()),
         key=lambda key: (key[0] != Kind.FEEDBACK, key[0], key[1]),
@@ -549,7 +590,7 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
         columns += INPUT_COLUMNS
     for kind, name in keys:
         label = _column_key(kind, name)
-        columns += [label, f"{label}.count"]
+        columns += [label, f"{label}.count", f"{label}.gold"]
         columns += [f"{label}[{who}]" for who in annotators.get((kind, name), [])]
 
     rows = (
@@ -577,18 +618,32 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
         fields += INPUT_COLUMNS
     # Each batch's assessments come in one query naming the batch's traces. It starts from
     # all assessments, not the selection: that would evaluate the whole filter every batch.
-    answers = wanted_assessments(options).order_by("create_time", "id")
+    answers = own_answers(options).order_by("create_time", "id")
     answer_fields = ("trace_id", "kind", "name", "value", "annotator__username", "source_id")
+    visible = Assessment.objects.exclude(options.hidden)
 
     def records():
         trace_rows = rows.values(*fields).iterator(chunk_size=WIDE_BATCH)
         for batch in _batches(trace_rows, WIDE_BATCH):
             given: dict[int, list[tuple]] = {}
-            found = answers.filter(trace_id__in=[trace["pk"] for trace in batch])
-            for answer in found.values_list(*answer_fields, "source_type"):
+            pks = [trace["pk"] for trace in batch]
+            for answer in answers.filter(trace_id__in=pks).values_list(
+                *answer_fields, "source_type"
+            ):
                 given.setdefault(answer[0], []).append(answer)
+            gold: dict[int, dict[str, object]] = {}
+            questions = gold_by_question(visible.filter(trace_id__in=pks, span_id__isnull=True))
+            for (pk, _, name), found in questions.items():
+                gold.setdefault(pk, {})[name] = found.value
             for trace in batch:
-                yield _wide_record(trace, given.get(trace["pk"], []), keys, annotators, options)
+                yield _wide_record(
+                    trace,
+                    given.get(trace["pk"], []),
+                    gold.get(trace["pk"], {}),
+                    keys,
+                    annotators,
+                    options,
+                )
 
     return columns, records()
 
@@ -604,7 +659,7 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _wide_record(trace: dict, answers: list[tuple], keys, annotators, options) -> dict:
+def _wide_record(trace: dict, answers: list[tuple], gold: dict, keys, annotators, options) -> dict:
     record = {
         "trace_id": trace["trace_id"],
         "experiment_id": str(trace["experiment_id"]),
@@ -631,6 +686,7 @@ def _wide_record(trace: dict, answers: list[tuple], keys, annotators, options) -
         values = by_key.get((kind, name), [])
         record[label] = wide_value(values)
         record[f"{label}.count"] = sum(value is not None for value in values)
+        record[f"{label}.gold"] = gold.get(name)
         for who in annotators.get((kind, name), []):
             record[f"{label}[{who}]"] = wide_value(by_annotator.get((kind, name, who), []))
     return record

@@ -103,9 +103,12 @@ def gold_of(entries: Iterable[Entry]) -> Gold | None:
 
 
 def is_decision():
+    """Annotates whether an assessment is an Admin's decision, without loading metadata."""
     return ExpressionWrapper(Q(metadata__has_key=ADJUDICATION_KEY), output_field=BooleanField())
 
 
+# What the rule reads of an assessment row: ``.values(*ENTRY_FIELDS)`` with
+# ``decision=is_decision()`` annotated.
 ENTRY_FIELDS = (
     "trace_id",
     "span_id",
@@ -116,39 +119,54 @@ ENTRY_FIELDS = (
     "source_type",
     "annotator_id",
     "source_id",
+    "valid",
+    "deleted_at",
     "decision",
     "overrides__source_type",
     "last_update_time",
 )
 
 
-def gold_inputs(assessments: QuerySet[Assessment]) -> QuerySet[Assessment]:
-    """The entries of ``assessments`` the gold rule reads: live, valid, given by people."""
-    return assessments.filter(
-        deleted_at__isnull=True, valid=True, source_type=SourceType.HUMAN
-    ).order_by("id")
+def _counts(row: dict) -> bool:
+    return row["deleted_at"] is None and row["valid"] and row["source_type"] == SourceType.HUMAN
 
 
-def entry(row) -> Entry:
-    """An Entry from a row of ``ENTRY_FIELDS`` (trace, span and name left out)."""
-    _, _, _, assessment_id, value, rationale, source_type, annotator, source_id, *rest = row
-    decision, overrides_source, updated = rest
-    person = f"user:{annotator}" if annotator is not None else f"source:{source_id}"
+def _entry(row: dict) -> Entry:
+    annotator = row["annotator_id"]
     return Entry(
-        assessment_id, value, rationale, source_type, person, decision, overrides_source, updated
+        assessment_id=row["assessment_id"],
+        value=row["value"],
+        rationale=row["rationale"],
+        source_type=row["source_type"],
+        person=f"user:{annotator}" if annotator is not None else f"source:{row['source_id']}",
+        is_decision=row["decision"],
+        overrides_source=row["overrides__source_type"],
+        updated=row["last_update_time"],
     )
 
 
-def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
-    """Gold per question over ``assessments`` (any filter: an experiment, a batch of traces,
-    some names), in one query."""
-    rows = gold_inputs(assessments).annotate(decision=is_decision()).values_list(*ENTRY_FIELDS)
+def gold_of_rows(rows: Iterable[dict]) -> dict[Question, Gold]:
+    """Gold per question from assessment rows holding at least ``ENTRY_FIELDS``; rows the
+    rule does not read (judges, deleted, overridden) may be among them."""
     by_question: dict[Question, list[Entry]] = defaultdict(list)
     for row in rows:
-        by_question[row[0], row[1], row[2]].append(entry(row))
+        if _counts(row):
+            by_question[row["trace_id"], row["span_id"], row["name"]].append(_entry(row))
     found = {}
     for question, entries in by_question.items():
         gold = gold_of(entries)
         if gold is not None:
             found[question] = gold
     return found
+
+
+def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
+    """Gold per question over ``assessments`` (any filter: an experiment, a batch of traces,
+    some names), in one query."""
+    rows = (
+        assessments.filter(deleted_at__isnull=True, valid=True, source_type=SourceType.HUMAN)
+        .annotate(decision=is_decision())
+        .order_by("id")
+        .values(*ENTRY_FIELDS)
+    )
+    return gold_of_rows(rows)

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
-from annotation import services
+from annotation import queues, services
 from annotation.export import (
     Export,
     ExportOptions,
@@ -20,8 +20,8 @@ from annotation.export import (
     starts_formula,
     wide_value,
 )
-from annotation.models import Assessment, SourceType
-from tests.factories import make_experiment, make_reviewer, make_span, make_trace
+from annotation.models import Assessment, LabelSchema, SourceType
+from tests.factories import make_admin, make_experiment, make_reviewer, make_span, make_trace
 from traces.models import Trace
 
 TRICKY_VALUES = [
@@ -421,7 +421,10 @@ class ShapeTests(TestCase):
         self.assertIsNone(second["rating"])
         self.assertEqual(second["rating.count"], 0)
         self.assertIsNone(unlabeled["correct"])
-        self.assertEqual(list(first)[-2:], ["expectation:answer", "expectation:answer.count"])
+        self.assertEqual(
+            list(first)[-3:],
+            ["expectation:answer", "expectation:answer.count", "expectation:answer.gold"],
+        )
 
     def test_wide_per_annotator(self):
         rows = parse_csv(run(self.traces, shape="wide", per_annotator=True))
@@ -495,3 +498,88 @@ class QueryCountTests(TestCase):
         self.assertEqual(few, many)
         self.assertEqual(few[0], 1)
         self.assertEqual(few[2], 1)
+
+
+class GoldExportTests(TestCase):
+    """A decision is the gold value, never one more vote (annotation.gold)."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.rita = make_reviewer(username="rita")
+        cls.ravi = make_reviewer(username="ravi")
+        admin = make_admin(username="boss")
+        rating = LabelSchema.objects.create(
+            name="rating", value_type="numeric", min_value=1, max_value=5, step=1
+        )
+        cls.decided, cls.agreed, cls.corrected = (
+            make_trace(request_time=t) for t in (3000, 2000, 1000)
+        )
+        for person, value in [(cls.rita, 4), (cls.ravi, 5)]:
+            services.log_feedback(trace=cls.decided, name="rating", value=value, actor=person)
+        queue = queues.create_queue(
+            name="ratings", traces=[cls.decided], schemas=[rating], annotators=[cls.rita, cls.ravi]
+        )
+        cls.decision = queues.adjudicate(
+            item=queue.items.get(), schema=rating, value=4, rationale="Rubric", actor=admin
+        )
+        cls.agreeing = [
+            services.log_feedback(trace=cls.agreed, name="rating", value=2, actor=person)
+            for person in (cls.rita, cls.ravi)
+        ]
+        judged = services.log_feedback(
+            trace=cls.corrected,
+            name="rating",
+            value=5,
+            source_type=SourceType.LLM_JUDGE,
+            source_id="judge",
+        )
+        cls.override = services.override_feedback(
+            assessment_id=judged.assessment_id, value=1, actor=cls.rita
+        )
+        cls.traces = Trace.objects.all()
+
+    def test_wide_gold_column_holds_the_decision_and_aggregates_own_answers(self):
+        for fmt, parse, expected in [
+            ("jsonl", parse_jsonl, (4.5, 2, 4, 5, 4, 2, 1)),
+            ("csv", parse_csv, ("4.5", "2", "4", "5", "4", "2", "1")),
+        ]:
+            with self.subTest(fmt):
+                decided, agreed, corrected = parse(
+                    run(self.traces, format=fmt, shape="wide", per_annotator=True)
+                )
+                self.assertEqual(
+                    (
+                        decided["rating"],
+                        decided["rating.count"],
+                        decided["rating[rita]"],
+                        decided["rating[ravi]"],
+                        decided["rating.gold"],
+                        agreed["rating.gold"],
+                        corrected["rating.gold"],
+                    ),
+                    expected,
+                )
+                self.assertNotIn("rating[boss]", decided)
+
+    def test_long_rows_mark_gold_entries_and_decisions(self):
+        gold_ids = {
+            self.decision.assessment_id,
+            self.override.assessment_id,
+            *(a.assessment_id for a in self.agreeing),
+        }
+        for fmt, parse, true in [("jsonl", parse_jsonl, True), ("csv", parse_csv, "true")]:
+            with self.subTest(fmt):
+                rows = parse(run(self.traces, format=fmt))
+                self.assertEqual(
+                    {row["assessment_id"] for row in rows if row["is_gold"] == true}, gold_ids
+                )
+                self.assertEqual(
+                    [row["assessment_id"] for row in rows if row["adjudication"] == true],
+                    [self.decision.assessment_id],
+                )
+
+    def test_an_overridden_answer_keeps_its_column_when_invalid_entries_are_asked_for(self):
+        [decided, *_] = parse_jsonl(
+            run(self.traces, format="jsonl", shape="wide", per_annotator=True, include_invalid=True)
+        )
+        self.assertEqual((decided["rating"], decided["rating.count"]), (4.5, 2))
