@@ -282,7 +282,9 @@ def queue_disagreements(request, queue_id):
 @admin_required
 def queue_adjudicate(request, queue_id, position, schema_id):
     item = get_object_or_404(
-        QueueItem.objects.select_related("queue", "trace"), queue_id=queue_id, position=position
+        QueueItem.objects.select_related("queue", "trace__experiment"),
+        queue_id=queue_id,
+        position=position,
     )
     schema = get_object_or_404(LabelSchema, pk=schema_id, queues=item.queue)
     [found] = [
@@ -303,5 +305,12 @@ def queue_adjudicate(request, queue_id, position, schema_id):
         else:
             messages.success(request, f"Decision recorded for item {position}.")
             return redirect("annotation:queue-disagreements", queue_id)
-    context = {"item": item, "queue": item.queue, "schema": schema, "found": found, "form": form}
+    context = {
+        "item": item,
+        "queue": item.queue,
+        "schema": schema,
+        "found": found,
+        "answers": queues.answers_to_decide(item=item, schema=schema),
+        "form": form,
+    }
     return render(request, "annotation/queue_adjudicate.html", context)

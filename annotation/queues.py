@@ -728,6 +728,18 @@ def disagreements(queue: Queue) -> list[Disagreement]:
     return sorted(found, key=lambda d: (d.item.position, d.schema.name))
 
 
+def answers_to_decide(*, item: QueueItem, schema: LabelSchema) -> list[Assessment]:
+    """Every annotator's own answer on an item, the ones a decision overrode included, for
+    the Admin deciding it: value, rationale and author."""
+    return sorted(
+        _labels(item.queue)
+        .filter(trace_id=item.trace_id, name=schema.name)
+        .exclude(metadata__has_key=ADJUDICATION_KEY)
+        .select_related("annotator"),
+        key=lambda answer: (answer.annotator.get_username(), answer.create_time),
+    )
+
+
 def _decisions(queue: Queue):
     return Assessment.objects.live().filter(
         trace__queue_items__queue=queue, **{f"metadata__{ADJUDICATION_KEY}": str(queue.pk)}

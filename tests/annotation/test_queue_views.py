@@ -4,9 +4,10 @@ from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation import queue_views, queues
+from annotation import queue_views, queues, services
 from annotation.models import Assessment, LabelSchema, Queue, QueueAssignment
 from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
+from traces.models import Trace
 
 Status = QueueAssignment.Status
 
@@ -402,6 +403,31 @@ class AdminQueuePageTests(QueueViewTestData, TestCase):
         self.assertEqual(decision.revisions.count(), 1)
         listing = self.client.get(reverse("annotation:queue-disagreements", args=[self.queue.pk]))
         self.assertContains(listing, "Change")
+
+    def test_the_decide_page_shows_the_trace_and_every_answer_with_rationale_and_author(self):
+        item = self.queue.items.get(position=2)
+        Trace.objects.filter(pk=item.trace_id).update(
+            request_preview="Where is my refund?", response_preview="Refunds take 5 days."
+        )
+        bobs = Assessment.objects.get(annotator=self.bob, trace_id=item.trace_id)
+        services.update_assessment(
+            assessment_id=bobs.assessment_id, rationale="Cites no policy", actor=self.bob
+        )
+        url = reverse("annotation:queue-adjudicate", args=[self.queue.pk, 2, self.correct.pk])
+        page = self.client.get(url)
+        self.assertContains(page, "Where is my refund?")
+        self.assertContains(page, "Refunds take 5 days.")
+        self.assertContains(page, f'href="{item.trace.get_absolute_url()}"')
+        self.assertEqual(
+            [(a.annotator.username, a.value) for a in page.context["answers"]],
+            [("ann", True), ("bob", False)],
+        )
+        self.assertContains(page, "Cites no policy")
+        self.client.post(url, {"value": "true", "rationale": "Bob misread it"})
+        page = self.client.get(url)
+        # The answer the decision overrode is still shown, marked, and is not the decision.
+        self.assertEqual([a.annotator.username for a in page.context["answers"]], ["ann", "bob"])
+        self.assertContains(page, "overridden by the decision")
 
     def test_csrf_is_enforced_on_queue_posts(self):
         client = Client(enforce_csrf_checks=True)
