@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import (
     export_views,
+    judge_views,
     overview_views,
     quality_views,
     queue_views,
@@ -99,6 +100,23 @@ urlpatterns = [
     # /export/
     path("export/", export_views.export_page, name="export"),
     path("export/download/", export_views.export_download, name="export-download"),
+    # /experiments/<experiment_id>/judges/
+    path("experiments/<int:experiment_id>/judges/", judge_views.judge_list, name="judges"),
+    path(
+        "experiments/<int:experiment_id>/judges/judge/",
+        judge_views.judge_detail,
+        name="judge-detail",
+    ),
+    path(
+        "experiments/<int:experiment_id>/judges/queue/",
+        judge_views.judge_queue,
+        name="judge-queue",
+    ),
+    path(
+        "experiments/<int:experiment_id>/judges/pairs/",
+        judge_views.judge_pairs,
+        name="judge-pairs",
+    ),
     # /overview/
     path("overview/", overview_views.overview_index, name="overview-index"),
     path("overview/<int:experiment_id>/", overview_views.experiment_overview, name="overview"),

@@ -184,6 +184,9 @@ TRACEMARK_TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 2)
 # Reverse proxies in front of Tracemark that append to X-Forwarded-For (1 behind the nginx
 # config in deploy/); 0 reads the client address from the connection alone.
 TRACEMARK_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# The metadata key of an LLM judge's feedback naming the judge's version (prompt, model):
+# the judge report splits a judge's figures by its values.
+TRACEMARK_JUDGE_VERSION_KEY = env_str("JUDGE_VERSION_KEY", "judge_version")
 
 # Security headers. HTTPS-only settings switch on when DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

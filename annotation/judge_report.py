@@ -1,0 +1,445 @@
+"""The judge report: each LLM judge of an experiment measured against people's gold values.
+
+A judge is a feedback name and the judge's source id (``judge-gpt-4o`` saying
+``groundedness``). Its entries are compared with the gold value of the same question
+(annotation.gold), the judge's own value even where a person overrode it; a judge's newest
+entry per question counts, entries without a value (errors) do not. The report is read with
+a fixed number of queries whatever the number of entries: the judges' entries, the gold
+rule's rows and the schemas; everything else is computed here with annotation.judges.
+
+Drift splits the figures by the week of the judge's entry and by the judge's version, read
+from the entry's metadata key ``settings.TRACEMARK_JUDGE_VERSION_KEY``. Bias checks split
+them by the length of the trace's response (thirds of the items by rank) and by trace
+state. Gold values that a blind queue hides from the reader are left out, as everywhere.
+"""
+
+import datetime
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from traces.models import Experiment, Trace
+
+from . import judges, queues
+from .export import value_type as type_name
+from .gold import Gold, gold_by_question
+from .judges import BiasCheck, Interval
+from .models import Assessment, Kind, LabelSchema, SourceType
+from .overview import CHART_HEIGHT, CHART_WIDTH, LEFT, MAX_BAR_WIDTH, Bar, Chart
+
+MAX_LISTED = 200
+AGREE_COLOR = "#2856c7"
+
+
+@dataclass(frozen=True, order=True)
+class JudgeKey:
+    name: str
+    source_id: str
+
+
+@dataclass
+class Pair:
+    """One question a judge answered, with its gold value when there is one."""
+
+    trace_pk: int
+    trace_id: str
+    span_id: str | None
+    assessment_id: str
+    value: object
+    rationale: str
+    version: str
+    created: int
+    length: int
+    state: str
+    gold: Gold | None = None
+
+    @property
+    def agrees(self) -> bool | None:
+        if self.gold is None:
+            return None
+        return json.dumps(self.value, sort_keys=True) == json.dumps(self.gold.value, sort_keys=True)
+
+
+@dataclass
+class Figures:
+    """How a judge's values compare with gold over some items."""
+
+    value_type: str
+    n: int
+    judged: int
+    agreeing: int
+    kappa: float | None
+    kappa_interval: Interval | None = None
+    classes: list = field(default_factory=list)
+    matrix: list = field(default_factory=list)  # rows: judge's value; cells: per gold value
+    tpr: float | None = None
+    tpr_interval: Interval | None = None
+    tnr: float | None = None
+    tnr_interval: Interval | None = None
+    raw_pass_rate: float | None = None
+    corrected_pass_rate: float | None = None
+    corrected_interval: Interval | None = None
+    per_class: list = field(default_factory=list)
+    mae: float | None = None
+    spearman: float | None = None
+    within_step: float | None = None
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreeing / self.n if self.n else None
+
+    @property
+    def agreement_interval(self) -> Interval | None:
+        return judges.wilson(self.agreeing, self.n)
+
+
+@dataclass
+class JudgeReport:
+    key: JudgeKey
+    figures: Figures
+    verdict: str
+    biases: list[BiasCheck]
+    by_week: list[tuple[str, Figures]]
+    by_version: list[tuple[str, Figures]]
+    charts: list[Chart]
+    pairs: list[Pair]
+
+    @property
+    def query(self) -> str:
+        """The judge's query string on the judge page and the pairs download."""
+        return urlencode({"name": self.key.name, "source": self.key.source_id})
+
+    @property
+    def flags(self) -> list[BiasCheck]:
+        return [check for check in self.biases if check.flagged]
+
+    @property
+    def disagreeing(self) -> list[Pair]:
+        return [pair for pair in self.pairs if pair.agrees is False]
+
+    @property
+    def without_gold(self) -> list[Pair]:
+        return [pair for pair in self.pairs if pair.gold is None]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def value_type_of(schema: LabelSchema | None, values: list) -> str:
+    """The schema's type, else what the values look like: boolean, numeric or categorical."""
+    if schema is not None and schema.value_type in ("boolean", "numeric", "categorical"):
+        return schema.value_type
+    if values and all(isinstance(v, bool) for v in values):
+        return "boolean"
+    if values and all(_is_number(v) for v in values):
+        return "numeric"
+    return "categorical"
+
+
+def _hashable(value):
+    return value if isinstance(value, str | int | float | bool) else json.dumps(value)
+
+
+def figures(pairs: list[Pair], value_type: str, *, step: float | None, full: bool) -> Figures:
+    """The figures over ``pairs`` (all judged items; those with gold are compared).
+    ``full`` adds the bootstrap intervals, which drift and bias groups do without."""
+    golden = [p for p in pairs if p.gold is not None]
+    table = judges.confusion((_hashable(p.value), _hashable(p.gold.value)) for p in golden)
+    result = Figures(
+        value_type=value_type,
+        n=len(golden),
+        judged=len(pairs),
+        agreeing=sum(1 for p in golden if p.agrees),
+        kappa=judges.kappa(table),
+    )
+    if not full:
+        return result
+    result.kappa_interval = judges.kappa_interval(table) if result.kappa is not None else None
+    classes = sorted({c for cell in table for c in cell}, key=lambda c: (str(type(c)), c))
+    if value_type == "boolean":
+        classes = [True, False]
+    result.classes = classes
+    result.matrix = [(j, [table.get((j, g), 0) for g in classes]) for j in classes]
+    if value_type == "boolean":
+        _boolean(result, table, pairs)
+    elif value_type == "categorical":
+        result.per_class = judges.per_class(table, classes)
+    numbers = [(p.value, p.gold.value) for p in golden if _is_number(p.value)]
+    if value_type == "numeric" and numbers:
+        numbers = [(x, y) for x, y in numbers if _is_number(y)]
+        result.mae = judges.mean_absolute_error(numbers)
+        result.spearman = judges.spearman(numbers)
+        result.within_step = judges.within_step(numbers, step or 1)
+    return result
+
+
+def _boolean(result: Figures, table, pairs: list[Pair]) -> None:
+    tp, positives, tn, negatives = judges.rates(table)
+    result.tpr = tp / positives if positives else None
+    result.tpr_interval = judges.wilson(tp, positives)
+    result.tnr = tn / negatives if negatives else None
+    result.tnr_interval = judges.wilson(tn, negatives)
+    passed = sum(1 for p in pairs if p.value is True)
+    judged = sum(1 for p in pairs if isinstance(p.value, bool))
+    if judged:
+        result.raw_pass_rate = passed / judged
+        result.corrected_pass_rate = judges.rogan_gladen(
+            result.raw_pass_rate, result.tpr, result.tnr
+        )
+        if result.corrected_pass_rate is not None:
+            result.corrected_interval = judges.corrected_interval(table, passed, judged)
+
+
+def verdict(result: Figures) -> str:
+    """One line saying how far the judge can be trusted."""
+    if result.kappa is None:
+        return f"not enough gold to say (n={result.n})"
+    word = judges.kappa_word(result.kappa)
+    interval = result.kappa_interval
+    spread = f", {interval.low:.2f}–{interval.high:.2f}" if interval else ""
+    figures_text = f"{word} (κ {result.kappa:.2f}{spread}), n={result.n}"
+    if interval is not None and interval.low > 0:
+        return f"agrees with people beyond chance: {figures_text}"
+    return f"no agreement beyond chance shown: {figures_text}"
+
+
+def _week(ms: int) -> str:
+    year, week, _ = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _split(pairs: list[Pair], label, value_type: str, step) -> list[tuple[str, Figures]]:
+    groups: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        groups[label(pair)].append(pair)
+    return [
+        (name, figures(groups[name], value_type, step=step, full=False)) for name in sorted(groups)
+    ]
+
+
+def _bias_checks(pairs: list[Pair]) -> list[BiasCheck]:
+    golden = [p for p in pairs if p.gold is not None]
+    thirds = judges.terciles([p.length for p in golden])
+    by_third: dict[int, list[Pair]] = defaultdict(list)
+    for pair, third in zip(golden, thirds, strict=True):
+        by_third[third].append(pair)
+    length_groups = []
+    for third, word in enumerate(("short", "medium", "long")):
+        group = by_third.get(third, [])
+        lengths = [p.length for p in group] or [0]
+        label = f"{word} responses ({min(lengths)}–{max(lengths)} characters)"
+        length_groups.append((label, sum(1 for p in group if p.agrees), len(group)))
+    states = [
+        (state, sum(1 for p in golden if p.state == state and p.agrees), len(found))
+        for state in Trace.State.values
+        if (found := [p for p in golden if p.state == state])
+    ]
+    return [
+        judges.bias_check("Agreement by response length", length_groups),
+        judges.bias_check("Agreement by trace state", states),
+    ]
+
+
+def _drift_chart(chart_id: str, title: str, groups: list[tuple[str, Figures]]) -> Chart:
+    """Agreement with gold per group as bars from 0 to 100%; groups without gold are gaps."""
+    shown = groups
+    slot = (CHART_WIDTH - LEFT) / max(len(shown), 1)
+    width = min(slot * 0.8, MAX_BAR_WIDTH)
+    chart = Chart(
+        id=chart_id,
+        title=title,
+        description="Share of items where the judge gave the gold value, per group: "
+        + "; ".join(
+            f"{label} {f.agreement:.0%} of {f.n}" if f.n else f"{label} no gold"
+            for label, f in shown
+        ),
+    )
+    for index, (label, f) in enumerate(shown):
+        x = LEFT + index * slot
+        if f.n:
+            height = CHART_HEIGHT * f.agreement
+            kappa = f", κ {f.kappa:.2f}" if f.kappa is not None else ""
+            chart.bars.append(
+                Bar(
+                    x=round(x + (slot - width) / 2, 2),
+                    y=round(CHART_HEIGHT - height, 2),
+                    width=round(width, 2),
+                    height=round(height, 2),
+                    fill=AGREE_COLOR,
+                    title=f"{label}: {f.agreement:.0%} agreement over {f.n}{kappa}",
+                )
+            )
+        if len(shown) <= 12 or index in (0, len(shown) - 1):
+            chart.labels.append((round(x + slot / 2, 2), CHART_HEIGHT + 16, label, "middle"))
+    chart.labels += [(LEFT - 6, 10, "100%", "end"), (LEFT - 6, CHART_HEIGHT, "0", "end")]
+    return chart
+
+
+def _judge_entries(experiment: Experiment, key: JudgeKey | None):
+    version_key = settings.TRACEMARK_JUDGE_VERSION_KEY
+    entries = Assessment.objects.live().filter(
+        trace__experiment=experiment,
+        source_type=SourceType.LLM_JUDGE,
+        kind=Kind.FEEDBACK,
+        value__isnull=False,
+    )
+    if key is not None:
+        entries = entries.filter(name=key.name, source_id=key.source_id)
+    return (
+        entries.annotate(
+            judge_version=KeyTextTransform(version_key, "metadata"),
+            length=Length("trace__response_preview"),
+        )
+        .order_by()
+        .values_list(
+            "name",
+            "source_id",
+            "trace_id",
+            "trace__trace_id",
+            "span_id",
+            "assessment_id",
+            "value",
+            "rationale",
+            "judge_version",
+            "create_time",
+            "length",
+            "trace__state",
+        )
+    )
+
+
+def build(experiment: Experiment, *, user, key: JudgeKey | None = None) -> list[JudgeReport]:
+    """Reports for the experiment's judges (or one), in three queries."""
+    newest: dict[tuple, Pair] = {}
+    for name, source_id, trace_pk, trace_id, span_id, *rest in _judge_entries(experiment, key):
+        assessment_id, value, rationale, version, created, length, state = rest
+        question = (name, source_id, trace_pk, span_id)
+        known = newest.get(question)
+        if known is None or known.created < created:
+            newest[question] = Pair(
+                trace_pk,
+                trace_id,
+                span_id,
+                assessment_id,
+                value,
+                rationale,
+                version or "",
+                created,
+                length or 0,
+                state,
+            )
+    names = sorted({name for name, *_ in newest})
+    if not names:
+        return []
+    gold = gold_by_question(
+        Assessment.objects.filter(trace__experiment=experiment, name__in=names).exclude(
+            queues.hidden_answers_condition(user=user)
+        )
+    )
+    by_judge: dict[JudgeKey, list[Pair]] = defaultdict(list)
+    for (name, source_id, trace_pk, span_id), pair in newest.items():
+        pair.gold = gold.get((trace_pk, span_id, name))
+        by_judge[JudgeKey(name, source_id)].append(pair)
+    schemas = {s.name: s for s in LabelSchema.objects.filter(name__in=names)}
+    return [_report(judge, by_judge[judge], schemas.get(judge.name)) for judge in sorted(by_judge)]
+
+
+def _report(key: JudgeKey, pairs: list[Pair], schema: LabelSchema | None) -> JudgeReport:
+    pairs.sort(key=lambda p: (-p.created, p.assessment_id))
+    value_type = value_type_of(schema, [p.value for p in pairs])
+    step = schema.step if schema is not None else None
+    overall = figures(pairs, value_type, step=step, full=True)
+    by_week = _split(pairs, lambda p: _week(p.created), value_type, step)
+    by_version = _split(pairs, lambda p: p.version or "(none)", value_type, step)
+    charts = [_drift_chart("drift-week", f"{key.name} by {key.source_id}: per week", by_week)]
+    if len(by_version) > 1:
+        charts.append(
+            _drift_chart("drift-version", f"{key.name} by {key.source_id}: per version", by_version)
+        )
+    return JudgeReport(
+        key=key,
+        figures=overall,
+        verdict=verdict(overall),
+        biases=_bias_checks(pairs),
+        by_week=by_week,
+        by_version=by_version,
+        charts=charts,
+        pairs=pairs,
+    )
+
+
+ITEM_CHOICES = {"disagreeing": "disagree with gold", "without_gold": "have no gold value yet"}
+
+
+def queue_for_judge(
+    *, report: JudgeReport, items: str, annotators, overlap: int, created_by
+) -> queues.Queue:
+    """A queue of the traces where the judge disagrees with gold (or has none), labeled with
+    the judge's schema, through ``queues.create_queue``."""
+    schema = LabelSchema.objects.filter(name=report.key.name).first()
+    if schema is None:
+        raise ValidationError(
+            f"Define a schema named '{report.key.name}' first: a queue asks a schema's question.",
+            code="no_schema",
+        )
+    chosen = report.disagreeing if items == "disagreeing" else report.without_gold
+    traces = Trace.objects.in_bulk([pair.trace_pk for pair in chosen])
+    stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+    return queues.create_queue(
+        name=f"{report.key.name} by {report.key.source_id}: items that {ITEM_CHOICES[items]}, "
+        f"{stamp}",
+        description=f"Made from the judge report of {report.key.source_id}.",
+        traces=[traces[pair.trace_pk] for pair in chosen if pair.trace_pk in traces],
+        schemas=[schema],
+        annotators=annotators,
+        overlap=overlap,
+        created_by=created_by,
+    )
+
+
+PAIR_COLUMNS = [
+    "trace_id",
+    "span_id",
+    "name",
+    "judge",
+    "judge_version",
+    "judge_value",
+    "judge_value_type",
+    "judge_rationale",
+    "gold_value",
+    "gold_value_type",
+    "gold_source",
+    "gold_rationale",
+    "agrees",
+]
+
+
+def pair_records(reports: list[JudgeReport]):
+    """One record per judged question that has gold: what alignment tools read."""
+    for report in reports:
+        for pair in report.pairs:
+            if pair.gold is None:
+                continue
+            yield {
+                "trace_id": pair.trace_id,
+                "span_id": pair.span_id,
+                "name": report.key.name,
+                "judge": report.key.source_id,
+                "judge_version": pair.version,
+                "judge_value": pair.value,
+                "judge_value_type": type_name(pair.value),
+                "judge_rationale": pair.rationale,
+                "gold_value": pair.gold.value,
+                "gold_value_type": type_name(pair.gold.value),
+                "gold_source": str(pair.gold.source),
+                "gold_rationale": pair.gold.rationale,
+                "agrees": pair.agrees,
+            }

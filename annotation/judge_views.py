@@ -1,0 +1,151 @@
+"""The judge report pages (see annotation.judge_report): an experiment's judges, one judge,
+the queue made from a judge's disagreements (Admins) and the judge–gold pairs download,
+which scripts can call with an API token like the export's."""
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.roles import admin_required, is_admin
+from traces.models import Experiment
+
+from . import judge_report
+from .export import FORMATS, write_csv, write_jsonl
+from .export_views import login_or_token_required
+from .judge_report import ITEM_CHOICES, PAIR_COLUMNS, JudgeKey
+from .queue_forms import PersonChoiceField, annotator_choices
+
+
+class JudgeForm(forms.Form):
+    """Which judge: the feedback name and the judge's source id."""
+
+    name = forms.CharField(max_length=255)
+    source = forms.CharField(max_length=255, required=False)
+
+    def key(self) -> JudgeKey:
+        return JudgeKey(self.cleaned_data["name"], self.cleaned_data["source"])
+
+
+class JudgeQueueForm(JudgeForm):
+    items = forms.ChoiceField(
+        choices=[(value, f"Items that {words}") for value, words in ITEM_CHOICES.items()],
+        widget=forms.RadioSelect,
+        initial="disagreeing",
+    )
+    annotators = PersonChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple)
+    overlap = forms.IntegerField(min_value=1, initial=2, help_text="People per item.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["annotators"].queryset = annotator_choices()
+
+    def clean(self):
+        cleaned = super().clean()
+        annotators, overlap = cleaned.get("annotators"), cleaned.get("overlap")
+        if annotators is not None and overlap and overlap > len(annotators):
+            self.add_error("overlap", "Overlap cannot exceed the number of annotators chosen.")
+        return cleaned
+
+
+class PairsForm(forms.Form):
+    name = forms.CharField(max_length=255, required=False)
+    source = forms.CharField(max_length=255, required=False)
+    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], required=False)
+
+
+def _report_or_404(request, experiment, key: JudgeKey):
+    [report] = judge_report.build(experiment, user=request.user, key=key) or [None]
+    if report is None:
+        raise Http404("No such judge in this experiment.")
+    return report
+
+
+@require_GET
+@login_required
+def judge_list(request, experiment_id):
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    context = {
+        "experiment": experiment,
+        "reports": judge_report.build(experiment, user=request.user),
+        "experiments": Experiment.objects.only("id", "name"),
+    }
+    return render(request, "annotation/judge_list.html", context)
+
+
+@require_GET
+@login_required
+def judge_detail(request, experiment_id):
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    form = JudgeForm(request.GET)
+    if not form.is_valid():
+        raise Http404("Name a judge.")
+    report = _report_or_404(request, experiment, form.key())
+    context = {
+        "experiment": experiment,
+        "report": report,
+        "disagreeing": report.disagreeing[: judge_report.MAX_LISTED],
+        "is_admin": is_admin(request.user),
+        "version_key": settings.TRACEMARK_JUDGE_VERSION_KEY,
+        "queue_form": JudgeQueueForm(
+            initial={"name": report.key.name, "source": report.key.source_id}
+        ),
+    }
+    return render(request, "annotation/judge_detail.html", context)
+
+
+@require_POST
+@login_required
+@admin_required
+def judge_queue(request, experiment_id):
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    form = JudgeQueueForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+    report = _report_or_404(request, experiment, form.key())
+    try:
+        queue = judge_report.queue_for_judge(
+            report=report,
+            items=form.cleaned_data["items"],
+            annotators=form.cleaned_data["annotators"],
+            overlap=form.cleaned_data["overlap"],
+            created_by=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        query = urlencode({"name": report.key.name, "source": report.key.source_id})
+        return redirect(f"{reverse('annotation:judge-detail', args=[experiment.pk])}?{query}")
+    messages.success(request, f"Queue '{queue.name}' made with {queue.items.count()} items.")
+    return redirect("annotation:queue-detail", queue.pk)
+
+
+@require_GET
+@login_or_token_required
+def judge_pairs(request, experiment_id):
+    """Stream the judge–gold pairs; a script sends its API token like the export's."""
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    form = PairsForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+    data = form.cleaned_data
+    key = JudgeKey(data["name"], data["source"]) if data["name"] else None
+    reports = judge_report.build(experiment, user=request.user, key=key)
+    fmt = data["format"] or "csv"
+    records = judge_report.pair_records(reports)
+    body = write_csv(PAIR_COLUMNS, records, bom=False, raw=False) if fmt == "csv" else None
+    response = StreamingHttpResponse(body or write_jsonl(records), content_type=FORMATS[fmt])
+    what = slugify(f"{experiment.name} {data['name']} {data['source']}")
+    filename = f"tracemark_judge-pairs_{what}_{timezone.localdate():%Y-%m-%d}.{fmt}"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "no-store"
+    return response
