@@ -290,10 +290,13 @@ def bias_check(title: str, groups: Sequence[tuple[str, int, int]]) -> BiasCheck:
 
 
 def terciles(lengths: Sequence[int]) -> list[int]:
-    """Which third (0, 1, 2) each item falls in when ranked by length, ties kept together."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    n = len(lengths)
-    cut = {}
-    for rank, i in enumerate(order):
-        cut.setdefault(lengths[i], min(2, 3 * rank // n))
-    return [cut[length] for length in lengths]
+    """Which third (0, 1, 2) each item falls in when ranked by length; equal lengths stay
+    together, in the third of their middle rank."""
+    ordered = sorted(lengths)
+    n = len(ordered)
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for rank, length in enumerate(ordered):
+        first.setdefault(length, rank)
+        last[length] = rank
+    return [min(2, int(3 * (first[x] + last[x]) / 2 // n)) for x in lengths]

@@ -120,7 +120,8 @@ class ClassAndNumberTests(SimpleTestCase):
 class BiasTests(SimpleTestCase):
     def test_terciles_rank_items_by_length_keeping_ties_together(self):
         self.assertEqual(judges.terciles([5, 1, 9, 3, 7, 2]), [1, 0, 2, 1, 2, 0])
-        self.assertEqual(judges.terciles([4, 4, 4]), [0, 0, 0])
+        self.assertEqual(judges.terciles([4, 4, 4]), [1, 1, 1])
+        self.assertEqual(judges.terciles([1, 2, 9, 9, 9, 9]), [0, 0, 1, 1, 1, 1])
 
     def test_a_gap_beyond_its_interval_is_flagged(self):
         check = judges.bias_check("length", [("short", 90, 100), ("long", 60, 100)])
