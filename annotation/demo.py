@@ -30,6 +30,8 @@ SESSION_COUNT = 60
 BIG_TRACE_SPANS = 2000
 DEMO_QUEUE = "Returns agent spot check"
 QUEUE_REQUIRED = ["helpful", "policy_followed"]
+LONG_RESPONSE = 220  # characters; longer answers fail the length check
+LENIENT_FROM = 88  # characters of response from which the lenient demo judge passes all
 
 SCHEMAS = [
     {
@@ -423,13 +425,56 @@ def _assessments(rng, trace: Trace, people: dict, report: SeedReport) -> None:
     services.log_feedback(
         trace=trace,
         name="answer_length_ok",
-        value=len(trace.response_preview) < 220,
+        value=len(trace.response_preview) < LONG_RESPONSE,
         source_type=SourceType.CODE,
         source_id="checks.length",
     )
     report.add("assessments")
-    if rng.random() < 0.35:
+    reviewed = rng.random() < 0.35
+    if reviewed:
         _human_review(rng, trace, people, good, report)
+    _helpful_judges(trace, people, good, reviewed, report)
+
+
+def _helpful_judges(trace, people, good, reviewed, report) -> None:
+    """Two judges of "helpful": a careful one (right 19 times in 20, a second prompt
+    version half-way) and a lenient one that passes every long answer. A second reviewer
+    labels most reviewed traces, two reviewers some others, so agreeing people make the gold
+    the judges are measured against. Its own random stream keeps the rest of the demo as it was."""
+    rng = random.Random(trace.trace_id)  # noqa: S311 - demo data, not security
+    long = len(trace.response_preview) >= LENIENT_FROM
+    careful = good if rng.random() < 0.95 else not good
+    lenient = True if long else (good if rng.random() < 0.95 else not good)
+    version = "v1" if trace.request_time < now_ms() - 7 * DAY_MS else "v2"
+    for source_id, value, judge_version in [
+        ("judge-helpful-careful", careful, version),
+        ("judge-helpful-lenient", lenient, "v1"),
+    ]:
+        services.log_feedback(
+            trace=trace,
+            name="helpful",
+            value=value,
+            rationale="Checked the answer against the question and the cited policy.",
+            source_type=SourceType.LLM_JUDGE,
+            source_id=source_id,
+            metadata={"judge_version": judge_version},
+        )
+    report.add("assessments", 2)
+    if rng.random() < (0.2 if reviewed else 0.7):
+        return
+    first = Assessment.objects.filter(trace=trace, name="helpful", source_type=SourceType.HUMAN)
+    answered = set(first.values_list("annotator__username", flat=True))
+    others = [name for name in ("rita", "ravi", "rosa") if name not in answered]
+    for name in rng.sample(others, 1 if reviewed else 2):
+        services.log_feedback(
+            trace=trace,
+            name="helpful",
+            value=good if rng.random() < 0.95 else not good,
+            rationale=rng.choice(content.RATIONALES[good]),
+            source_id=name,
+            actor=people[name],
+        )
+        report.add("assessments")
 
 
 def _human_review(rng, trace, people, good, report) -> None:

@@ -35,6 +35,7 @@ from .models import Assessment, Kind, LabelSchema, SourceType
 from .overview import CHART_HEIGHT, CHART_WIDTH, LEFT, MAX_BAR_WIDTH, Bar, Chart
 
 MAX_LISTED = 200
+MIN_GOLD = 10  # items with gold below which the verdict says nothing
 AGREE_COLOR = "#2856c7"
 
 
@@ -200,7 +201,7 @@ def _boolean(result: Figures, table, pairs: list[Pair]) -> None:
 
 def verdict(result: Figures) -> str:
     """One line saying how far the judge can be trusted."""
-    if result.kappa is None:
+    if result.kappa is None or result.n < MIN_GOLD:
         return f"not enough gold to say (n={result.n})"
     word = judges.kappa_word(result.kappa)
     interval = result.kappa_interval

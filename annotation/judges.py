@@ -278,13 +278,15 @@ class BiasCheck:
         return self.gap is not None and self.gap.low > 0
 
 
-def bias_check(title: str, groups: Sequence[tuple[str, int, int]]) -> BiasCheck:
-    """``groups`` holds (label, agreeing, n); groups with no items are left out."""
+def bias_check(title: str, groups: Sequence[tuple[str, int, int]], min_items: int = 5) -> BiasCheck:
+    """``groups`` holds (label, agreeing, n); groups with no items are left out, and those
+    with fewer than ``min_items`` are shown but not compared."""
     shown = [GroupAgreement(label, a, n, wilson(a, n)) for label, a, n in groups if n]
-    if len(shown) < 2:
+    compared = [group for group in shown if group.n >= min_items]
+    if len(compared) < 2:
         return BiasCheck(title, shown, None, None)
-    best = max(shown, key=lambda g: g.rate)
-    worst = min(shown, key=lambda g: g.rate)
+    best = max(compared, key=lambda g: g.rate)
+    worst = min(compared, key=lambda g: g.rate)
     gap = newcombe(best.agreeing, best.n, worst.agreeing, worst.n)
     return BiasCheck(title, shown, gap, worst)
 

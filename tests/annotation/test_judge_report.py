@@ -8,6 +8,7 @@ from traces.models import Trace
 
 WEEK = 7 * 86_400_000
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday
+JUDGE_A = JudgeKey("correct", "judge-a")
 
 
 def judge(trace, value, *, source="judge-a", name="correct", **fields):
@@ -32,7 +33,7 @@ class JudgeReportTests(TestCase):
         for person in (self.rita, self.ravi):
             services.log_feedback(trace=trace, name=name, value=value, actor=person)
 
-    def report(self, key=JudgeKey("correct", "judge-a"), user=None):
+    def report(self, key=JUDGE_A, user=None):
         [found] = judge_report.build(self.experiment, user=user or self.rita, key=key)
         return found
 

@@ -131,3 +131,8 @@ class BiasTests(SimpleTestCase):
     def test_a_gap_within_noise_is_not_flagged(self):
         self.assertFalse(judges.bias_check("state", [("OK", 8, 10), ("ERROR", 7, 10)]).flagged)
         self.assertFalse(judges.bias_check("state", [("OK", 8, 10), ("ERROR", 0, 0)]).flagged)
+
+    def test_groups_too_small_to_compare_are_not_flagged(self):
+        check = judges.bias_check("state", [("OK", 12, 14), ("ERROR", 0, 1)])
+        self.assertFalse(check.flagged)
+        self.assertEqual(len(check.groups), 2)
