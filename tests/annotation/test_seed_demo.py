@@ -6,6 +6,7 @@ from django.db.models import Sum
 from django.test import TestCase
 
 from accounts.roles import Role, role_of
+from annotation import judge_report
 from annotation.demo import BIG_TRACE_SPANS, DEMO_QUEUE, SESSION_COUNT, TRACE_COUNT
 from annotation.models import Assessment, AssessmentRevision, LabelSchema, Queue, SourceType
 from traces.models import Experiment, Span, Trace
@@ -60,6 +61,21 @@ class SeedDemoTests(TestCase):
         self.assertTrue(Assessment.objects.filter(version__gte=4).exists())
         self.assertTrue(Assessment.objects.filter(valid=False).exists())
         self.assertTrue(Assessment.objects.exclude(error_code="").exists())
+
+    def test_the_demo_judges_show_one_good_and_one_biased_judge(self):
+        admin = get_user_model().objects.get(username="admin")
+        experiment = Experiment.objects.get(name="bookshop-support-prod")
+        reports = {
+            r.key.source_id: r
+            for r in judge_report.build(experiment, user=admin)
+            if r.key.name == "helpful"
+        }
+        careful, lenient = reports["judge-helpful-careful"], reports["judge-helpful-lenient"]
+        self.assertGreaterEqual(careful.figures.n, 50)
+        self.assertEqual(careful.flags, [])
+        self.assertEqual([c.title for c in lenient.flags], ["Agreement by response length"])
+        self.assertGreater(careful.figures.kappa, lenient.figures.kappa + 0.2)
+        self.assertGreater(lenient.figures.raw_pass_rate, lenient.figures.corrected_pass_rate)
 
     def test_every_trace_span_tree_is_connected(self):
         for trace in Trace.objects.all()[:20]:
