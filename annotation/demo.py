@@ -31,7 +31,7 @@ BIG_TRACE_SPANS = 2000
 DEMO_QUEUE = "Returns agent spot check"
 QUEUE_REQUIRED = ["helpful", "policy_followed"]
 LONG_RESPONSE = 220  # characters; longer answers fail the length check
-LENIENT_FROM = 88  # characters of response from which the lenient demo judge passes all
+LENIENT_FROM = 110  # characters of response from which the lenient demo judge passes all
 
 SCHEMAS = [
     {
@@ -458,6 +458,7 @@ def _helpful_judges(trace, people, good, reviewed, report) -> None:
             source_type=SourceType.LLM_JUDGE,
             source_id=source_id,
             metadata={"judge_version": judge_version},
+            create_time=trace.request_time + 60_000,
         )
     report.add("assessments", 2)
     if rng.random() < (0.2 if reviewed else 0.7):
