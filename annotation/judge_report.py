@@ -45,9 +45,19 @@ class JudgeKey:
     source_id: str
 
 
-@dataclass
+def same_value(a, b) -> bool:
+    """Equal with the same JSON type: True is not 1, 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float | str) and isinstance(b, int | float | str):
+        return type(a) is type(b) and a == b or (_is_number(a) and _is_number(b) and a == b)
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@dataclass(slots=True)
 class Pair:
-    """One question a judge answered, with its gold value when there is one."""
+    """One question a judge answered, with its gold value when there is one; ``agrees`` is
+    None without gold."""
 
     trace_pk: int
     trace_id: str
@@ -60,12 +70,7 @@ class Pair:
     length: int
     state: str
     gold: Gold | None = None
-
-    @property
-    def agrees(self) -> bool | None:
-        if self.gold is None:
-            return None
-        return json.dumps(self.value, sort_keys=True) == json.dumps(self.gold.value, sort_keys=True)
+    agrees: bool | None = None
 
 
 @dataclass
@@ -347,7 +352,9 @@ def build(experiment: Experiment, *, user, key: JudgeKey | None = None) -> list[
     )
     by_judge: dict[JudgeKey, list[Pair]] = defaultdict(list)
     for (name, source_id, trace_pk, span_id), pair in newest.items():
-        pair.gold = gold.get((trace_pk, span_id, name))
+        found = gold.get((trace_pk, span_id, name))
+        if found is not None:
+            pair.gold, pair.agrees = found, same_value(pair.value, found.value)
         by_judge[JudgeKey(name, source_id)].append(pair)
     schemas = {s.name: s for s in LabelSchema.objects.filter(name__in=names)}
     return [_report(judge, by_judge[judge], schemas.get(judge.name)) for judge in sorted(by_judge)]

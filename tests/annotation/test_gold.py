@@ -128,6 +128,10 @@ class GoldRuleTests(TestCase):
         answer(trace, self.rita, 1, name="score")
         answer(trace, self.ravi, True, name="score")
         self.assertIsNone(gold(trace, name="score"))
+        other = make_trace()
+        answer(other, self.rita, 4, name="score")
+        answer(other, self.ravi, 4.0, name="score")
+        self.assertEqual(gold(other, name="score").value, 4)
 
     def test_spans_and_traces_are_separate_questions(self):
         trace = make_trace()
