@@ -3,8 +3,10 @@
 A judge is a feedback name and the judge's source id (``judge-gpt-4o`` saying
 ``groundedness``). Its entries are compared with the gold value of the same question
 (annotation.gold), the judge's own value even where a person overrode it; a judge's newest
-entry per question counts, entries without a value (errors) do not. The report is read with
-a fixed number of queries whatever the number of entries: the judges' entries, the gold
+entry per question is compared, entries without a value (errors) are not. The judge's totals
+and raw pass rate count its entries with a value in the database (a re-run counts again).
+The report is read with a fixed number of queries whatever the number of entries: the
+totals, the entries on questions people answered (only those can have gold), the gold
 rule's rows and the schemas; everything else is computed here with annotation.judges.
 
 Drift splits the figures by the week of the judge's entry and by the judge's version, read
@@ -14,6 +16,7 @@ state. Gold values that a blind queue hides from the reader are left out, as eve
 """
 
 import datetime
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -126,13 +130,24 @@ class JudgeReport:
     def flags(self) -> list[BiasCheck]:
         return [check for check in self.biases if check.flagged]
 
-    @property
+    @functools.cached_property
     def disagreeing(self) -> list[Pair]:
-        return [pair for pair in self.pairs if pair.agrees is False]
+        """Newest first."""
+        return _newest_first(pair for pair in self.pairs if pair.agrees is False)
+
+    @functools.cached_property
+    def without_gold(self) -> list[Pair]:
+        """Complete only in a report built ``with_open``."""
+        return _newest_first(pair for pair in self.pairs if pair.gold is None)
 
     @property
-    def without_gold(self) -> list[Pair]:
-        return [pair for pair in self.pairs if pair.gold is None]
+    def open_count(self) -> int:
+        """Judged items without gold."""
+        return self.figures.judged - self.figures.n
+
+
+def _newest_first(pairs) -> list[Pair]:
+    return sorted(pairs, key=lambda p: (-p.created, p.assessment_id))
 
 
 def _is_number(value) -> bool:
@@ -154,19 +169,31 @@ def _hashable(value):
     return value if isinstance(value, str | int | float | bool) else json.dumps(value)
 
 
-def figures(pairs: list[Pair], value_type: str, *, step: float | None, full: bool) -> Figures:
-    """The figures over ``pairs`` (all judged items; those with gold are compared).
-    ``full`` adds the bootstrap intervals, which drift and bias groups do without."""
+@dataclass(frozen=True)
+class Totals:
+    """A judge's entries with a value, counted in the database: all, yes/no ones, yes."""
+
+    judged: int
+    booleans: int
+    passed: int
+
+
+def figures(
+    pairs: list[Pair], value_type: str, *, step: float | None, totals: Totals | None = None
+) -> Figures:
+    """The figures over ``pairs``; those with gold are compared. With ``totals`` (the
+    judge's counts over everything it scored) come the bootstrap intervals and the pass
+    rates; drift and bias groups do without."""
     golden = [p for p in pairs if p.gold is not None]
     table = judges.confusion((_hashable(p.value), _hashable(p.gold.value)) for p in golden)
     result = Figures(
         value_type=value_type,
         n=len(golden),
-        judged=len(pairs),
+        judged=totals.judged if totals else len(pairs),
         agreeing=sum(1 for p in golden if p.agrees),
         kappa=judges.kappa(table),
     )
-    if not full:
+    if totals is None:
         return result
     result.kappa_interval = judges.kappa_interval(table) if result.kappa is not None else None
     classes = sorted({c for cell in table for c in cell}, key=lambda c: (str(type(c)), c))
@@ -175,7 +202,7 @@ def figures(pairs: list[Pair], value_type: str, *, step: float | None, full: boo
     result.classes = classes
     result.matrix = [(j, [table.get((j, g), 0) for g in classes]) for j in classes]
     if value_type == "boolean":
-        _boolean(result, table, pairs)
+        _boolean(result, table, totals)
     elif value_type == "categorical":
         result.per_class = judges.per_class(table, classes)
     numbers = [(p.value, p.gold.value) for p in golden if _is_number(p.value)]
@@ -187,14 +214,13 @@ def figures(pairs: list[Pair], value_type: str, *, step: float | None, full: boo
     return result
 
 
-def _boolean(result: Figures, table, pairs: list[Pair]) -> None:
+def _boolean(result: Figures, table, totals: Totals) -> None:
     tp, positives, tn, negatives = judges.rates(table)
     result.tpr = tp / positives if positives else None
     result.tpr_interval = judges.wilson(tp, positives)
     result.tnr = tn / negatives if negatives else None
     result.tnr_interval = judges.wilson(tn, negatives)
-    passed = sum(1 for p in pairs if p.value is True)
-    judged = sum(1 for p in pairs if isinstance(p.value, bool))
+    passed, judged = totals.passed, totals.booleans
     if judged:
         result.raw_pass_rate = passed / judged
         result.corrected_pass_rate = judges.rogan_gladen(
@@ -217,18 +243,25 @@ def verdict(result: Figures) -> str:
     return f"no agreement beyond chance shown: {figures_text}"
 
 
-def _week(ms: int) -> str:
-    year, week, _ = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isocalendar()
+DAY_MS = 86_400_000
+
+
+@functools.cache
+def _week_of_day(day: int) -> str:
+    year, week, _ = (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def _week(ms: int) -> str:
+    """The ISO week (UTC) of a time in milliseconds, e.g. 2026-W01."""
+    return _week_of_day(ms // DAY_MS)
 
 
 def _split(pairs: list[Pair], label, value_type: str, step) -> list[tuple[str, Figures]]:
     groups: dict[str, list[Pair]] = defaultdict(list)
     for pair in pairs:
         groups[label(pair)].append(pair)
-    return [
-        (name, figures(groups[name], value_type, step=step, full=False)) for name in sorted(groups)
-    ]
+    return [(name, figures(groups[name], value_type, step=step)) for name in sorted(groups)]
 
 
 def _bias_checks(pairs: list[Pair]) -> list[BiasCheck]:
@@ -290,7 +323,6 @@ def _drift_chart(chart_id: str, title: str, groups: list[tuple[str, Figures]]) -
 
 
 def _judge_entries(experiment: Experiment, key: JudgeKey | None):
-    version_key = settings.TRACEMARK_JUDGE_VERSION_KEY
     entries = Assessment.objects.live().filter(
         trace__experiment=experiment,
         source_type=SourceType.LLM_JUDGE,
@@ -299,6 +331,25 @@ def _judge_entries(experiment: Experiment, key: JudgeKey | None):
     )
     if key is not None:
         entries = entries.filter(name=key.name, source_id=key.source_id)
+    return entries.order_by()
+
+
+def _totals(entries) -> dict[JudgeKey, Totals]:
+    rows = entries.values("name", "source_id").annotate(
+        judged=Count("id"),
+        booleans=Count("id", filter=Q(value=True) | Q(value=False)),
+        passed=Count("id", filter=Q(value=True)),
+    )
+    return {
+        JudgeKey(row["name"], row["source_id"]): Totals(
+            row["judged"], row["booleans"], row["passed"]
+        )
+        for row in rows
+    }
+
+
+def _pair_rows(entries):
+    version_key = settings.TRACEMARK_JUDGE_VERSION_KEY
     return (
         entries.annotate(
             judge_version=KeyTextTransform(version_key, "metadata"),
@@ -322,10 +373,28 @@ def _judge_entries(experiment: Experiment, key: JudgeKey | None):
     )
 
 
-def build(experiment: Experiment, *, user, key: JudgeKey | None = None) -> list[JudgeReport]:
-    """Reports for the experiment's judges (or one), in three queries."""
+def build(
+    experiment: Experiment, *, user, key: JudgeKey | None = None, with_open: bool = False
+) -> list[JudgeReport]:
+    """Reports for the experiment's judges (or one), in four queries.
+
+    Only the entries on questions people answered are loaded (the others cannot have gold),
+    the judges' totals are counted in the database; ``with_open`` loads every entry, for
+    ``without_gold``."""
+    entries = _judge_entries(experiment, key)
+    totals = _totals(entries)
+    if not totals:
+        return []
+    if not with_open:
+        people = Assessment.objects.filter(
+            trace_id=OuterRef("trace_id"),
+            name=OuterRef("name"),
+            source_type=SourceType.HUMAN,
+            deleted_at__isnull=True,
+        )
+        entries = entries.filter(Exists(people))
     newest: dict[tuple, Pair] = {}
-    for name, source_id, trace_pk, trace_id, span_id, *rest in _judge_entries(experiment, key):
+    for name, source_id, trace_pk, trace_id, span_id, *rest in _pair_rows(entries):
         assessment_id, value, rationale, version, created, length, state = rest
         question = (name, source_id, trace_pk, span_id)
         known = newest.get(question)
@@ -342,9 +411,7 @@ def build(experiment: Experiment, *, user, key: JudgeKey | None = None) -> list[
                 length or 0,
                 state,
             )
-    names = sorted({name for name, *_ in newest})
-    if not names:
-        return []
+    names = sorted({judge.name for judge in totals})
     gold = gold_by_question(
         Assessment.objects.filter(trace__experiment=experiment, name__in=names).exclude(
             queues.hidden_answers_condition(user=user)
@@ -357,14 +424,20 @@ def build(experiment: Experiment, *, user, key: JudgeKey | None = None) -> list[
             pair.gold, pair.agrees = found, same_value(pair.value, found.value)
         by_judge[JudgeKey(name, source_id)].append(pair)
     schemas = {s.name: s for s in LabelSchema.objects.filter(name__in=names)}
-    return [_report(judge, by_judge[judge], schemas.get(judge.name)) for judge in sorted(by_judge)]
+    return [
+        _report(judge, by_judge[judge], schemas.get(judge.name), totals[judge])
+        for judge in sorted(totals)
+    ]
 
 
-def _report(key: JudgeKey, pairs: list[Pair], schema: LabelSchema | None) -> JudgeReport:
-    pairs.sort(key=lambda p: (-p.created, p.assessment_id))
+def _report(
+    key: JudgeKey, pairs: list[Pair], schema: LabelSchema | None, totals: Totals
+) -> JudgeReport:
     value_type = value_type_of(schema, [p.value for p in pairs])
+    if schema is None and totals.booleans == totals.judged:
+        value_type = "boolean"
     step = schema.step if schema is not None else None
-    overall = figures(pairs, value_type, step=step, full=True)
+    overall = figures(pairs, value_type, step=step, totals=totals)
     by_week = _split(pairs, lambda p: _week(p.created), value_type, step)
     by_version = _split(pairs, lambda p: p.version or "(none)", value_type, step)
     charts = [_drift_chart("drift-week", f"{key.name} by {key.source_id}: per week", by_week)]
@@ -433,9 +506,7 @@ PAIR_COLUMNS = [
 def pair_records(reports: list[JudgeReport]):
     """One record per judged question that has gold: what alignment tools read."""
     for report in reports:
-        for pair in report.pairs:
-            if pair.gold is None:
-                continue
+        for pair in _newest_first(p for p in report.pairs if p.gold is not None):
             yield {
                 "trace_id": pair.trace_id,
                 "span_id": pair.span_id,

@@ -64,8 +64,9 @@ class PairsForm(forms.Form):
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], required=False)
 
 
-def _report_or_404(request, experiment, key: JudgeKey):
-    [report] = judge_report.build(experiment, user=request.user, key=key) or [None]
+def _report_or_404(request, experiment, key: JudgeKey, with_open=False):
+    found = judge_report.build(experiment, user=request.user, key=key, with_open=with_open)
+    [report] = found or [None]
     if report is None:
         raise Http404("No such judge in this experiment.")
     return report
@@ -112,7 +113,7 @@ def judge_queue(request, experiment_id):
     form = JudgeQueueForm(request.POST)
     if not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
-    report = _report_or_404(request, experiment, form.key())
+    report = _report_or_404(request, experiment, form.key(), with_open=True)
     try:
         queue = judge_report.queue_for_judge(
             report=report,
