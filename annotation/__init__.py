@@ -5,6 +5,7 @@
   quality, quality_views (control items, accuracy, pace)
 - schemas: schema_views, schema_forms
 - export: export, export_views, management/commands/export_assessments
+- gold values: gold; judges: judges (statistics), judge_report, judge_views
 - overview: overview, overview_views; sessions: session_views
 - MLflow API: api, api_urls, serializers; annotator activity: people; demo: demo, demo_content
 
