@@ -2,8 +2,6 @@
 the queue made from a judge's disagreements (Admins) and the judge–gold pairs download,
 which scripts can call with an API token like the export's."""
 
-from urllib.parse import urlencode
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -11,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
@@ -50,13 +47,6 @@ class JudgeQueueForm(JudgeForm):
         super().__init__(*args, **kwargs)
         self.fields["annotators"].queryset = annotator_choices()
 
-    def clean(self):
-        cleaned = super().clean()
-        annotators, overlap = cleaned.get("annotators"), cleaned.get("overlap")
-        if annotators is not None and overlap and overlap > len(annotators):
-            self.add_error("overlap", "Overlap cannot exceed the number of annotators chosen.")
-        return cleaned
-
 
 class PairsForm(forms.Form):
     name = forms.CharField(max_length=255, required=False)
@@ -84,6 +74,20 @@ def judge_list(request, experiment_id):
     return render(request, "annotation/judge_list.html", context)
 
 
+def _judge_page(request, experiment, report, queue_form=None):
+    """The judge page; an invalid queue form comes back to it with its errors (200)."""
+    initial = {"name": report.key.name, "source": report.key.source_id}
+    context = {
+        "experiment": experiment,
+        "report": report,
+        "disagreeing": report.disagreeing[: judge_report.MAX_LISTED],
+        "is_admin": is_admin(request.user),
+        "version_key": settings.TRACEMARK_JUDGE_VERSION_KEY,
+        "queue_form": queue_form or JudgeQueueForm(initial=initial),
+    }
+    return render(request, "annotation/judge_detail.html", context)
+
+
 @require_GET
 @login_required
 def judge_detail(request, experiment_id):
@@ -91,18 +95,7 @@ def judge_detail(request, experiment_id):
     form = JudgeForm(request.GET)
     if not form.is_valid():
         raise Http404("Name a judge.")
-    report = _report_or_404(request, experiment, form.key())
-    context = {
-        "experiment": experiment,
-        "report": report,
-        "disagreeing": report.disagreeing[: judge_report.MAX_LISTED],
-        "is_admin": is_admin(request.user),
-        "version_key": settings.TRACEMARK_JUDGE_VERSION_KEY,
-        "queue_form": JudgeQueueForm(
-            initial={"name": report.key.name, "source": report.key.source_id}
-        ),
-    }
-    return render(request, "annotation/judge_detail.html", context)
+    return _judge_page(request, experiment, _report_or_404(request, experiment, form.key()))
 
 
 @require_POST
@@ -111,9 +104,12 @@ def judge_detail(request, experiment_id):
 def judge_queue(request, experiment_id):
     experiment = get_object_or_404(Experiment, pk=experiment_id)
     form = JudgeQueueForm(request.POST)
+    judge = JudgeForm(request.POST)
+    if not judge.is_valid():
+        raise Http404("Name a judge.")
+    report = _report_or_404(request, experiment, judge.key(), with_open=True)
     if not form.is_valid():
-        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
-    report = _report_or_404(request, experiment, form.key(), with_open=True)
+        return _judge_page(request, experiment, report, form)
     try:
         queue = judge_report.queue_for_judge(
             report=report,
@@ -123,9 +119,8 @@ def judge_queue(request, experiment_id):
             created_by=request.user,
         )
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        query = urlencode({"name": report.key.name, "source": report.key.source_id})
-        return redirect(f"{reverse('annotation:judge-detail', args=[experiment.pk])}?{query}")
+        form.add_error(None, exc)
+        return _judge_page(request, experiment, report, form)
     messages.success(request, f"Queue '{queue.name}' made with {queue.items.count()} items.")
     return redirect("annotation:queue-detail", queue.pk)
 

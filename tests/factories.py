@@ -6,6 +6,8 @@ import uuid
 from django.contrib.auth import get_user_model
 
 from accounts.roles import Role, set_role
+from annotation import services
+from annotation.models import SourceType
 from traces.models import Experiment, Span, Trace, now_ms
 
 _counter = itertools.count(1)
@@ -75,3 +77,15 @@ def make_span(trace: Trace, parent: Span | None = None, **kwargs) -> Span:
     span = Span.objects.create(trace=trace, **defaults)
     Trace.objects.filter(pk=trace.pk).update(span_count=trace.spans.count())
     return span
+
+
+def make_judge_entry(trace: Trace, value, *, name="correct", source_id="judge-a", **fields):
+    """An LLM judge's feedback, through the service like every assessment."""
+    return services.log_feedback(
+        trace=trace,
+        name=name,
+        value=value,
+        source_type=SourceType.LLM_JUDGE,
+        source_id=source_id,
+        **fields,
+    )

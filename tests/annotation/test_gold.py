@@ -2,8 +2,8 @@ from django.test import TestCase
 
 from annotation import queues, services
 from annotation.gold import GoldSource, gold_by_question
-from annotation.models import Assessment, LabelSchema, SourceType
-from tests.factories import make_admin, make_reviewer, make_span, make_trace
+from annotation.models import Assessment, LabelSchema
+from tests.factories import make_admin, make_judge_entry, make_reviewer, make_span, make_trace
 
 
 def answer(trace, person, value, name="correct", **fields):
@@ -12,15 +12,8 @@ def answer(trace, person, value, name="correct", **fields):
     )
 
 
-def judge(trace, value, name="correct", source_id="judge-a", **fields):
-    return services.log_feedback(
-        trace=trace,
-        name=name,
-        value=value,
-        source_type=SourceType.LLM_JUDGE,
-        source_id=source_id,
-        **fields,
-    )
+def judge(trace, value, **fields):
+    return make_judge_entry(trace, value, **fields)
 
 
 def gold(trace, name="correct", span_id=None):

@@ -2,8 +2,14 @@ from django.test import TestCase, override_settings
 
 from annotation import judge_report, queues, services
 from annotation.judge_report import JudgeKey
-from annotation.models import LabelSchema, SourceType
-from tests.factories import make_admin, make_experiment, make_reviewer, make_trace
+from annotation.models import LabelSchema
+from tests.factories import (
+    make_admin,
+    make_experiment,
+    make_judge_entry,
+    make_reviewer,
+    make_trace,
+)
 from traces.models import Trace
 
 WEEK = 7 * 86_400_000
@@ -11,15 +17,8 @@ START = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday
 JUDGE_A = JudgeKey("correct", "judge-a")
 
 
-def judge(trace, value, *, source="judge-a", name="correct", **fields):
-    return services.log_feedback(
-        trace=trace,
-        name=name,
-        value=value,
-        source_type=SourceType.LLM_JUDGE,
-        source_id=source,
-        **fields,
-    )
+def judge(trace, value, *, source="judge-a", **fields):
+    return make_judge_entry(trace, value, source_id=source, **fields)
 
 
 class JudgeReportTests(TestCase):

@@ -116,7 +116,7 @@ class JudgeDetailTests(JudgePagesData, TestCase):
 
 
 class JudgeQueueTests(JudgePagesData, TestCase):
-    def post(self, client=None, follow=False, **data):
+    def post(self, client=None, **data):
         payload = {
             "name": "correct",
             "source": "judge-a",
@@ -125,7 +125,7 @@ class JudgeQueueTests(JudgePagesData, TestCase):
             "overlap": 2,
             **data,
         }
-        return (client or self.client).post(self.queue_url, payload, follow=follow)
+        return (client or self.client).post(self.queue_url, payload)
 
     def test_only_admins_make_queues(self):
         self.assertEqual(self.post().status_code, 302)
@@ -159,9 +159,16 @@ class JudgeQueueTests(JudgePagesData, TestCase):
         self.client.force_login(self.admin)
         judged_item(self.experiment, True, False, (self.rita, self.ravi), source="judge-b")
         LabelSchema.objects.all().delete()
-        response = self.post(source="judge-b", follow=True)
+        response = self.post(source="judge-b")
         self.assertContains(response, "Define a schema named")
         self.assertFalse(Queue.objects.exists())
+
+    def test_an_invalid_choice_comes_back_with_its_error(self):
+        self.client.force_login(self.admin)
+        response = self.post(annotators=[self.rita.pk])
+        self.assertContains(response, "Overlap must be between 1 and the number of annotators")
+        self.assertFalse(Queue.objects.exists())
+        self.assertEqual(self.post(name="nothing").status_code, 404)
 
     def test_csrf_is_enforced(self):
         client = Client(enforce_csrf_checks=True)
