@@ -361,7 +361,7 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions):
     rows = (
         selected_assessments(traces, options)
         .order_by("trace_id", "create_time", "id")
-        .annotate(decision=is_decision())
+        .annotate(decision=is_decision(), overrides_source=F("overrides__source_type"))
     )
     columns = TRACE_COLUMNS + ASSESSMENT_COLUMNS
     if options.include_inputs:

@@ -22,7 +22,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 
 from .models import Assessment, SourceType
 from .queues import ADJUDICATION_KEY
@@ -110,8 +121,19 @@ def is_decision():
     return ExpressionWrapper(Q(metadata__has_key=ADJUDICATION_KEY), output_field=BooleanField())
 
 
+def overridden_source():
+    """Annotates the source type of the entry an assessment overrides; looked up only for
+    the few that override one, rather than joining every assessment to another."""
+    target = Assessment.objects.filter(pk=OuterRef("overrides_id")).order_by().values("source_type")
+    return Case(
+        When(overrides_id__isnull=True, then=Value(None)),
+        default=Subquery(target),
+        output_field=CharField(),
+    )
+
+
 # What the rule reads of an assessment row: ``.values(*ENTRY_FIELDS)`` with
-# ``decision=is_decision()`` annotated.
+# ``decision=is_decision()`` and ``overrides_source=overridden_source()`` annotated.
 ENTRY_FIELDS = (
     "trace_id",
     "span_id",
@@ -125,7 +147,7 @@ ENTRY_FIELDS = (
     "valid",
     "deleted_at",
     "decision",
-    "overrides__source_type",
+    "overrides_source",
     "last_update_time",
 )
 
@@ -143,7 +165,7 @@ def _entry(row: dict) -> Entry:
         source_type=row["source_type"],
         person=f"user:{annotator}" if annotator is not None else f"source:{row['source_id']}",
         is_decision=row["decision"],
-        overrides_source=row["overrides__source_type"],
+        overrides_source=row["overrides_source"],
         updated=row["last_update_time"],
     )
 
@@ -168,7 +190,7 @@ def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
     some names), in one query."""
     rows = (
         assessments.filter(deleted_at__isnull=True, valid=True, source_type=SourceType.HUMAN)
-        .annotate(decision=is_decision())
+        .annotate(decision=is_decision(), overrides_source=overridden_source())
         .order_by("id")
         .values(*ENTRY_FIELDS)
     )
