@@ -40,6 +40,7 @@ from .overview import CHART_HEIGHT, CHART_WIDTH, LEFT, MAX_BAR_WIDTH, Bar, Chart
 
 MAX_LISTED = 200
 MIN_GOLD = 10  # items with gold below which the verdict says nothing
+MAX_CLASSES = 12  # values beyond which a confusion matrix (of scores, say) is not drawn
 AGREE_COLOR = "#2856c7"
 
 
@@ -199,8 +200,9 @@ def figures(
     classes = sorted({c for cell in table for c in cell}, key=lambda c: (str(type(c)), c))
     if value_type == "boolean":
         classes = [True, False]
-    result.classes = classes
-    result.matrix = [(j, [table.get((j, g), 0) for g in classes]) for j in classes]
+    if len(classes) <= MAX_CLASSES:
+        result.classes = classes
+        result.matrix = [(j, [table.get((j, g), 0) for g in classes]) for j in classes]
     if value_type == "boolean":
         _boolean(result, table, totals)
     elif value_type == "categorical":
