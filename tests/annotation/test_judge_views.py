@@ -10,21 +10,21 @@ from django.urls import reverse
 from accounts.tokens import create_token
 from annotation import queues, services
 from annotation.export import parse_value
-from annotation.models import LabelSchema, Queue, SourceType
-from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
+from annotation.models import LabelSchema, Queue
+from tests.factories import (
+    make_admin,
+    make_experiment,
+    make_judge_entry,
+    make_reviewer,
+    make_trace,
+    make_viewer,
+)
 
 
 def judged_item(experiment, judge_value, gold_value, people, *, source="judge-a", **trace):
     """A trace the judge scored; with ``gold_value`` two people agree on it."""
     item = make_trace(experiment, **trace)
-    services.log_feedback(
-        trace=item,
-        name="correct",
-        value=judge_value,
-        rationale="judge says so",
-        source_type=SourceType.LLM_JUDGE,
-        source_id=source,
-    )
+    make_judge_entry(item, judge_value, rationale="judge says so", source_id=source)
     if gold_value is not None:
         for person in people:
             services.log_feedback(
