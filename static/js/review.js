@@ -114,6 +114,47 @@
     tree.addEventListener("click", onTreeClick);
   }
 
+  // ---- The selected span's detail --------------------------------------------------
+
+  // Side by side (wide screens) the detail pane scrolls to the span and focus stays in the
+  // tree, so arrows keep walking it; stacked (narrow screens, zoom) the page scrolls to the
+  // detail and focus follows, with "Back to the span tree" to return.
+  const stacked = window.matchMedia("(max-width: 60rem)");
+  let revealPending = false;
+
+  function revealSpan(moveFocus) {
+    const panel = document.getElementById("span-panel");
+    if (!panel || !panel.querySelector(".span-detail")) return;
+    panel.scrollIntoView({ block: "start" });
+    const title = document.getElementById("span-title");
+    if (moveFocus && title) title.focus({ preventScroll: true });
+  }
+
+  function selectedItem() {
+    return tree && tree.querySelector('[aria-selected="true"]');
+  }
+
+  if (tree) {
+    tree.addEventListener("click", function (event) {
+      if (event.target.closest(".node-link")) revealPending = true;
+    });
+    document.body.addEventListener("htmx:afterSettle", function () {
+      if (!revealPending) return;
+      revealPending = false;
+      revealSpan(stacked.matches);
+    });
+    if (selectedItem()) revealSpan(false);
+  }
+
+  document.addEventListener("click", function (event) {
+    const back = event.target instanceof Element && event.target.closest("[data-back-to-tree]");
+    const item = back && selectedItem();
+    if (!item) return;
+    event.preventDefault();
+    item.scrollIntoView({ block: "nearest" });
+    focusItem(item);
+  });
+
   // ---- Shortcuts -------------------------------------------------------------------
 
   // The region the labelling keys act on: the one holding focus, else the selected span's
