@@ -6,6 +6,7 @@ layer validates again and its ValidationError is attached with ``form.add_error(
 """
 
 import json
+import re
 
 from django import forms
 from django.core import validators
@@ -17,17 +18,34 @@ ValueType = LabelSchema.ValueType
 MAX_BUTTON_SCALE = 10
 
 
+BACK_TRAIL = 20
+TRACE_ID = re.compile(r"^[\w.-]{1,64}$")
+
+
 class ReviewQueryForm(forms.Form):
     """GET parameters of the review page."""
 
     span = forms.RegexField(regex=r"^[0-9a-fA-F]{1,16}$", required=False)
     # The trace list's query string, carried so next/previous follow the same filter.
     from_ = forms.CharField(required=False, max_length=2000)
+    # The traces walked through with "Next", oldest first: "Previous" retraces them even
+    # when labeling took them out of the filtered list.
+    back = forms.CharField(required=False, max_length=BACK_TRAIL * 65)
 
     def __init__(self, data=None, **kwargs):
         if data is not None:
-            data = {"span": data.get("span", ""), "from_": data.get("from", "")}
+            data = {
+                "span": data.get("span", ""),
+                "from_": data.get("from", ""),
+                "back": data.get("back", ""),
+            }
         super().__init__(data, **kwargs)
+
+    def clean_back(self) -> list[str]:
+        trail = [t for t in self.cleaned_data["back"].split(",") if t]
+        if not all(TRACE_ID.match(t) for t in trail):
+            raise forms.ValidationError("Not a list of trace ids.", code="invalid")
+        return trail[-BACK_TRAIL:]
 
 
 class TargetForm(forms.Form):
@@ -125,6 +143,11 @@ class NumericForm(AssessmentForm):
         return list(range(int(low), int(high) + 1, int(step)))
 
 
+# Keys that pick a category, in option order. Letters the pages already use are left out:
+# e (edit), j/k (next/previous trace), n/y (thumbs), q (next question).
+OPTION_KEYS = "abcdfghilmoprstuvwxz"
+
+
 class CategoricalForm(AssessmentForm):
     value_type = ValueType.CATEGORICAL
     value = forms.ChoiceField(choices=[])
@@ -133,6 +156,14 @@ class CategoricalForm(AssessmentForm):
         super().__init__(*args, schema=schema, **kwargs)
         options = schema.options if schema is not None else []
         self.fields["value"].choices = [(str(o), str(o)) for o in options]
+
+    def keyed_choices(self) -> list[tuple[str, str, str]]:
+        """(option, label, key) for each option; options beyond the letters get no key."""
+        keys = list(OPTION_KEYS)
+        return [
+            (option, label, keys[n] if n < len(keys) else "")
+            for n, (option, label) in enumerate(self.fields["value"].choices)
+        ]
 
 
 class TextForm(AssessmentForm):

@@ -326,11 +326,35 @@ def _neighbours(request, trace: Trace, from_query: str) -> tuple[Trace | None, T
     return previous, following
 
 
-def _review_context(request, trace, span_id=None, from_query="", bound=None) -> dict:
+def _chain_url(trace: Trace | None, from_query: str, back: list[str]) -> str:
+    """A neighbour's review URL, carrying the list it belongs to and the trail behind it."""
+    if trace is None:
+        return ""
+    params = {"from": from_query, "back": ",".join(back)}
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{trace.get_absolute_url()}?{query}" if query else trace.get_absolute_url()
+
+
+def _chain(request, trace: Trace, from_query: str, back: list[str]) -> dict:
+    """Previous and next links. "Previous" walks the trail of "Next" back first: a trace the
+    reviewer just labeled may have left the filtered list (e.g. "Not reviewed by me")."""
+    previous, following = _neighbours(request, trace, from_query)
+    trail = back[:-1]
+    if back:
+        retraced = Trace.objects.filter(trace_id=back[-1]).only("trace_id").first()
+        previous, trail = (retraced, trail) if retraced else (previous, [])
+    return {
+        "previous": previous,
+        "following": following,
+        "previous_url": _chain_url(previous, from_query, trail),
+        "following_url": _chain_url(following, from_query, [*back, trace.trace_id]),
+    }
+
+
+def _review_context(request, trace, span_id=None, from_query="", bound=None, back=()) -> dict:
     span = load_selected_span(trace, span_id)
     seen = _seen(request, trace)
     schemas = _schemas(trace)
-    previous, following = _neighbours(request, trace, from_query)
     return {
         "trace": trace,
         "tree": build_tree(trace, span),
@@ -339,8 +363,7 @@ def _review_context(request, trace, span_id=None, from_query="", bound=None) -> 
         "trace_region": _build_region(request, trace, None, seen, schemas, bound),
         "span_region": span and _build_region(request, trace, span, seen, schemas, bound),
         "span_summary": _span_summary(trace, seen.assessments),
-        "previous": previous,
-        "following": following,
+        **_chain(request, trace, from_query, list(back)),
         "from_query": from_query,
         "request_shown": show_value(trace.request_preview),
         "response_shown": show_value(trace.response_preview),
@@ -362,7 +385,8 @@ def trace_review(request, trace_id):
     query = ReviewQueryForm(request.GET)
     query.is_valid()
     span_id, from_query = query.cleaned_data.get("span"), query.cleaned_data.get("from_", "")
-    context = _review_context(request, trace, span_id, from_query)
+    back = query.cleaned_data.get("back") or []
+    context = _review_context(request, trace, span_id, from_query, back=back)
     template_name = TEMPLATE
     if request.htmx and not request.htmx.boosted:
         template_name += "#" + _partial_for(request.htmx.target)

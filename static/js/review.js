@@ -1,6 +1,7 @@
 // The trace review page: the span tree as an ARIA tree (arrow keys, roving tabindex,
-// children loaded on demand), the review shortcuts (j/k, y/n, 1-5, e) registered with the
-// "?" help from shortcuts.js, and focus kept in place when htmx swaps a feedback region.
+// children loaded on demand), the review shortcuts (j/k, q between questions, y/n, digits
+// and letters, e) registered with the "?" help from shortcuts.js, and focus kept in place
+// when htmx swaps a feedback region.
 // Everything here is an enhancement: links and forms work without it.
 (function () {
   "use strict";
@@ -168,13 +169,40 @@
     return document.getElementById("assessments-trace");
   }
 
-  function press(key) {
+  // ---- Questions: q moves between them, y/n, digits and letters answer one ----------
+
+  function questions() {
+    return Array.from(document.querySelectorAll("[data-question]"));
+  }
+
+  function focusedQuestion() {
+    const focused = document.activeElement;
+    return focused && focused.closest ? focused.closest("[data-question]") : null;
+  }
+
+  function moveQuestion(step) {
     return function () {
-      const region = activeRegion();
-      const button = region && region.querySelector('[data-key="' + key + '"]');
-      if (!button) return false;
-      button.click();
+      const all = questions();
+      if (!all.length) return false;
+      const index = all.indexOf(focusedQuestion());
+      const next = index < 0 ? (step > 0 ? 0 : all.length - 1) : (index + step + all.length) % all.length;
+      all[next].focus();
     };
+  }
+
+  // The focused question answers when it has the key; otherwise the first question in the
+  // active region that has it. Focus goes to that question first, so it comes back there
+  // after the save.
+  function answer(key) {
+    const question = focusedQuestion();
+    const region = activeRegion();
+    const selector = '[data-key="' + key + '"]';
+    const option =
+      (question && question.querySelector(selector)) || (region && region.querySelector(selector));
+    if (!option) return false;
+    const target = option.closest("[data-question]");
+    if (target && target !== question) target.focus();
+    option.click();
   }
 
   function follow(rel) {
@@ -199,14 +227,21 @@
   const shortcuts = [
     { key: "j", label: "Next trace", run: follow("next") },
     { key: "k", label: "Previous trace", run: follow("prev") },
-    { key: "y", label: "Thumbs up", run: press("y") },
-    { key: "n", label: "Thumbs down", run: press("n") },
+    { key: "q", label: "Next question", run: moveQuestion(1) },
+    { key: "Q", display: "Shift+q", label: "Previous question", run: moveQuestion(-1) },
     { key: "e", label: "Edit your feedback", run: edit },
   ];
-  // Listed once in the help; the keys themselves are handled below.
+  // Listed once in the help; the keys themselves are handled below (their run lets the
+  // key through to that handler).
+  const passOn = function () {
+    return false;
+  };
   const helpOnly = [
-    { key: "1-5", display: "1 – 5", label: "Rate", run: function () {} },
-    { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: function () {} },
+    { key: "y", label: "Thumbs up", run: passOn },
+    { key: "n", label: "Thumbs down", run: passOn },
+    { key: "1-9", display: "1 – 9", label: "Rate", run: passOn },
+    { key: "letters", display: "a b c …", label: "Pick a category (shown on each option)", run: passOn },
+    { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: passOn },
   ];
 
   const registry = window.Tracemark && window.Tracemark.shortcuts;
@@ -225,15 +260,23 @@
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if (isTyping(event.target) || document.querySelector("dialog[open]")) return;
     let run = null;
-    if (/^[1-5]$/.test(event.key)) run = press(event.key);
-    else if (!registry) {
+    if (event.key.length === 1 && /[a-z0-9]/.test(event.key) && event.key !== "q") {
+      run = function () {
+        return answer(event.key);
+      };
+    }
+    // Keys no option claims fall through to the page's shortcuts.
+    if (run && run() !== false) {
+      event.preventDefault();
+      return;
+    }
+    if (!registry) {
       // Without the shared help overlay the other keys still work.
       const shortcut = shortcuts.find(function (s) {
         return s.key === event.key;
       });
-      run = shortcut && shortcut.run;
+      if (shortcut && shortcut.run(event) !== false) event.preventDefault();
     }
-    if (run && run(event) !== false) event.preventDefault();
   });
 
   // ---- Focus and announcements around htmx swaps -----------------------------------
@@ -243,9 +286,14 @@
   document.body.addEventListener("htmx:beforeSwap", function (event) {
     const focused = document.activeElement;
     const region = focused && focused.closest("[data-region]");
-    remembered = null;
     if (region && event.detail.target === region) {
-      remembered = { region: region.id, id: focused.id, key: focused.dataset.key };
+      const question = focused.closest("[data-question]");
+      remembered = {
+        region: region.id,
+        id: focused.id,
+        question: question && question.id,
+        key: focused.dataset.key,
+      };
     }
   });
 
@@ -256,12 +304,19 @@
       alert.focus();
       return;
     }
-    if (!remembered || document.activeElement !== document.body) return;
-    const region = document.getElementById(remembered.region);
-    if (!region) return;
+    // Other regions (the span summary) may settle in between; wait for this one.
+    const region = remembered && document.getElementById(remembered.region);
+    if (!region || region.classList.contains("htmx-settling")) return;
+    if (document.activeElement !== document.body && document.activeElement.isConnected) {
+      remembered = null;
+      return;
+    }
+    const question = remembered.question && document.getElementById(remembered.question);
+    const scope = question || region;
     const again =
       (remembered.id && document.getElementById(remembered.id)) ||
-      (remembered.key && region.querySelector('[data-key="' + remembered.key + '"]')) ||
+      (remembered.key && scope.querySelector('[data-key="' + remembered.key + '"]')) ||
+      question ||
       region.querySelector("h3");
     if (again) again.focus();
     remembered = null;

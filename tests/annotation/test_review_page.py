@@ -191,7 +191,9 @@ class TraceReviewPageTests(TestCase):
     def test_next_and_previous_follow_list_order_within_the_experiment(self):
         response = self.client.get(review_url(self.trace))
         self.assertContains(
-            response, f'rel="next" aria-keyshortcuts="j" href="{self.older.get_absolute_url()}"'
+            response,
+            f'rel="next" aria-keyshortcuts="j" '
+            f'href="{self.older.get_absolute_url()}?back={self.trace.trace_id}"',
         )
         self.assertContains(
             response, f'rel="prev" aria-keyshortcuts="k" href="{self.newer.get_absolute_url()}"'
@@ -201,7 +203,10 @@ class TraceReviewPageTests(TestCase):
         failed = make_trace(request_time=500, state="ERROR")
         url = review_url(self.trace) + "?from=" + quote("state=ERROR")
         response = self.client.get(url)
-        self.assertContains(response, f'href="{failed.get_absolute_url()}?from=state%3DERROR"')
+        self.assertContains(
+            response,
+            f'href="{failed.get_absolute_url()}?from=state%3DERROR&amp;back={self.trace.trace_id}"',
+        )
         self.assertNotContains(response, 'rel="prev"')
         response = self.client.get(review_url(self.trace) + "?from=" + quote("sort=time"))
         self.assertContains(
@@ -218,10 +223,30 @@ class TraceReviewPageTests(TestCase):
         response = self.client.get(html.unescape(url.group(1)))
         self.assertContains(
             response,
-            f'rel="next" aria-keyshortcuts="j" href="{older.get_absolute_url()}?from=user%3Dada"',
+            f'rel="next" aria-keyshortcuts="j" '
+            f'href="{older.get_absolute_url()}?from=user%3Dada&amp;back={mine.trace_id}"',
         )
         self.assertNotContains(response, 'rel="prev"')
         self.assertContains(response, 'href="/?user=ada">All traces')
+
+    def test_previous_retraces_next_when_labeling_took_a_trace_out_of_the_filter(self):
+        first = make_trace(experiment=self.trace.experiment, request_time=9_000)
+        second = make_trace(experiment=self.trace.experiment, request_time=8_000)
+        walked = f"from={quote('reviewed=not-me')}&back={first.trace_id}"
+        services.log_feedback(trace=first, name="ok", value=True, actor=self.reviewer)
+        response = self.client.get(f"{second.get_absolute_url()}?{walked}")
+        self.assertContains(
+            response,
+            f'rel="prev" aria-keyshortcuts="k" '
+            f'href="{first.get_absolute_url()}?from=reviewed%3Dnot-me"',
+        )
+        self.assertContains(response, f"back={first.trace_id}%2C{second.trace_id}")
+
+    def test_a_malformed_trail_is_ignored(self):
+        response = self.client.get(f"{review_url(self.trace)}?back=%3Cscript%3E,x")
+        self.assertContains(
+            response, f'rel="prev" aria-keyshortcuts="k" href="{self.newer.get_absolute_url()}"'
+        )
 
     def test_viewers_see_assessments_but_no_widgets_or_actions(self):
         self.client.force_login(self.viewer)

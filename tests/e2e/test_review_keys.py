@@ -1,0 +1,115 @@
+"""Labeling on the review page from the keyboard: keys per label, focus, the filtered chain."""
+
+import pytest
+from playwright.sync_api import expect
+
+from annotation.models import Assessment, LabelSchema
+from tests.factories import make_reviewer, make_span, make_trace
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Keys:
+    """Presses keys and counts them."""
+
+    def __init__(self, page):
+        self.page, self.count = page, 0
+
+    def press(self, *keys):
+        for key in keys:
+            self.page.keyboard.press(key)
+            self.count += 1
+
+
+@pytest.fixture
+def questions(db):
+    LabelSchema.objects.create(name="grounded", title="Grounded", value_type="boolean")
+    LabelSchema.objects.create(name="helpful", title="Helpful", value_type="boolean")
+    LabelSchema.objects.create(
+        name="main_issue",
+        title="Main issue",
+        value_type="categorical",
+        options=["none", "hallucination", "off topic"],
+    )
+    LabelSchema.objects.create(
+        name="rating", title="Rating", value_type="numeric", min_value=1, max_value=5, step=1
+    )
+
+
+def saved(trace):
+    return {
+        a.name: a.value for a in Assessment.objects.filter(trace=trace, deleted_at__isnull=True)
+    }
+
+
+def focused_question(page):
+    return page.evaluate(
+        "() => { const q = document.activeElement.closest('[data-question]'); return q && q.id }"
+    )
+
+
+def test_every_question_takes_at_most_two_keys(page, live_server, login, questions):
+    trace = make_trace()
+    make_span(trace, name="agent")
+    login(page, make_reviewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    region = page.locator("#assessments-trace")
+    issue = region.locator("form[data-question]", has_text="Main issue")
+    expect(issue.get_by_role("button", name="hallucination")).to_contain_text("b")
+    expect(region.get_by_role("button", name="Yes").first).to_contain_text("y")
+
+    steps = [
+        ("grounded", True, ["y"]),
+        ("helpful", False, ["q", "n"]),
+        ("rating", 4, ["4"]),
+        ("main_issue", "hallucination", ["b"]),
+    ]
+    per_label = {}
+    for name, _value, keys in steps:
+        counter = Keys(page)
+        counter.press(*keys)
+        expect(region.locator(".assessment-group h4", has_text=name)).to_be_visible()
+        # Focus comes back to the question just answered, never to <body>.
+        schema = LabelSchema.objects.get(name=name)
+        page.wait_for_function(
+            "id => document.activeElement.closest('[data-question]')?.id === id",
+            arg=f"w-assessments-trace-{schema.pk}",
+        )
+        per_label[name] = counter.count
+    assert saved(trace) == {name: value for name, value, _ in steps}
+    assert all(count <= 2 for count in per_label.values()), per_label
+
+
+def test_q_and_shift_q_move_between_questions(page, live_server, login, questions):
+    trace = make_trace()
+    login(page, make_reviewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    ids = page.locator("#assessments-trace form[data-question]").evaluate_all(
+        "forms => forms.map(f => f.id)"
+    )
+    page.keyboard.press("q")
+    assert focused_question(page) == ids[0]
+    page.keyboard.press("q")
+    assert focused_question(page) == ids[1]
+    page.keyboard.press("Shift+Q")
+    assert focused_question(page) == ids[0]
+    # A key the focused question lacks answers the first question that has it.
+    page.keyboard.press("c")
+    expect(page.locator("#assessments-trace .assessment")).to_contain_text("off topic")
+
+
+def test_previous_returns_to_a_trace_that_left_the_filtered_list(page, live_server, login):
+    LabelSchema.objects.create(name="helpful", value_type="boolean")
+    first, second = make_trace(request_time=2_000), make_trace(request_time=1_000)
+    login(page, make_reviewer())
+    page.goto(f"{live_server.url}/?reviewed=not-me")
+    page.locator(f'a[href^="{first.get_absolute_url()}"]').first.click()
+    expect(page.locator("h1")).to_contain_text(first.trace_id)
+    page.wait_for_load_state()
+    page.keyboard.press("y")
+    expect(page.locator("#assessments-trace .assessment")).to_have_count(1)
+    page.keyboard.press("j")
+    expect(page.locator("h1")).to_contain_text(second.trace_id)
+    page.keyboard.press("k")
+    expect(page.locator("h1")).to_contain_text(first.trace_id)
+    expect(page.locator('.trace-nav a[rel="next"]')).to_be_visible()
