@@ -15,9 +15,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import admin_required, is_admin, write_required
+from traces.span_detail import describe_span, show_value
+from traces.tree import build_tree, opening_span
 
 from . import quality, queues
-from .forms import form_for
+from .forms import ReviewQueryForm, form_for
 from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
 
@@ -167,9 +169,21 @@ def queue_next(request, queue_id):
     return _go_on(request, _get_queue_for_user(request, queue_id))
 
 
+def _trace_view(trace, span) -> dict:
+    """The review page's view of the trace: span tree, selected span, request and response."""
+    return {
+        "trace": trace,
+        "tree": build_tree(trace, span),
+        "detail": describe_span(span) if span else None,
+        "request_shown": show_value(trace.request_preview),
+        "response_shown": show_value(trace.response_preview),
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 @write_required
+@vary_on_headers("HX-Request", "HX-Target")
 def queue_item(request, queue_id, position):
     assignment = _get_assignment_for_user(request, queue_id, position)
     item, queue = assignment.item, assignment.item.queue
@@ -192,7 +206,15 @@ def queue_item(request, queue_id, position):
         else:
             return _go_on(request, queue)
     hidden = queues.hidden_answers(user=request.user, traces=[item.trace])
+    query = ReviewQueryForm(request.GET)
+    query.is_valid()
+    span = opening_span(item.trace, query.cleaned_data.get("span"))
+    if request.htmx and request.htmx.target == "span-panel":
+        # A span chosen in the tree: only its detail changes.
+        context = {"trace": item.trace, "detail": describe_span(span) if span else None}
+        return render(request, "annotation/queue_item.html#span-panel", context)
     context = {
+        **_trace_view(item.trace, span),
         "queue": queue,
         "item": item,
         "assignment": assignment,

@@ -27,7 +27,7 @@ from traces.filters import TraceFilter
 from traces.models import Span, Trace
 from traces.pagination import DEFAULT_SORT, Cursor
 from traces.span_detail import describe_span, show_value
-from traces.tree import build_tree, load_selected_span
+from traces.tree import build_tree, load_selected_span, opening_span
 
 from . import queues, services
 from .forms import (
@@ -352,7 +352,7 @@ def _chain(request, trace: Trace, from_query: str, back: list[str]) -> dict:
 
 
 def _review_context(request, trace, span_id=None, from_query="", bound=None, back=()) -> dict:
-    span = load_selected_span(trace, span_id)
+    span = opening_span(trace, span_id)
     seen = _seen(request, trace)
     schemas = _schemas(trace)
     return {

@@ -72,7 +72,9 @@ class NodeUrls:
     PLACEHOLDER = "0000000000000000"
 
     def __init__(self, trace: Trace):
-        self.review = trace.get_absolute_url() + "?span="
+        # Relative, so a row selects its span on whichever page shows the tree (the review
+        # page, a queue item).
+        self.review = "?span="
         self.children = reverse("traces:span-children", args=[trace.trace_id, self.PLACEHOLDER])
 
     def children_of(self, span_id: str, level: int) -> str:
@@ -250,6 +252,15 @@ def load_selected_span(trace: Trace, span_id: str | None) -> Span | None:
     if not span_id:
         return None
     return get_object_or_404(Span, trace=trace, span_id=span_id)
+
+
+def opening_span(trace: Trace, span_id: str | None) -> Span | None:
+    """The span a trace page opens at: the one asked for, else an Error trace's first
+    failing span, so its error is on screen at once."""
+    if span_id or trace.state != Trace.State.ERROR:
+        return load_selected_span(trace, span_id)
+    failed = Span.objects.filter(trace=trace, status=Span.Status.ERROR)
+    return failed.order_by("start_time_ns", "span_id").first()
 
 
 @dataclass

@@ -166,7 +166,7 @@
     if (inside) return inside;
     const spanRegion = document.querySelector("#span-panel [data-region]");
     if (spanRegion && focused && focused.closest("#span-tree, #span-panel")) return spanRegion;
-    return document.getElementById("assessments-trace");
+    return document.getElementById("assessments-trace") || document.querySelector("[data-region]");
   }
 
   // ---- Questions: q moves between them, y/n, digits and letters answer one ----------
@@ -204,6 +204,10 @@
     if (target && target !== question) target.focus();
     option.click();
   }
+
+  // A queue item opens with its first question focused, ready for a key.
+  const firstQuestion = document.querySelector("[data-autofocus-question] [data-question]");
+  if (firstQuestion) firstQuestion.focus({ preventScroll: true });
 
   function follow(rel) {
     return function () {

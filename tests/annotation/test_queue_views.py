@@ -280,7 +280,7 @@ class LabelingFlowTests(QueueViewTestData, TestCase):
         self.assertContains(page, "Hidden until you submit your own answer")
         self.assertNotContains(page, "<strong>ann</strong>", html=True)
         # The review page hides them too, so it is linked from the start.
-        self.assertContains(page, "Spans and details")
+        self.assertContains(page, "Open on the review page")
         self.client.post(self.item_url(1), {f"s{self.correct.pk}-value": "true"})
         page = self.client.get(self.item_url(1))
         self.assertContains(page, "<strong>ann</strong>", html=True)

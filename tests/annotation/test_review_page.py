@@ -242,6 +242,24 @@ class TraceReviewPageTests(TestCase):
         )
         self.assertContains(response, f"back={first.trace_id}%2C{second.trace_id}")
 
+    def test_an_error_trace_opens_at_its_first_failing_span(self):
+        failed = make_trace(experiment=self.trace.experiment, state="ERROR")
+        root = make_span(failed, name="agent", start_time_ns=0)
+        make_span(failed, parent=root, name="late", status="ERROR", start_time_ns=20)
+        first = make_span(
+            failed,
+            parent=root,
+            name="early",
+            status="ERROR",
+            start_time_ns=10,
+            status_message="KeyError: 'plan'",
+        )
+        response = self.client.get(review_url(failed))
+        self.assertEqual(response.context["span"], first)
+        self.assertContains(response, "KeyError: &#x27;plan&#x27;")
+        # An OK trace opens with nothing selected.
+        self.assertIsNone(self.client.get(review_url(self.trace)).context["span"])
+
     def test_a_malformed_trail_is_ignored(self):
         response = self.client.get(f"{review_url(self.trace)}?back=%3Cscript%3E,x")
         self.assertContains(

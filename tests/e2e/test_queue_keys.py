@@ -42,7 +42,7 @@ def turn_at(position):
 
 
 def test_enter_on_a_link_follows_it_and_saves_nothing(item_page, live_server):
-    item_page.get_by_label("Thumbs up").check()
+    item_page.get_by_role("radio", name="Yes").check()
     item_page.keyboard.press("Enter")  # on the checked radio: no implicit submission
     expect(item_page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
     item_page.locator(".crumbs").get_by_role("link", name="Queues").focus()
@@ -53,7 +53,7 @@ def test_enter_on_a_link_follows_it_and_saves_nothing(item_page, live_server):
 
 
 def test_enter_on_skip_skips_and_keeps_the_reason(item_page):
-    item_page.get_by_label("Thumbs up").check()
+    item_page.get_by_role("radio", name="Yes").check()
     item_page.get_by_label("Why skip?").fill("Not in English")
     item_page.get_by_role("button", name="Skip", exact=True).focus()
     item_page.keyboard.press("Enter")
@@ -78,7 +78,7 @@ def test_ctrl_enter_on_an_empty_form_says_so_and_changes_nothing(item_page):
     assert not Assessment.objects.exists()
     # Answering the required question then submits from the keyboard.
     item_page.wait_for_load_state()
-    item_page.get_by_label("Thumbs down").check()
+    item_page.get_by_role("radio", name="No").check()
     item_page.keyboard.press("Control+Enter")
     expect(item_page.get_by_role("heading", name=re.compile("^Item 2"))).to_be_visible()
     assert turn_at(1).status == Status.DONE

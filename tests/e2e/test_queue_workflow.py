@@ -20,7 +20,7 @@ def label_all(browser, login, live_server, user, answers):
     for n, answer in enumerate(answers):
         expect(page.get_by_role("heading", name=re.compile(f"^Item {n + 1}"))).to_be_visible()
         expect(page.get_by_test_id("blind-note")).to_be_visible()
-        page.get_by_label(answer).check()
+        page.get_by_role("radio", name=answer, exact=True).check()
         if n % 2 == 0:
             page.keyboard.press("Control+Enter")
         else:
@@ -61,12 +61,12 @@ def test_admin_sets_up_a_queue_two_reviewers_label_and_agreement_appears(
     expect(page.get_by_test_id("labels-done")).to_have_text("0 / 6")
     queue_url = page.url
 
-    label_all(browser, login, live_server, ann, ["Thumbs up", "Thumbs up", "Thumbs down"])
+    label_all(browser, login, live_server, ann, ["Yes", "Yes", "No"])
     page.goto(queue_url)
     expect(page.get_by_test_id("labels-done")).to_have_text("3 / 6")
     expect(page.get_by_test_id("alpha")).to_have_text("n/a")
 
-    label_all(browser, login, live_server, bob, ["Thumbs up", "Thumbs down", "Thumbs down"])
+    label_all(browser, login, live_server, bob, ["Yes", "No", "No"])
     page.goto(queue_url)
     expect(page.get_by_test_id("labels-done")).to_have_text("6 / 6")
     # Units (yes, yes), (yes, no), (no, no): nominal alpha 4/9, Cohen's kappa 0.4.
