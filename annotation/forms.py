@@ -31,15 +31,27 @@ class ReviewQueryForm(forms.Form):
     # The traces walked through with "Next", oldest first: "Previous" retraces them even
     # when labeling took them out of the filtered list.
     back = forms.CharField(required=False, max_length=BACK_TRAIL * 65)
+    # The span tree: find spans by text, expand every row, jump to the next failing span.
+    find = forms.CharField(required=False, max_length=200)
+    expand = forms.ChoiceField(required=False, choices=[("all", "all")])
+    next_error = forms.BooleanField(required=False)
+
+    FIELDS = {"span": "span", "from_": "from", "back": "back", "find": "find", "expand": "expand"}
 
     def __init__(self, data=None, **kwargs):
         if data is not None:
-            data = {
-                "span": data.get("span", ""),
-                "from_": data.get("from", ""),
-                "back": data.get("back", ""),
-            }
+            values = {field: data.get(param, "") for field, param in self.FIELDS.items()}
+            data = {**values, "next_error": data.get("next_error", "")}
         super().__init__(data, **kwargs)
+
+    def tree_options(self) -> dict:
+        """What the span tree shows, for ``build_tree`` and the tree tools."""
+        data = self.cleaned_data
+        return {
+            "find": data.get("find", "").strip(),
+            "expand_all": data.get("expand") == "all",
+            "next_error": bool(data.get("next_error")),
+        }
 
     def clean_back(self) -> list[str]:
         trail = [t for t in self.cleaned_data["back"].split(",") if t]

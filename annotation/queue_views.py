@@ -16,7 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import admin_required, is_admin, write_required
 from traces.span_detail import describe_span, show_value
-from traces.tree import build_tree, opening_span
+from traces.tree import opening_span, tree_context
 
 from . import quality, queues
 from .forms import ReviewQueryForm, form_for
@@ -169,11 +169,11 @@ def queue_next(request, queue_id):
     return _go_on(request, _get_queue_for_user(request, queue_id))
 
 
-def _trace_view(trace, span) -> dict:
+def _trace_view(trace, span, tree_options) -> dict:
     """The review page's view of the trace: span tree, selected span, request and response."""
     return {
         "trace": trace,
-        "tree": build_tree(trace, span),
+        **tree_context(trace, span, **tree_options),
         "detail": describe_span(span) if span else None,
         "request_shown": show_value(trace.request_preview),
         "response_shown": show_value(trace.response_preview),
@@ -208,13 +208,14 @@ def queue_item(request, queue_id, position):
     hidden = queues.hidden_answers(user=request.user, traces=[item.trace])
     query = ReviewQueryForm(request.GET)
     query.is_valid()
-    span = opening_span(item.trace, query.cleaned_data.get("span"))
+    options = query.tree_options()
+    span = opening_span(item.trace, query.cleaned_data.get("span"), options["next_error"])
     if request.htmx and request.htmx.target == "span-panel":
         # A span chosen in the tree: only its detail changes.
         context = {"trace": item.trace, "detail": describe_span(span) if span else None}
         return render(request, "annotation/queue_item.html#span-panel", context)
     context = {
-        **_trace_view(item.trace, span),
+        **_trace_view(item.trace, span, options),
         "queue": queue,
         "item": item,
         "assignment": assignment,

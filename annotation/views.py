@@ -27,7 +27,7 @@ from traces.filters import TraceFilter
 from traces.models import Span, Trace
 from traces.pagination import DEFAULT_SORT, Cursor
 from traces.span_detail import describe_span, show_value
-from traces.tree import build_tree, load_selected_span, opening_span
+from traces.tree import load_selected_span, opening_span, tree_context
 
 from . import queues, services
 from .forms import (
@@ -351,13 +351,16 @@ def _chain(request, trace: Trace, from_query: str, back: list[str]) -> dict:
     }
 
 
-def _review_context(request, trace, span_id=None, from_query="", bound=None, back=()) -> dict:
-    span = opening_span(trace, span_id)
+def _review_context(
+    request, trace, span_id=None, from_query="", bound=None, back=(), tree_options=None
+) -> dict:
+    tree_options = tree_options or {}
+    span = opening_span(trace, span_id, tree_options.get("next_error", False))
     seen = _seen(request, trace)
     schemas = _schemas(trace)
     return {
         "trace": trace,
-        "tree": build_tree(trace, span),
+        **tree_context(trace, span, **tree_options),
         "span": span,
         "detail": describe_span(span) if span else None,
         "trace_region": _build_region(request, trace, None, seen, schemas, bound),
@@ -386,7 +389,8 @@ def trace_review(request, trace_id):
     query.is_valid()
     span_id, from_query = query.cleaned_data.get("span"), query.cleaned_data.get("from_", "")
     back = query.cleaned_data.get("back") or []
-    context = _review_context(request, trace, span_id, from_query, back=back)
+    options = query.tree_options()
+    context = _review_context(request, trace, span_id, from_query, back=back, tree_options=options)
     template_name = TEMPLATE
     if request.htmx and not request.htmx.boosted:
         template_name += "#" + _partial_for(request.htmx.target)

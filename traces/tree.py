@@ -12,8 +12,8 @@ and render with the ``traces/_span_tree.html`` partials.
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, TextField, Window
+from django.db.models.functions import Cast, Coalesce, RowNumber
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
@@ -23,6 +23,10 @@ CHILD_PAGE_SIZE = 100
 # Roots are expanded on open when there are at most this many of them.
 EXPANDED_ROOTS = 5
 MAX_DEPTH = 1000
+# "Expand all" renders every row of traces up to this size; bigger ones keep loading on demand.
+EXPAND_ALL_MAX = 2000
+# Span search in the tree lists at most this many matches.
+FOUND_MAX = 50
 TREE_FIELDS = (
     "id",
     "trace_id",
@@ -220,11 +224,14 @@ def _node(span: Span, level: int, timeline: Timeline, urls: NodeUrls) -> TreeNod
     )
 
 
-def build_tree(trace: Trace, selected: Span | None = None) -> SpanTree:
-    """The roots, the first level below them and the path down to ``selected``, expanded."""
+def build_tree(trace: Trace, selected: Span | None = None, expand_all=False) -> SpanTree:
+    """The roots, the first level below them and the path down to ``selected``, expanded;
+    with ``expand_all``, every span of a trace of up to EXPAND_ALL_MAX spans."""
     timeline = _timeline(trace)
     roots = _roots(trace)
     expand = {s.span_id for s in roots if s.child_count} if len(roots) <= EXPANDED_ROOTS else set()
+    if expand_all and trace.span_count <= EXPAND_ALL_MAX:
+        expand = set(_tree_spans(trace).filter(child_count__gt=0).values_list("span_id", flat=True))
     if selected is not None:
         expand.update(ancestor_ids(selected))
         expand.add(selected.span_id)
@@ -254,13 +261,55 @@ def load_selected_span(trace: Trace, span_id: str | None) -> Span | None:
     return get_object_or_404(Span, trace=trace, span_id=span_id)
 
 
-def opening_span(trace: Trace, span_id: str | None) -> Span | None:
+def opening_span(trace: Trace, span_id: str | None, next_error=False) -> Span | None:
     """The span a trace page opens at: the one asked for, else an Error trace's first
-    failing span, so its error is on screen at once."""
-    if span_id or trace.state != Trace.State.ERROR:
-        return load_selected_span(trace, span_id)
+    failing span, so its error is on screen at once. With ``next_error``, the failing span
+    that starts after the one asked for (the first again after the last)."""
+    span = load_selected_span(trace, span_id)
+    if span is not None and not next_error:
+        return span
+    if span is None and not next_error and trace.state != Trace.State.ERROR:
+        return None
     failed = Span.objects.filter(trace=trace, status=Span.Status.ERROR)
-    return failed.order_by("start_time_ns", "span_id").first()
+    ordered = failed.order_by("start_time_ns", "span_id")
+    if span is not None:
+        later = Q(start_time_ns__gt=span.start_time_ns) | Q(
+            start_time_ns=span.start_time_ns, span_id__gt=span.span_id
+        )
+        return ordered.filter(later).first() or ordered.first() or span
+    return ordered.first()
+
+
+def tree_context(trace: Trace, span: Span | None, find="", expand_all=False, **_) -> dict:
+    """The span tree and its tools (search results, expand all) for a trace page's context."""
+    return {
+        "tree": build_tree(trace, span, expand_all=expand_all),
+        "find": find,
+        "found": find_spans(trace, find),
+        "expand_all": expand_all and trace.span_count <= EXPAND_ALL_MAX,
+    }
+
+
+def find_spans(trace: Trace, text: str) -> list[Span]:
+    """Spans whose name, type, inputs or outputs contain ``text``, first FOUND_MAX by start."""
+    if not text:
+        return []
+    matches = (
+        Q(name__icontains=text)
+        | Q(span_type__icontains=text)
+        | Q(inputs_text__icontains=text)
+        | Q(outputs_text__icontains=text)
+    )
+    spans = (
+        Span.objects.filter(trace=trace)
+        .only("trace_id", "span_id", "name", "span_type", "status", "start_time_ns")
+        .annotate(
+            inputs_text=Cast("inputs", TextField()), outputs_text=Cast("outputs", TextField())
+        )
+        .filter(matches)
+        .order_by("start_time_ns", "span_id")
+    )
+    return list(spans[:FOUND_MAX])
 
 
 @dataclass

@@ -147,6 +147,40 @@
     if (selectedItem()) revealSpan(false);
   }
 
+  // ---- Tree tools: find, collapse all, next error ---------------------------------
+
+  function findSpan() {
+    const field = document.getElementById("span-find");
+    if (!field) return false;
+    field.focus();
+    field.select();
+  }
+
+  // The next failing span after the selected one, as the server orders them.
+  function nextError() {
+    if (!tree) return false;
+    const params = new URLSearchParams(window.location.search);
+    const item = selectedItem();
+    if (item) params.set("span", item.dataset.spanId);
+    params.set("next_error", "1");
+    window.location.assign("?" + params.toString());
+  }
+
+  function collapseAll() {
+    if (!tree) return;
+    tree.querySelectorAll('[role="treeitem"][aria-expanded="true"]').forEach(collapse);
+    focusItem(tree.querySelector('[role="treeitem"]'));
+  }
+
+  document.addEventListener("click", function (event) {
+    if (!(event.target instanceof Element)) return;
+    if (event.target.closest("button[data-collapse-all]")) collapseAll();
+    else if (event.target.closest("a[data-next-error]")) {
+      event.preventDefault();
+      nextError();
+    }
+  });
+
   document.addEventListener("click", function (event) {
     const back = event.target instanceof Element && event.target.closest("[data-back-to-tree]");
     const item = back && selectedItem();
@@ -234,6 +268,8 @@
     { key: "q", label: "Next question", run: moveQuestion(1) },
     { key: "Q", display: "Shift+q", label: "Previous question", run: moveQuestion(-1) },
     { key: "e", label: "Edit your feedback", run: edit },
+    { key: "E", display: "Shift+e", label: "Next failing span", run: nextError },
+    { key: "/", label: "Find a span", run: findSpan },
   ];
   // Listed once in the help; the keys themselves are handled below (their run lets the
   // key through to that handler).
