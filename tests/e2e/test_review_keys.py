@@ -1,5 +1,7 @@
 """Labeling on the review page from the keyboard: keys per label, focus, the filtered chain."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -51,6 +53,9 @@ def focused_question(page):
 def test_every_question_takes_at_most_two_keys(page, live_server, login, questions):
     trace = make_trace()
     make_span(trace, name="agent")
+    # The strict CSP reports every inline style or script to the console: none may appear.
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else 0)
     login(page, make_reviewer())
     page.goto(live_server.url + trace.get_absolute_url())
     region = page.locator("#assessments-trace")
@@ -78,6 +83,12 @@ def test_every_question_takes_at_most_two_keys(page, live_server, login, questio
         per_label[name] = counter.count
     assert saved(trace) == {name: value for name, value, _ in steps}
     assert all(count <= 2 for count in per_label.values()), per_label
+    # An edit through the entry's own form, the path that once injected indicator styles.
+    entry = region.locator(".assessment", has_text="hallucination")
+    entry.locator("details.edit > summary").click()
+    entry.get_by_role("button", name=re.compile("Save")).click()
+    expect(region.locator(".assessment", has_text="v2")).to_have_count(1)
+    assert problems == []
 
 
 def test_q_and_shift_q_move_between_questions(page, live_server, login, questions):
