@@ -1,4 +1,4 @@
-from .roles import can_write, role_of
+from .roles import can_write, is_admin, role_of
 
 
 def roles(request):
@@ -6,4 +6,8 @@ def roles(request):
 
     Showing or hiding a control is a courtesy; views still check with write_required.
     """
-    return {"user_role": role_of(request.user), "user_can_write": can_write(request.user)}
+    return {
+        "user_role": role_of(request.user),
+        "user_can_write": can_write(request.user),
+        "user_is_admin": is_admin(request.user),
+    }
