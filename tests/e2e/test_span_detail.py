@@ -57,7 +57,7 @@ def test_the_selected_span_detail_is_on_screen(page, live_server, login, long_tr
         expect(title).to_be_focused()
         page.get_by_role("link", name="Back to the span tree").click()
         expect(item).to_be_focused()
-        assert in_viewport(page, item.locator(".node-row"))
+        expect(item.locator(".node-row")).to_be_in_viewport()
 
 
 def test_the_trace_request_and_the_span_feedback_are_one_link_away(
