@@ -32,6 +32,17 @@ class AssessmentQuerySet(models.QuerySet):
         """Assessments the API and UI show: not soft-deleted (overridden ones included)."""
         return self.filter(deleted_at__isnull=True)
 
+    def with_editors(self):
+        """Annotate ``created_by`` and ``changed_by``: who made the first and the latest
+        revision (their actor labels), read inside the same query."""
+        revisions = AssessmentRevision.objects.filter(assessment=models.OuterRef("pk"))
+        return self.annotate(
+            created_by=models.Subquery(revisions.filter(version=1).values("actor_label")[:1]),
+            changed_by=models.Subquery(
+                revisions.filter(version=models.OuterRef("version")).values("actor_label")[:1]
+            ),
+        )
+
 
 class Assessment(models.Model):
     assessment_id = models.CharField(max_length=64, unique=True, default=new_assessment_id)

@@ -750,7 +750,8 @@ def _decisions(queue: Queue):
 def adjudicate(
     *, item: QueueItem, schema: LabelSchema, value, rationale: str = "", actor
 ) -> Assessment:
-    """Record an Admin's decision for an item and schema; a second decision updates the first.
+    """Record an Admin's decision for an item and schema; a second decision updates the first
+    (or, by another Admin, overrides it: an expectation decided by someone else stays theirs).
 
     For an expectation schema the decision is an expectation. For a feedback schema it
     overrides one annotator's answer: the Admin's own if they answered, else the earliest
@@ -760,11 +761,21 @@ def adjudicate(
     previous = (
         _decisions(queue).filter(trace_id=item.trace_id, name=schema.name, valid=True).first()
     )
+    metadata = {ADJUDICATION_KEY: str(queue.pk)}
+    if previous is not None and previous.kind == Kind.FEEDBACK and previous.annotator != actor:
+        # Another Admin's decision stays theirs: this one overrides it.
+        return services.override_feedback(
+            assessment_id=previous.assessment_id,
+            value=value,
+            rationale=rationale,
+            source_id=actor.get_username(),
+            metadata=metadata,
+            actor=actor,
+        )
     if previous is not None:
         return services.update_assessment(
             assessment_id=previous.assessment_id, value=value, rationale=rationale, actor=actor
         )
-    metadata = {ADJUDICATION_KEY: str(queue.pk)}
     if schema.kind == Kind.EXPECTATION:
         return services.log_expectation(
             trace=item.trace,

@@ -14,6 +14,11 @@ Invariants it owns:
   ``one_per_annotator``, and a feedback has at most one live override. Both are unique
   constraints too, so concurrent writers cannot both pass the check; the loser gets the
   same ValidationError (code ``duplicate``) as a sequential duplicate.
+- Every entry stays its author's (``permits`` is the one rule, for the UI and the API alike):
+  only the author changes an entry; a human entry is deleted or restored only by its author,
+  a judge's or code's also by an Admin; a judge's or code's feedback is overridden by any
+  Reviewer, a person's only by an Admin (a decision) or by its author. Others add their own
+  answer. Without an actor (seeding, commands run on the server) the system may do anything.
 
 Events: callers in the UI emit the ``assessment-saved`` htmx event after a successful write.
 """
@@ -22,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.roles import can_write, is_admin
 from traces.models import Trace, now_ms
 
 from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
@@ -34,6 +40,8 @@ from .validation import (
 )
 
 Action = AssessmentRevision.Action
+UPDATE, DELETE, RESTORE, OVERRIDE = "update", "delete", "restore", "override"
+PERMISSION_DENIED = "permission_denied"
 
 
 class ConflictError(ValidationError):
@@ -47,6 +55,36 @@ class ConflictError(ValidationError):
         )
         self.current = current
         self.expected_version = expected_version
+
+
+def permits(actor, action: str, assessment: Assessment) -> bool:
+    """Whether ``actor`` may ``update``, ``delete``, ``restore`` or ``override`` the entry."""
+    if actor is None:
+        return True
+    if not can_write(actor):
+        return False
+    own = assessment.annotator_id is not None and assessment.annotator_id == actor.pk
+    human = assessment.source_type == SourceType.HUMAN
+    if action == UPDATE:
+        return own
+    if action in (DELETE, RESTORE):
+        return own or (not human and is_admin(actor))
+    if action == OVERRIDE:
+        return not human or own or is_admin(actor)
+    raise ValueError(f"Unknown action {action!r}.")
+
+
+_REFUSALS = {
+    UPDATE: "Only its author can change this entry; add your own answer instead.",
+    DELETE: "Only its author (or an Admin, for a judge's or code's entry) can delete it.",
+    RESTORE: "Only its author (or an Admin, for a judge's or code's entry) can restore it.",
+    OVERRIDE: "Only an Admin can override another person's answer; add your own instead.",
+}
+
+
+def _check_permitted(actor, action: str, assessment: Assessment) -> None:
+    if not permits(actor, action, assessment):
+        raise ValidationError(_REFUSALS[action], code=PERMISSION_DENIED)
 
 
 class _Unset:
@@ -83,6 +121,7 @@ def override_feedback(
     old = _lock(assessment_id, expected_version)
     if old.kind != Kind.FEEDBACK:
         raise ValidationError("Only feedback can be overridden.", code="wrong_kind")
+    _check_permitted(fields.get("actor"), OVERRIDE, old)
     if old.overridden_by.filter(deleted_at__isnull=True).exists():
         raise ValidationError(_DUPLICATES["assessment_one_live_override"], code="duplicate")
     actor, actor_label = fields.get("actor"), fields.get("actor_label", "")
@@ -116,6 +155,7 @@ def update_assessment(
 ) -> Assessment:
     """Change the given fields of a live assessment; unspecified fields stay as they are."""
     assessment = _lock(assessment_id, expected_version)
+    _check_permitted(actor, UPDATE, assessment)
     if name is not UNSET:
         assessment.name = check_name(name)
     if value is not UNSET:
@@ -142,6 +182,7 @@ def delete_assessment(
 ) -> Assessment:
     """Hide an assessment (soft delete); its history stays and ``restore`` undoes it."""
     assessment = _lock(assessment_id, expected_version)
+    _check_permitted(actor, DELETE, assessment)
     assessment.deleted_at = timezone.now()
     _save(assessment, Action.DELETE, actor, actor_label)
     if assessment.overrides_id:
@@ -159,6 +200,7 @@ def restore(
 ) -> Assessment:
     """Bring back a soft-deleted assessment; one it overrode turns invalid again."""
     assessment = _lock(assessment_id, expected_version, deleted=True)
+    _check_permitted(actor, RESTORE, assessment)
     if assessment.overrides_id:
         overridden = _lock_pk(assessment.overrides_id)
         if overridden.valid:

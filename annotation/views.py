@@ -74,6 +74,8 @@ class Entry:
     overridden_by: Assessment | None = None
     edit_form: AssessmentForm | None = None
     override_form: AssessmentForm | None = None
+    can_delete: bool = False
+    can_restore: bool = False
     conflict: services.ConflictError | None = None
     conflict_shown: dict | None = None
     conflict_mine: str | None = None
@@ -88,12 +90,19 @@ class Entry:
         return datetime.fromtimestamp(self.assessment.last_update_time / 1000, tz=UTC)
 
     @property
-    def editable(self) -> bool:
-        return is_editable(self.assessment)
+    def changed_by(self) -> str:
+        """Who last changed the entry, when not the one who made it (e.g. who overrode it)."""
+        a = self.assessment
+        return a.changed_by if a.changed_by and a.changed_by != a.created_by else ""
 
-    @property
-    def overridable(self) -> bool:
-        return is_overridable(self.assessment)
+    def offers(self, action: str) -> bool:
+        """Whether the card shows the form that ``action`` (a submitted form's key) sends."""
+        return {
+            "edit": self.edit_form is not None,
+            "override": self.override_form is not None,
+            "delete": self.can_delete,
+            "restore": self.can_restore,
+        }.get(action, False)
 
 
 @dataclass
@@ -188,6 +197,7 @@ def _fresh_form(schema, assessment, key, *, prefill=True) -> AssessmentForm:
 
 
 def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry:
+    """A card, with the forms its reader may use: the services enforce the same rule."""
     entry = Entry(
         assessment=assessment,
         shown=show_value(assessment.value),
@@ -195,23 +205,28 @@ def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry
         overrides=by_pk.get(assessment.overrides_id),
         overridden_by=overriders.get(assessment.pk),
     )
-    if not writer or assessment.is_deleted:
+    if not writer:
         return entry
-    schema = schemas.get(assessment.name)
-    if entry.editable:
-        entry.edit_form = _fresh_form(schema, assessment, f"edit-{entry.key}")
-    if entry.overridable:
-        entry.override_form = _fresh_form(
-            schema, assessment, f"override-{entry.key}", prefill=False
-        )
+    if assessment.is_deleted:
+        entry.can_restore = services.permits(user, services.RESTORE, assessment)
+    else:
+        entry.can_delete = services.permits(user, services.DELETE, assessment)
+        schema = schemas.get(assessment.name)
+        if is_editable(assessment) and services.permits(user, services.UPDATE, assessment):
+            entry.edit_form = _fresh_form(schema, assessment, f"edit-{entry.key}")
+        if is_overridable(assessment) and services.permits(user, services.OVERRIDE, assessment):
+            entry.override_form = _fresh_form(
+                schema, assessment, f"override-{entry.key}", prefill=False
+            )
     if bound is not None and bound.key.endswith(entry.key):
-        _apply_bound(entry, bound)
-        bound.shown = True
+        action = bound.key.removesuffix(f"-{entry.key}")
+        if entry.offers(action):
+            _apply_bound(entry, action, bound)
+            bound.shown = True
     return entry
 
 
-def _apply_bound(entry: Entry, bound: Bound) -> None:
-    action = bound.key.removesuffix(f"-{entry.key}")
+def _apply_bound(entry: Entry, action: str, bound: Bound) -> None:
     entry.open = action
     if action == "edit":
         entry.edit_form = bound.form
@@ -278,7 +293,9 @@ class Seen:
 
 def _seen(request, trace: Trace) -> Seen:
     hidden = queues.hidden_answers(user=request.user, traces=[trace])
-    found = trace.assessments.select_related("annotator").order_by("create_time", "id")
+    found = (
+        trace.assessments.with_editors().select_related("annotator").order_by("create_time", "id")
+    )
     return Seen([a for a in found if not hidden.hides(a)], hidden.blindings_for(trace.pk))
 
 

@@ -28,6 +28,8 @@ CONFLICT_CODES = {"conflict", "duplicate"}
 API_PREFIXES = ("/api/", "/v1/traces")
 # Seconds a client is asked to wait while the database cannot be reached.
 RETRY_AFTER_SECONDS = 5
+# The service validation code of a write the caller's user may not make (not their entry).
+DENIED_CODE = "permission_denied"
 
 
 class ApiError(Exception):
@@ -98,11 +100,7 @@ def api_view(*, write: bool = False, admin: bool = False):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if (admin and not is_admin(request.user)) or (write and not can_write(request.user)):
-                return error_response(
-                    "Your role does not allow this operation.",
-                    code="PERMISSION_DENIED",
-                    status=403,
-                )
+                return _denied("Your role does not allow this operation.")
             try:
                 return view(request, *args, **kwargs)
             except InvalidInput as exc:
@@ -110,11 +108,12 @@ def api_view(*, write: bool = False, admin: bool = False):
             except ApiError as exc:
                 return error_response(exc.message, code=exc.code, status=exc.status)
             except ValidationError as exc:
-                if getattr(exc, "code", None) in CONFLICT_CODES:
-                    return error_response(
-                        " ".join(exc.messages), code="RESOURCE_CONFLICT", status=409
-                    )
-                return error_response(" ".join(exc.messages))
+                code, message = getattr(exc, "code", None), " ".join(exc.messages)
+                if code in CONFLICT_CODES:
+                    return error_response(message, code="RESOURCE_CONFLICT", status=409)
+                if code == DENIED_CODE:
+                    return _denied(message)
+                return error_response(message)
 
         return wrapped
 
@@ -138,6 +137,10 @@ def server_error(request):
     return error_response(
         "An internal error occurred; it has been logged.", code="INTERNAL_ERROR", status=500
     )
+
+
+def _denied(message: str) -> HttpResponse:
+    return error_response(message, code="PERMISSION_DENIED", status=403)
 
 
 def dispatch(**views):

@@ -254,8 +254,8 @@
   function edit() {
     const region = activeRegion();
     if (!region) return false;
-    const details =
-      region.querySelector("[data-mine] details.edit") || region.querySelector("details.edit");
+    // Only your own entry: others' are theirs to change (the server refuses it too).
+    const details = region.querySelector("[data-mine] details.edit");
     if (!details) return false;
     details.open = true;
     const field = details.querySelector("input:not([type=hidden]), select, textarea");

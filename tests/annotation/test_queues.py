@@ -352,6 +352,17 @@ class ResultsTests(TestCase):
         [correct] = [r for r in queues.queue_agreement(self.queue) if r.schema.name == "correct"]
         self.assertEqual(correct.items, 4)
 
+    def test_a_second_admins_decision_overrides_the_first_and_leaves_it_theirs(self):
+        item = self.queue.items.get(position=2)
+        first = queues.adjudicate(item=item, schema=self.correct, value=True, actor=self.admin)
+        other_admin = make_admin(username="abe")
+        second = queues.adjudicate(item=item, schema=self.correct, value=False, actor=other_admin)
+        first.refresh_from_db()
+        self.assertEqual((second.overrides, second.annotator), (first, other_admin))
+        self.assertEqual((first.value, first.annotator, first.valid), (True, self.admin, False))
+        [decided] = [d for d in queues.disagreements(self.queue) if d.item == item]
+        self.assertEqual(decided.decision, second)
+
     def test_adjudication_of_an_expectation_schema_is_an_expectation(self):
         LabelSchema.objects.filter(pk=self.stars.pk).update(kind=Kind.EXPECTATION)
         item = self.queue.items.get(position=1)

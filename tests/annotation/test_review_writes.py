@@ -5,7 +5,14 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import Assessment, LabelSchema, SourceType
-from tests.factories import make_experiment, make_reviewer, make_span, make_trace, make_viewer
+from tests.factories import (
+    make_admin,
+    make_experiment,
+    make_reviewer,
+    make_span,
+    make_trace,
+    make_viewer,
+)
 
 HTMX = {"HX-Request": "true"}
 
@@ -33,6 +40,9 @@ class ReviewWriteTestCase(TestCase):
 
     def setUp(self):
         self.client.force_login(self.reviewer)
+
+    def edit_url(self, assessment):
+        return reverse("annotation:assessment-edit", args=[assessment.assessment_id])
 
     def rate(self, value, user=None):
         return services.log_feedback(
@@ -160,9 +170,6 @@ class AssessmentCreateTests(ReviewWriteTestCase):
 
 
 class AssessmentEditTests(ReviewWriteTestCase):
-    def edit_url(self, assessment):
-        return reverse("annotation:assessment-edit", args=[assessment.assessment_id])
-
     def test_edit_in_place_records_a_revision(self):
         rating = self.rate(4)
         response = self.client.post(
@@ -188,8 +195,9 @@ class AssessmentEditTests(ReviewWriteTestCase):
 
     def test_a_stale_edit_shows_both_values_and_overwrites_nothing(self):
         rating = self.rate(3)
+        # The author again, from another tab.
         services.update_assessment(
-            assessment_id=rating.assessment_id, value=2, actor=self.other, expected_version=1
+            assessment_id=rating.assessment_id, value=2, actor=self.reviewer, expected_version=1
         )
         data = {"value": "5", "version": "1", "key": f"edit-{rating.assessment_id}"}
         response = self.client.post(self.edit_url(rating), data, headers=HTMX)
@@ -332,7 +340,8 @@ class AssessmentDeleteRestoreTests(ReviewWriteTestCase):
 
     def test_editing_an_entry_deleted_since_the_page_was_read_says_so(self):
         rating = self.rate(4)
-        services.delete_assessment(assessment_id=rating.assessment_id, actor=self.other)
+        # Only the author deletes their entry: from another tab here.
+        services.delete_assessment(assessment_id=rating.assessment_id, actor=self.reviewer)
         edit = reverse("annotation:assessment-edit", args=[rating.assessment_id])
         response = self.client.post(edit, {"value": "2", "version": "1"}, headers=HTMX)
         self.assertContains(response, "This entry was deleted by someone else")
@@ -351,9 +360,94 @@ class AssessmentDeleteRestoreTests(ReviewWriteTestCase):
         self.assertEqual(rating.revisions.count(), 3)
 
 
+class AuthorOnlyTests(ReviewWriteTestCase):
+    """Each card offers only what its reader may do; the server refuses the rest anyway."""
+
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        cls.admin = make_admin(username="ada")
+
+    def card(self, response, assessment) -> str:
+        page = response.content.decode()
+        start = page.index(f'<li id="{assessment.assessment_id}"')
+        return page[start : page.index("</li>", start)]
+
+    def judge(self):
+        return services.log_feedback(
+            trace=self.trace,
+            name="helpful",
+            value=False,
+            source_type=SourceType.LLM_JUDGE,
+            source_id="judge-v2",
+        )
+
+    def test_someone_elses_entry_has_no_edit_or_delete_and_the_server_refuses_both(self):
+        theirs = self.rate(2, user=self.other)
+        mine = services.log_feedback(
+            trace=self.trace, name="helpful", value=True, actor=self.reviewer
+        )
+        page = self.client.get(self.trace.get_absolute_url())
+        self.assertNotIn('<details class="edit"', self.card(page, theirs))
+        self.assertNotIn('<details class="delete"', self.card(page, theirs))
+        self.assertIn('<details class="edit"', self.card(page, mine))
+        self.assertIn('<details class="delete"', self.card(page, mine))
+        edit = self.client.post(
+            self.edit_url(theirs),
+            {"value": "5", "version": "1", "key": f"edit-{theirs.assessment_id}"},
+            headers=HTMX,
+        )
+        self.assertContains(edit, "Only its author can change this entry")
+        delete = reverse("annotation:assessment-delete", args=[theirs.assessment_id])
+        refused = self.client.post(
+            delete, {"version": "1", "key": f"delete-{theirs.assessment_id}"}, headers=HTMX
+        )
+        self.assertContains(refused, "Only its author")
+        theirs.refresh_from_db()
+        self.assertEqual((theirs.value, theirs.version, theirs.deleted_at), (2, 1, None))
+
+    def test_an_admin_cannot_edit_a_reviewers_answer_either(self):
+        theirs = self.rate(2, user=self.other)
+        self.client.force_login(self.admin)
+        page = self.client.get(self.trace.get_absolute_url())
+        self.assertNotIn('<details class="edit"', self.card(page, theirs))
+        self.assertNotIn('<details class="delete"', self.card(page, theirs))
+        self.client.post(self.edit_url(theirs), {"value": "5", "version": "1"}, headers=HTMX)
+        theirs.refresh_from_db()
+        self.assertEqual(theirs.value, 2)
+
+    def test_reviewers_override_judge_entries_but_only_admins_delete_them(self):
+        judged = self.judge()
+        delete = reverse("annotation:assessment-delete", args=[judged.assessment_id])
+        page = self.client.get(self.trace.get_absolute_url())
+        self.assertIn('<details class="override"', self.card(page, judged))
+        self.assertNotIn('<details class="delete"', self.card(page, judged))
+        self.client.post(delete, {"version": "1"}, headers=HTMX)
+        judged.refresh_from_db()
+        self.assertIsNone(judged.deleted_at)
+        self.client.force_login(self.admin)
+        page = self.client.get(self.trace.get_absolute_url())
+        self.assertIn('<details class="delete"', self.card(page, judged))
+        self.client.post(delete, {"version": "1"}, headers=HTMX)
+        judged.refresh_from_db()
+        self.assertIsNotNone(judged.deleted_at)
+
+    def test_the_card_names_the_author_and_who_last_changed_it(self):
+        theirs = self.rate(2, user=self.other)
+        services.update_assessment(assessment_id=theirs.assessment_id, value=3, actor=self.other)
+        judged = self.judge()
+        services.override_feedback(
+            assessment_id=judged.assessment_id, value=True, actor=self.reviewer
+        )
+        page = self.client.get(self.trace.get_absolute_url())
+        self.assertIn('<span class="author">omar</span>', self.card(page, theirs))
+        self.assertNotIn("changed by", self.card(page, theirs))
+        self.assertIn('<span class="changed-by">changed by rita</span>', self.card(page, judged))
+
+
 class AssessmentHistoryTests(ReviewWriteTestCase):
     def test_full_page_and_htmx_partial(self):
-        rating = self.rate(4)
+        rating = self.rate(4, user=self.other)
         services.update_assessment(assessment_id=rating.assessment_id, value=5, actor=self.other)
         url = reverse("annotation:assessment-history", args=[rating.assessment_id])
         page = self.client.get(url)
@@ -374,13 +468,15 @@ class AssessmentHistoryTests(ReviewWriteTestCase):
 class WritePermissionTests(ReviewWriteTestCase):
     def write_requests(self):
         rating = self.rate(4)
-        deleted = self.rate(2, user=self.other)
+        deleted = services.log_feedback(
+            trace=self.trace, name="helpful", value=True, actor=self.reviewer
+        )
         services.delete_assessment(assessment_id=deleted.assessment_id)
         judged = services.log_feedback(
             trace=self.trace, name="helpful", value=False, source_type=SourceType.LLM_JUDGE
         )
         return [
-            (self.create_url, {"schema": "rating", "value": "3"}),
+            (self.create_url, {"name": "tone", "kind": "feedback", "value": "calm"}),
             (
                 reverse("annotation:assessment-edit", args=[rating.assessment_id]),
                 {"value": "5", "version": "1"},
@@ -419,7 +515,9 @@ class WritePermissionTests(ReviewWriteTestCase):
     def test_reviewers_may_write(self):
         for url, data in self.write_requests():
             with self.subTest(url=url):
-                self.assertEqual(self.client.post(url, data, headers=HTMX).status_code, 200)
+                response = self.client.post(url, data, headers=HTMX)
+                self.assertEqual(response.status_code, 200)
+                self.assertNotContains(response, 'class="errors"')
 
     def test_writes_need_post(self):
         self.assertEqual(self.client.get(self.create_url).status_code, 405)

@@ -3,7 +3,7 @@ from django.test import TestCase
 
 from annotation import services
 from annotation.models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
-from tests.factories import make_reviewer, make_span, make_trace
+from tests.factories import make_admin, make_reviewer, make_span, make_trace, make_viewer
 
 Action = AssessmentRevision.Action
 
@@ -117,12 +117,12 @@ class UpdateAssessmentTests(TestCase):
 
     def test_it_changes_only_the_given_fields_and_records_the_new_state(self):
         updated = services.update_assessment(
-            assessment_id=self.rating.assessment_id, value=5, expected_version=1, actor=self.bob
+            assessment_id=self.rating.assessment_id, value=5, expected_version=1, actor=self.alice
         )
         self.assertEqual((updated.value, updated.rationale, updated.version), (5, "ok", 2))
         latest = updated.revisions.last()
         self.assertEqual(
-            (latest.action, latest.version, latest.actor), (Action.UPDATE, 2, self.bob)
+            (latest.action, latest.version, latest.actor), (Action.UPDATE, 2, self.alice)
         )
         self.assertEqual(latest.snapshot["value"], 5)
         self.assertGreaterEqual(updated.last_update_time, updated.create_time)
@@ -143,8 +143,9 @@ class UpdateAssessmentTests(TestCase):
         )
 
     def test_a_stale_version_raises_a_conflict_and_changes_nothing(self):
+        # The author, from a second tab.
         services.update_assessment(
-            assessment_id=self.rating.assessment_id, value=4, expected_version=1, actor=self.bob
+            assessment_id=self.rating.assessment_id, value=4, expected_version=1, actor=self.alice
         )
         with self.assertRaises(services.ConflictError) as caught:
             services.update_assessment(
@@ -215,9 +216,7 @@ class OverrideDeleteRestoreTests(TestCase):
             services.override_feedback(assessment_id=expectation.assessment_id, value="y")
 
     def test_delete_is_soft_and_keeps_history(self):
-        deleted = services.delete_assessment(
-            assessment_id=self.judge.assessment_id, actor=self.human
-        )
+        deleted = services.delete_assessment(assessment_id=self.judge.assessment_id)
         self.assertIsNotNone(reload(deleted).deleted_at)
         self.assertFalse(Assessment.objects.live().filter(pk=deleted.pk).exists())
         self.assertEqual(
@@ -250,6 +249,112 @@ class OverrideDeleteRestoreTests(TestCase):
         with self.assertRaises(services.ConflictError):
             services.delete_assessment(assessment_id=self.judge.assessment_id, expected_version=1)
         self.assertIsNone(reload(self.judge).deleted_at)
+
+
+class AuthorOnlyTests(TestCase):
+    """``services.permits``: every entry stays its author's, whoever writes and however."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.rita = make_reviewer(username="rita")
+        cls.ravi = make_reviewer(username="ravi")
+        cls.ada = make_admin(username="ada")
+        cls.app = make_reviewer(username="judge-app")
+        cls.trace = make_trace()
+
+    def setUp(self):
+        self.ravis = services.log_feedback(
+            trace=self.trace, name="helpful", value=False, actor=self.ravi
+        )
+        self.judged = services.log_feedback(
+            trace=self.trace,
+            name="groundedness",
+            value=False,
+            source_type=SourceType.LLM_JUDGE,
+            actor=self.app,
+        )
+
+    def assert_refused(self, write, **kwargs):
+        with self.assertRaises(ValidationError) as caught:
+            write(**kwargs)
+        self.assertEqual(caught.exception.code, services.PERMISSION_DENIED)
+
+    def test_only_the_author_changes_or_deletes_a_human_entry(self):
+        for someone in (self.rita, self.ada):
+            with self.subTest(someone=someone.username):
+                self.assert_refused(
+                    services.update_assessment,
+                    assessment_id=self.ravis.assessment_id,
+                    value=True,
+                    actor=someone,
+                )
+                self.assert_refused(
+                    services.delete_assessment,
+                    assessment_id=self.ravis.assessment_id,
+                    actor=someone,
+                )
+        stored = reload(self.ravis)
+        self.assertEqual((stored.value, stored.version, stored.deleted_at), (False, 1, None))
+        self.assertEqual(stored.revisions.count(), 1)
+        services.update_assessment(
+            assessment_id=self.ravis.assessment_id, value=True, actor=self.ravi
+        )
+        services.delete_assessment(assessment_id=self.ravis.assessment_id, actor=self.ravi)
+        services.restore(assessment_id=self.ravis.assessment_id, actor=self.ravi)
+        self.assertEqual(reload(self.ravis).version, 4)
+
+    def test_only_the_author_restores_a_deleted_human_entry(self):
+        services.delete_assessment(assessment_id=self.ravis.assessment_id, actor=self.ravi)
+        self.assert_refused(
+            services.restore, assessment_id=self.ravis.assessment_id, actor=self.ada
+        )
+        self.assertIsNotNone(reload(self.ravis).deleted_at)
+
+    def test_only_an_admin_overrides_another_persons_answer(self):
+        self.assert_refused(
+            services.override_feedback,
+            assessment_id=self.ravis.assessment_id,
+            value=True,
+            actor=self.rita,
+        )
+        self.assertTrue(reload(self.ravis).valid)
+        decision = services.override_feedback(
+            assessment_id=self.ravis.assessment_id, value=True, actor=self.ada
+        )
+        self.assertEqual(decision.annotator, self.ada)
+        stored = reload(self.ravis)
+        self.assertEqual((stored.annotator, stored.value, stored.valid), (self.ravi, False, False))
+
+    def test_reviewers_override_judge_entries_but_only_admins_delete_them(self):
+        self.assert_refused(
+            services.delete_assessment, assessment_id=self.judged.assessment_id, actor=self.rita
+        )
+        self.assert_refused(
+            services.update_assessment,
+            assessment_id=self.judged.assessment_id,
+            value=True,
+            actor=self.rita,
+        )
+        override = services.override_feedback(
+            assessment_id=self.judged.assessment_id, value=True, actor=self.rita
+        )
+        self.assertEqual(override.annotator, self.rita)
+        services.delete_assessment(assessment_id=self.judged.assessment_id, actor=self.ada)
+        self.assertIsNotNone(reload(self.judged).deleted_at)
+
+    def test_an_apps_own_entries_stay_its_own_to_change(self):
+        services.update_assessment(
+            assessment_id=self.judged.assessment_id, value=True, actor=self.app
+        )
+        services.delete_assessment(assessment_id=self.judged.assessment_id, actor=self.app)
+        self.assertEqual(reload(self.judged).version, 3)
+
+    def test_viewers_may_do_nothing_and_the_system_anything(self):
+        viewer = make_viewer()
+        for action in (services.UPDATE, services.DELETE, services.OVERRIDE):
+            with self.subTest(action=action):
+                self.assertFalse(services.permits(viewer, action, self.judged))
+                self.assertTrue(services.permits(None, action, self.ravis))
 
 
 class SchemaValidationTests(TestCase):

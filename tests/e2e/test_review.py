@@ -177,8 +177,9 @@ def test_two_reviewers_editing_the_same_entry_see_the_conflict(browser, live_ser
 
 
 def test_saving_an_entry_someone_deleted_meanwhile_says_so(page, live_server, login, trace):
-    tone = services.log_feedback(trace=trace, name="tone", value="calm", actor=make_reviewer())
-    login(page, make_reviewer(username="ben"))
+    ben = make_reviewer(username="ben")
+    tone = services.log_feedback(trace=trace, name="tone", value="calm", actor=ben)
+    login(page, ben)
     page.goto(live_server.url + trace.get_absolute_url())
     entry = page.locator(f"#{tone.assessment_id}")
     entry.locator("details.edit > summary").click()
