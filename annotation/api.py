@@ -1,7 +1,9 @@
 """MLflow REST endpoints for assessments, and every trace response that inlines them.
 
 Writes go through annotation.services, so API and UI share validation, LabelSchema checks,
-conflict detection and one revision history; the token's user is the actor and annotator.
+conflict detection and one revision history; the token's user is the actor and annotator,
+and only an entry's author changes it (``services.permits``). Reads follow the token's user
+too: what a blind queue hides from them (``queues.hidden_answers_condition``) is not there.
 """
 
 import json
@@ -17,6 +19,7 @@ from traces.validation import check_text, parse_id
 
 from . import serializers, services
 from .models import Assessment, Kind, SourceType
+from .queues import hidden_answers_condition
 
 MAX_SEARCH_RESULTS = 500
 MAX_BATCH_TRACES = 100
@@ -39,19 +42,21 @@ def _trace_not_found(trace_id: str) -> ApiError:
     return not_found(f"Trace with ID '{trace_id}' not found.")
 
 
-def _get_trace(trace_id: str) -> Trace:
+def _get_trace(user, trace_id: str) -> Trace:
     try:
         trace = Trace.objects.get(trace_id=trace_id)
     except Trace.DoesNotExist:
         raise _trace_not_found(trace_id) from None
-    serializers.prefetch_live_assessments([trace])
+    serializers.prefetch_live_assessments([trace], user=user)
     return trace
 
 
-def _get_assessment(trace_id: str, assessment_id: str) -> Assessment:
+def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
+    """The live assessment, unless it is not there for the caller (a blind queue hides it)."""
     try:
         return (
             Assessment.objects.live()
+            .exclude(hidden_answers_condition(user=user))
             .select_related("overrides")
             .get(assessment_id=assessment_id, trace__trace_id=trace_id)
         )
@@ -82,7 +87,7 @@ def start_trace(request):
             for data in info_data.get("assessments") or []:
                 _create(request.user, trace, data)
         # Answered inside the transaction: a write that cannot be answered is not kept.
-        serializers.prefetch_live_assessments([trace])
+        serializers.prefetch_live_assessments([trace], user=request.user)
         info = serializers.trace_info(trace, exported=True)
         return json_response({"trace": {"trace_info": info}})
 
@@ -90,7 +95,7 @@ def start_trace(request):
 @api_view()
 def trace_info(request, trace_id):
     """GetTraceInfoV3."""
-    trace = _get_trace(trace_id)
+    trace = _get_trace(request.user, trace_id)
     return json_response({"trace": {"trace_info": serializers.trace_info(trace)}})
 
 
@@ -99,7 +104,7 @@ def trace_get(request):
     """GetTrace: trace info and spans; without allow_partial, only once every span is in."""
     params = Params.of(request)
     trace_id = params.str("trace_id", required=True)
-    trace = _get_trace(trace_id)
+    trace = _get_trace(request.user, trace_id)
     rest.check_span_reads([trace])
     if not params.bool("allow_partial") and trace.span_count < _expected_span_count(trace):
         raise not_found(
@@ -126,21 +131,21 @@ def _trace_with_spans(trace: Trace, rows: list[tuple]) -> dict:
     }
 
 
-def _batch(trace_ids: list[str]) -> list[Trace]:
+def _batch(user, trace_ids: list[str]) -> list[Trace]:
     if not trace_ids:
         raise ApiError("Missing value for required parameter 'trace_ids'.")
     if len(trace_ids) > MAX_BATCH_TRACES:
         raise ApiError(f"At most {MAX_BATCH_TRACES} trace_ids per request.")
     found = {trace.trace_id: trace for trace in Trace.objects.filter(trace_id__in=trace_ids)}
     traces = [found[trace_id] for trace_id in dict.fromkeys(trace_ids) if trace_id in found]
-    serializers.prefetch_live_assessments(traces)
+    serializers.prefetch_live_assessments(traces, user=user)
     return traces
 
 
 @api_view()
 def trace_batch_get(request):
     """BatchGetTraces: full traces for up to MAX_BATCH_TRACES ids; unknown ids are skipped."""
-    traces = _batch(Params.of(request).str_list("trace_ids"))
+    traces = _batch(request.user, Params.of(request).str_list("trace_ids"))
     rest.check_span_reads(traces)
     rows = trace_serializers.span_rows(traces)
     payload = {"traces": [_trace_with_spans(t, rows[t.pk]) for t in traces]} if traces else {}
@@ -149,7 +154,7 @@ def trace_batch_get(request):
 
 @api_view()
 def trace_batch_get_infos(request):
-    traces = _batch(Params.of(request).str_list("trace_ids"))
+    traces = _batch(request.user, Params.of(request).str_list("trace_ids"))
     payload = {"trace_infos": [serializers.trace_info(t) for t in traces]} if traces else {}
     return json_response(payload)
 
@@ -178,6 +183,7 @@ def trace_search(request):
             # Larger requests get a page and a token; the client keeps paging.
             max_results=min(max_results, MAX_SEARCH_RESULTS),
             page_token=params.str("page_token") or None,
+            hidden=hidden_answers_condition(user=request.user),
         )
     except SearchError as exc:
         raise ApiError(str(exc)) from None
@@ -185,7 +191,7 @@ def trace_search(request):
         # Python and PostgreSQL disagree on a few regular expressions (named groups, a++).
         # Requests run in autocommit, so the failed query leaves the connection usable.
         raise ApiError("The filter's regular expression is not valid for the database.") from None
-    serializers.prefetch_live_assessments(traces)
+    serializers.prefetch_live_assessments(traces, user=request.user)
     payload = {}
     if traces:
         payload["traces"] = [serializers.trace_info(trace) for trace in traces]
@@ -235,7 +241,7 @@ def _create(user, trace: Trace, data) -> Assessment:
     if overrides:
         if "feedback" not in data:
             raise ApiError("Only feedback can override another assessment.")
-        _get_assessment(trace.trace_id, overrides)
+        _get_assessment(user, trace.trace_id, overrides)
         value, _ = serializers.feedback_fields(data["feedback"])
         try:
             return services.override_feedback(assessment_id=overrides, value=value, **common)
@@ -262,7 +268,7 @@ def _optional_text(data: dict, name: str, *, max_length: int | None = None) -> s
 
 @api_view()
 def assessment_get(request, trace_id, assessment_id):
-    found = _get_assessment(trace_id, assessment_id)
+    found = _get_assessment(request.user, trace_id, assessment_id)
     return json_response({"assessment": serializers.assessment(found, trace_id)})
 
 
@@ -272,7 +278,7 @@ def assessment_update(request, trace_id, assessment_id):
     params = Params.of(request)
     data = params.dict("assessment", required=True)
     paths = _mask_paths(params)
-    current = _get_assessment(trace_id, assessment_id)
+    current = _get_assessment(request.user, trace_id, assessment_id)
     changes = {}
     for path in paths:
         field = _MASK_PATHS.get(path)
@@ -322,7 +328,7 @@ def _mask_paths(params: Params) -> list[str]:
 
 @api_view(write=True)
 def assessment_delete(request, trace_id, assessment_id):
-    _get_assessment(trace_id, assessment_id)
+    _get_assessment(request.user, trace_id, assessment_id)
     try:
         services.delete_assessment(assessment_id=assessment_id, actor=request.user)
     except Assessment.DoesNotExist:

@@ -296,7 +296,7 @@ def queue_reassign(request, queue_id, assignment_id):
 @admin_required
 def queue_disagreements(request, queue_id):
     queue = get_object_or_404(Queue, pk=queue_id)
-    context = {"queue": queue, "disagreements": queues.disagreements(queue)}
+    context = {"queue": queue, "disagreements": queues.disagreements(queue, viewer=request.user)}
     return render(request, "annotation/queue_disagreements.html", context)
 
 
@@ -311,7 +311,9 @@ def queue_adjudicate(request, queue_id, position, schema_id):
     )
     schema = get_object_or_404(LabelSchema, pk=schema_id, queues=item.queue)
     [found] = [
-        d for d in queues.disagreements(item.queue) if d.item == item and d.schema == schema
+        d
+        for d in queues.disagreements(item.queue, viewer=request.user)
+        if d.item == item and d.schema == schema
     ] or [None]
     form = form_for(schema, data=request.POST or None)
     if request.method == "POST" and form.is_valid():

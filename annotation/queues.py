@@ -23,12 +23,15 @@ Invariants it owns:
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
 - Agreement measures the annotators' own answers: overridden ones count, adjudications and
   deleted ones do not.
-- Blind means blind everywhere: while someone has an unfinished turn at a trace in an open
-  blind queue, every page that shows assessments (queue item, review page and its partials,
-  history, session, trace list and its feedback filter, experiment overview) leaves out
-  others' human answers to the queue's schemas, as decided by ``hidden_answers`` (or its
-  twin ``hidden_answers_condition`` where the database counts or filters). The API, which
-  serves apps rather than reviewers, is not affected.
+- Blind means blind everywhere: while a blind queue is open, each of its annotators sees no
+  other person's human answers to the queue's schemas on any of its traces they have not
+  answered yet (no finished turn there: not given to them yet, in progress, skipped or
+  reopened). Every page that shows assessments (queue item, review page and its partials,
+  history, session, trace list and its feedback filter, experiment overview), the exports
+  and the MLflow API read with that person's token leave them out, as decided by
+  ``hidden_answers`` (or its twin ``hidden_answers_condition`` where the database counts or
+  filters). People who are not annotators of the queue (Admins running it, apps, judges)
+  see everything.
 """
 
 from collections import defaultdict
@@ -358,11 +361,13 @@ def own_answers(*, item: QueueItem, user) -> list[Assessment]:
 
 @dataclass(frozen=True)
 class Blinding:
-    """Where a blind queue hides a queue item: its queue's name and the item's position."""
+    """Where a blind queue hides a queue item: its queue's name, the item's position, and
+    whether the person has had a turn at it (else the item is not theirs to open yet)."""
 
     queue_id: int
     queue_name: str
     position: int
+    has_turn: bool = False
 
 
 @dataclass(frozen=True)
@@ -386,40 +391,39 @@ class HiddenAnswers:
         return self.blindings.get(trace_pk, ())
 
 
-def _blind_turns(user):
-    """The person's unfinished turns in open blind queues: the turns that hide answers."""
-    return QueueAssignment.objects.filter(
-        annotator_id=user.pk,
-        status=Status.ASSIGNED,
-        item__queue__blind=True,
-        item__queue__status=Queue.Status.OPEN,
+def _blind_items(user):
+    """The items that hide answers from the person: those of open blind queues they annotate
+    where they have no finished turn."""
+    answered = QueueAssignment.objects.filter(
+        item=OuterRef("pk"), annotator_id=user.pk, status=Status.DONE
     )
+    return QueueItem.objects.filter(
+        queue__blind=True, queue__status=Queue.Status.OPEN, queue__annotators=user.pk
+    ).exclude(Exists(answered))
 
 
 def hidden_answers(*, user, traces) -> HiddenAnswers:
     """Others' human answers ``user`` may not see on ``traces`` yet, in one query.
 
-    While the person has an unfinished turn at a trace in an open blind queue, others'
-    human answers to that queue's schemas stay hidden from them wherever they are shown,
-    Admins included; once they submit (or skip, or the queue closes) they see them.
+    On a trace of an open blind queue they annotate, others' human answers to that queue's
+    schemas stay hidden from them wherever they are shown, Admins included, until they
+    submit their own answer there or the queue closes.
     """
+    turns = QueueAssignment.objects.filter(item=OuterRef("pk"), annotator_id=user.pk)
     rows = (
-        _blind_turns(user)
-        .filter(item__trace__in=[trace.pk for trace in traces])
-        .order_by("item__queue__name")
+        _blind_items(user)
+        .filter(trace__in=[trace.pk for trace in traces])
+        .annotate(has_turn=Exists(turns))
+        .order_by("queue__name")
         .values_list(
-            "item__trace_id",
-            "item__queue_id",
-            "item__queue__name",
-            "item__position",
-            "item__queue__schemas__name",
+            "trace_id", "queue_id", "queue__name", "position", "has_turn", "queue__schemas__name"
         )
     )
     names: dict[int, set[str]] = defaultdict(set)
     blindings: dict[int, dict[int, Blinding]] = defaultdict(dict)
-    for trace_pk, queue_id, queue_name, position, name in rows:
+    for trace_pk, queue_id, queue_name, position, has_turn, name in rows:
         names[trace_pk].add(name)
-        blindings[trace_pk][queue_id] = Blinding(queue_id, queue_name, position)
+        blindings[trace_pk][queue_id] = Blinding(queue_id, queue_name, position, has_turn)
     return HiddenAnswers(
         user_id=user.pk,
         names={pk: frozenset(found) for pk, found in names.items()},
@@ -428,14 +432,15 @@ def hidden_answers(*, user, traces) -> HiddenAnswers:
 
 
 def hidden_answers_condition(*, user) -> Q:
-    """``hidden_answers``' rule as a condition on Assessment rows, for pages that count or
-    filter assessments in the database instead of loading them: the trace list's badges and
-    its feedback filter (through settings.TRACEMARK_HIDDEN_ANSWERS, since traces cannot
-    import annotation) and the experiment overview. It adds no query of its own."""
-    turns = _blind_turns(user).filter(
-        item__trace=OuterRef("trace"), item__queue__schemas__name=OuterRef("name")
+    """``hidden_answers``' rule as a condition on Assessment rows, for what counts, filters or
+    loads assessments inside its own query: the trace list's badges and feedback filter
+    (through settings.TRACEMARK_HIDDEN_ANSWERS, since traces cannot import annotation), the
+    experiment overview, the exports, and the API's reads and search filters. It adds no
+    query of its own."""
+    items = _blind_items(user).filter(
+        trace=OuterRef("trace"), queue__schemas__name=OuterRef("name")
     )
-    return Q(source_type=SourceType.HUMAN) & ~Q(annotator_id=user.pk) & Exists(turns)
+    return Q(source_type=SourceType.HUMAN) & ~Q(annotator_id=user.pk) & Exists(items)
 
 
 def others_answers(*, item: QueueItem, user) -> list[Assessment]:
@@ -700,13 +705,21 @@ class Disagreement:
     decision: Assessment | None
 
 
-def disagreements(queue: Queue) -> list[Disagreement]:
-    """Items and schemas where at least two annotators answered differently."""
+def disagreements(queue: Queue, *, viewer=None) -> list[Disagreement]:
+    """Items and schemas where at least two annotators answered differently; with ``viewer``,
+    leaving out those whose answers the queue still hides from them (a member who decides)."""
     answers = _answers(_labels(queue))
+    items = {i.trace_id: i for i in queue.items.select_related("trace")}
+    if viewer is not None:
+        hidden = hidden_answers(user=viewer, traces=[i.trace for i in items.values()])
+        answers = {
+            (trace_id, name): unit
+            for (trace_id, name), unit in answers.items()
+            if name not in hidden.names.get(trace_id, ())
+        }
     schemas = {s.name: s for s in queue.schemas.all()}
     people = {u.pk: u for u in queue.annotators.all()}
     decisions = {(a.trace_id, a.name): a for a in _decisions(queue).filter(valid=True)}
-    items = {i.trace_id: i for i in queue.items.select_related("trace")}
     found = []
     for (trace_id, name), unit in answers.items():
         schema = schemas[name]

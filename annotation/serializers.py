@@ -14,20 +14,22 @@ from traces.ingest import IngestError, parse_timestamp
 from traces.rest import ApiError
 
 from .models import Assessment, Kind
+from .queues import hidden_answers_condition
 
 JSON_FORMAT = "JSON_FORMAT"
 MAX_ERROR_CODE_LENGTH = Assessment._meta.get_field("error_code").max_length
 
 
-def prefetch_live_assessments(traces) -> None:
-    """Set ``trace.live_assessments``: what the API shows, overridden ones included.
+def prefetch_live_assessments(traces, *, user) -> None:
+    """Set ``trace.live_assessments``: what the API shows ``user``, overridden ones included,
+    and what a blind queue hides from them left out inside the same query.
 
     The overridden assessments come in a second query, run only when there are any: joining
     them made PostgreSQL hash the whole assessment table for every page of traces, and a
     nested prefetch builds its query even when no assessment overrides another.
     """
-    live = Prefetch("assessments", queryset=Assessment.objects.live(), to_attr="live_assessments")
-    prefetch_related_objects(traces, live)
+    shown = Assessment.objects.live().exclude(hidden_answers_condition(user=user))
+    prefetch_related_objects(traces, Prefetch("assessments", shown, to_attr="live_assessments"))
     overriding = [a for trace in traces for a in trace.live_assessments if a.overrides_id]
     if overriding:
         prefetch_related_objects(overriding, "overrides")

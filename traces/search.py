@@ -837,7 +837,7 @@ def _span_condition(comparison: Comparison) -> Q:
     )
 
 
-def _assessment_condition(comparison: Comparison) -> Q:
+def _assessment_condition(comparison: Comparison, hidden: Q | None) -> Q:
     assessment_model = Trace._meta.get_field("assessments").related_model
     assessments = assessment_model._default_manager.filter(
         trace=OuterRef("pk"),
@@ -846,6 +846,8 @@ def _assessment_condition(comparison: Comparison) -> Q:
         valid=True,
         deleted_at__isnull=True,
     )
+    if hidden is not None:
+        assessments = assessments.exclude(hidden)
     comparator, value = comparison.comparator, comparison.value
     if comparator == "IS NULL":
         return ~Q(Exists(assessments))
@@ -858,8 +860,11 @@ def _assessment_condition(comparison: Comparison) -> Q:
     return Q(Exists(assessments.filter(matching)))
 
 
-def filter_conditions(comparisons: list[Comparison]) -> list[Q]:
-    """Conditions on a Trace queryset; span clauses share one EXISTS so they hold for one span."""
+def filter_conditions(comparisons: list[Comparison], *, hidden: Q | None = None) -> list[Q]:
+    """Conditions on a Trace queryset; span clauses share one EXISTS so they hold for one span.
+
+    ``hidden`` is a condition on assessment rows the searcher may not see: feedback and
+    expectation clauses never match those."""
     conditions, span_conditions = [], []
     for comparison in comparisons:
         entity = comparison.entity
@@ -873,7 +878,7 @@ def filter_conditions(comparisons: list[Comparison]) -> list[Q]:
         elif entity == "span":
             span_conditions.append(_span_condition(comparison))
         elif entity in ("feedback", "expectation"):
-            conditions.append(_assessment_condition(comparison))
+            conditions.append(_assessment_condition(comparison, hidden))
         elif entity == "issue":
             # Tracemark records no issue references, so no trace has one.
             conditions.append(Q(pk__in=[]))
@@ -976,18 +981,24 @@ def _check_max_results(max_results) -> int:
 
 
 def search_traces(
-    queryset, *, filter_string=None, order_by=None, max_results=100, page_token=None
+    queryset,
+    *,
+    filter_string=None,
+    order_by=None,
+    max_results=100,
+    page_token=None,
+    hidden: Q | None = None,
 ) -> tuple[list[Trace], str | None]:
     """One page of the traces in ``queryset`` that match, in order, and the next page's token.
 
     ``queryset`` is a Trace queryset the caller has already restricted to the experiments
-    searched. The token is None on the last page.
+    searched; ``hidden`` as in ``filter_conditions``. The token is None on the last page.
     """
     limit = _check_max_results(max_results)
     comparisons = parse_filter(filter_string)
     keys = parse_order_by(order_by)
     names = [f"_order_{i}" for i in range(len(keys))]
-    queryset = queryset.filter(*filter_conditions(comparisons)).annotate(
+    queryset = queryset.filter(*filter_conditions(comparisons, hidden=hidden)).annotate(
         **{name: _order_expression(key) for name, key in zip(names, keys, strict=True)}
     )
     ordering = []

@@ -14,6 +14,11 @@ from tests.factories import make_admin, make_reviewer, make_span, make_trace
 
 HTMX = {"HX-Request": "true"}
 NOTICE = "Others' answers are hidden until you submit yours in queue"
+V3 = "/api/3.0/mlflow/"
+
+
+def api_client(user) -> Client:
+    return Client(headers={"Authorization": f"Bearer {create_token(user=user)[1]}"})
 
 
 class BlindQueueTests(TestCase):
@@ -161,12 +166,31 @@ class BlindQueueTests(TestCase):
         self.client.force_login(self.boss)
         self.assertHidden(self.client.get(self.review_url))
 
-    def test_the_api_serves_every_answer(self):
-        api = Client(headers={"Authorization": f"Bearer {create_token(user=self.bob)[1]}"})
-        response = api.get(f"/api/3.0/mlflow/traces/{self.trace.trace_id}")
+    def test_the_disagreements_page_hides_them_from_a_deciding_member(self):
+        queues.submit(assignment=self.bobs, values={"correct": True}, actor=self.bob)
+        url = reverse("annotation:queue-disagreements", args=[self.queue.pk])
+        decide = reverse("annotation:queue-adjudicate", args=[self.queue.pk, 1, self.correct.pk])
+        self.client.force_login(self.chief)
+        self.assertContains(self.client.get(url), decide)
+        self.client.force_login(self.boss)
+        self.assertNotContains(self.client.get(url), decide)
+        self.assertIsNone(self.client.get(decide).context["found"])
+        queues.submit(
+            assignment=queues.next_assignment(queue=self.queue, user=self.boss),
+            values={"correct": True},
+            actor=self.boss,
+        )
+        self.assertContains(self.client.get(url), decide)
+
+    def test_the_api_hides_them_from_a_members_token_only(self):
+        url = f"/api/3.0/mlflow/traces/{self.trace.trace_id}"
+        response = api_client(self.bob).get(url)
         self.assertEqual(response.status_code, 200)
-        self.assertContains(response, "ANN-TRACE-ANSWER")
-        self.assertContains(response, "ANN-SPAN-ANSWER")
+        self.assertNotContains(response, "ANN-TRACE-ANSWER")
+        self.assertNotContains(response, "ANN-SPAN-ANSWER")
+        self.assertContains(response, "JUDGE-ANSWER")
+        app = make_reviewer(username="judge-app")
+        self.assertContains(api_client(app).get(url), "ANN-TRACE-ANSWER")
 
     def list_badges(self, **params):
         """The trace list's badges on the queue's trace, as name → (up, down, count)."""
@@ -241,3 +265,131 @@ class BlindQueueTests(TestCase):
         self.assertEqual(self.list_badges(), everything)
         self.assertTrue(self.listed("correct=false"))
         self.assertContains(self.client.get(overview_url), self.trace.trace_id)
+
+
+class BlindOnEveryItemTests(TestCase):
+    """A member who has answered nothing sees no one's answers on any item of the queue, the
+    ones not handed to them yet included, on every page and through their own API token."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.rita = make_reviewer(username="rita")
+        cls.ravi = make_reviewer(username="ravi")
+        cls.app = make_reviewer(username="judge-app")
+        cls.helpful = LabelSchema.objects.create(
+            name="helpful", value_type=LabelSchema.ValueType.BOOLEAN
+        )
+        cls.traces = [make_trace(session="s/every") for _ in range(3)]
+        cls.queue = queues.create_queue(
+            name="Helpfulness",
+            traces=cls.traces,
+            schemas=[cls.helpful],
+            annotators=[cls.rita, cls.ravi],
+            overlap=2,
+        )
+        for n in (1, 2):
+            queues.submit(
+                assignment=queues.next_assignment(queue=cls.queue, user=cls.rita),
+                values={"helpful": False},
+                rationales={"helpful": f"RITA-{n}"},
+                actor=cls.rita,
+            )
+        cls.second = cls.traces[1]
+        cls.ritas = Assessment.objects.get(rationale="RITA-2")
+        services.log_feedback(
+            trace=cls.second,
+            name="helpful",
+            value=True,
+            rationale="JUDGE-2",
+            source_type=SourceType.LLM_JUDGE,
+            actor=cls.app,
+        )
+
+    def setUp(self):
+        self.client.force_login(self.ravi)
+        self.api = api_client(self.ravi)
+
+    def api_get(self, path, **params):
+        response = self.api.get(f"{V3}{path}", params)
+        self.assertEqual(response.status_code, 200, response.content)
+        return response
+
+    def search(self, client, filter_string=""):
+        body = {
+            "locations": [{"mlflow_experiment": {"experiment_id": str(self.second.experiment_id)}}],
+            "filter": filter_string,
+        }
+        response = client.post(f"{V3}traces/search", body, content_type="application/json")
+        self.assertEqual(response.status_code, 200, response.content)
+        return response
+
+    def test_pages_hide_answers_on_items_never_handed_out(self):
+        self.assertFalse(self.queue.items.get(position=2).assignments.filter(annotator=self.ravi))
+        review = self.client.get(self.second.get_absolute_url())
+        self.assertContains(review, NOTICE)
+        # Not theirs to open yet: the notice leads to the queue instead of the item.
+        self.assertContains(
+            review, f'href="{reverse("annotation:queue-detail", args=[self.queue.pk])}"'
+        )
+        self.assertNotContains(review, reverse("annotation:queue-item", args=[self.queue.pk, 2]))
+        self.assertNotContains(review, "RITA-2")
+        self.assertContains(review, "JUDGE-2")
+        session = self.client.get(reverse("annotation:session", args=["s/every"]))
+        self.assertNotContains(session, "RITA-1")
+        self.assertNotContains(session, "RITA-2")
+        history = reverse("annotation:assessment-history", args=[self.ritas.assessment_id])
+        self.assertContains(self.client.get(history), NOTICE)
+        listed = self.client.get(reverse("traces:list"), {"feedback": "helpful=false"})
+        self.assertNotContains(listed, self.second.trace_id)
+
+    def test_every_api_read_with_a_members_token_hides_them(self):
+        responses = [
+            self.api_get(f"traces/{self.second.trace_id}"),
+            self.api_get("traces/get", trace_id=self.second.trace_id),
+            self.api_get("traces/batchGet", trace_ids=[t.trace_id for t in self.traces]),
+            self.api_get("traces/batchGetInfos", trace_ids=[self.second.trace_id]),
+            self.search(self.api),
+        ]
+        for response in responses:
+            with self.subTest(url=response.request["PATH_INFO"]):
+                self.assertNotContains(response, "RITA-1")
+                self.assertNotContains(response, "RITA-2")
+                self.assertContains(response, "JUDGE-2")
+        one = f"{V3}traces/{self.second.trace_id}/assessments/{self.ritas.assessment_id}"
+        missing = self.api.get(one)
+        self.assertEqual(missing.status_code, 404)
+        self.assertEqual(missing.json()["error_code"], "RESOURCE_DOES_NOT_EXIST")
+        self.assertNotContains(self.search(self.api, "feedback.helpful = 'false'"), "RITA-")
+        self.assertNotIn(
+            self.second.trace_id,
+            self.search(self.api, "feedback.helpful = 'false'").content.decode(),
+        )
+
+    def test_tokens_of_non_members_see_everything(self):
+        app = api_client(self.app)
+        response = app.get(f"{V3}traces/get", {"trace_id": self.second.trace_id})
+        self.assertContains(response, "RITA-2")
+        one = f"{V3}traces/{self.second.trace_id}/assessments/{self.ritas.assessment_id}"
+        self.assertContains(app.get(one), "RITA-2")
+        self.assertContains(self.search(app, "feedback.helpful = 'false'"), self.second.trace_id)
+
+    def test_answering_one_item_reveals_that_item_only_and_skipping_reveals_nothing(self):
+        skipped = queues.next_assignment(queue=self.queue, user=self.ravi)
+        queues.skip(assignment=skipped, reason="unclear", actor=self.ravi)
+        self.assertNotContains(self.client.get(self.traces[0].get_absolute_url()), "RITA-1")
+        queues.submit(
+            assignment=queues.next_assignment(queue=self.queue, user=self.ravi),
+            values={"helpful": True},
+            actor=self.ravi,
+        )
+        self.assertContains(self.client.get(self.second.get_absolute_url()), "RITA-2")
+        self.assertContains(self.api_get("traces/get", trace_id=self.second.trace_id), "RITA-2")
+        self.assertNotContains(self.client.get(self.traces[0].get_absolute_url()), "RITA-1")
+        self.assertNotContains(
+            self.api_get("traces/get", trace_id=self.traces[0].trace_id), "RITA-1"
+        )
+
+    def test_closing_the_queue_shows_everything(self):
+        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
+        self.assertContains(self.client.get(self.second.get_absolute_url()), "RITA-2")
+        self.assertContains(self.api_get("traces/get", trace_id=self.second.trace_id), "RITA-2")

@@ -144,6 +144,97 @@ class AssignmentTests(TestCase):
         self.assertEqual(caught.exception.code, "not_assignee")
         self.assertFalse(Assessment.objects.exists())
 
+    def test_a_closed_queue_hands_out_nothing(self):
+        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
+        with self.assertRaises(ValidationError) as caught:
+            queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertEqual(caught.exception.code, "closed")
+        queues.set_status(queue=self.queue, status=Queue.Status.OPEN)
+        self.assertIsNotNone(queues.next_assignment(queue=self.queue, user=self.ann))
+
+    def test_outsiders_get_nothing(self):
+        with self.assertRaises(ValidationError) as caught:
+            queues.next_assignment(queue=self.queue, user=make_reviewer())
+        self.assertEqual(caught.exception.code, "not_annotator")
+
+    def test_reassign_moves_an_unfinished_turn(self):
+        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
+        queues.reassign(assignment=assignment, to_user=self.cy)
+        assignment.refresh_from_db()
+        self.assertEqual((assignment.annotator, assignment.status), (self.cy, Status.ASSIGNED))
+        queues.next_assignment(queue=self.queue, user=self.bob)
+        with self.assertRaises(ValidationError) as caught:
+            queues.reassign(assignment=assignment, to_user=self.bob)
+        self.assertEqual(caught.exception.code, "already_assigned")
+        queues.submit(assignment=assignment, values={"correct": True}, actor=self.cy)
+        with self.assertRaises(ValidationError) as caught:
+            queues.reassign(assignment=assignment, to_user=self.ann)
+        self.assertEqual(caught.exception.code, "done")
+
+    def test_blind_mode_hides_others_answers_until_one_answers(self):
+        self.label(self.ann, True)
+        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
+        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
+        self.assertTrue(hidden.hides(anns))
+        self.assertEqual(
+            [(b.queue_name, b.position) for b in hidden.blindings_for(bobs.item.trace_id)],
+            [(self.queue.name, bobs.item.position)],
+        )
+        [bobs_own] = queues.submit(assignment=bobs, values={"correct": False}, actor=self.bob)
+        self.assertFalse(hidden.hides(bobs_own))
+        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
+        self.assertFalse(hidden.hides(anns))
+        self.assertEqual(hidden.blindings_for(bobs.item.trace_id), ())
+        [seen] = queues.others_answers(item=bobs.item, user=self.bob)
+        self.assertEqual((seen.annotator, seen.value), (self.ann, True))
+
+    def test_an_open_queue_shows_others_answers_at_once(self):
+        Queue.objects.filter(pk=self.queue.pk).update(blind=False)
+        self.label(self.ann, True)
+        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
+        hidden = queues.hidden_answers(user=self.bob, traces=[bobs.item.trace])
+        self.assertFalse(hidden.hides(anns))
+
+    def test_a_closed_queue_hides_nothing_and_a_skipped_item_stays_hidden(self):
+        self.label(self.ann, True)
+        bobs = queues.next_assignment(queue=self.queue, user=self.bob)
+        [anns] = queues.others_answers(item=bobs.item, user=self.bob)
+        queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
+        self.assertFalse(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
+        queues.set_status(queue=self.queue, status=Queue.Status.OPEN)
+        self.assertTrue(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
+        # Skipping gives no answer, so it reveals nothing.
+        queues.skip(assignment=bobs, reason="Unreadable", actor=self.bob)
+        self.assertTrue(queues.hidden_answers(user=self.bob, traces=[anns.trace]).hides(anns))
+
+    def test_a_member_is_blind_on_items_not_handed_to_them_yet(self):
+        self.label(self.ann, True)
+        [anns] = Assessment.objects.filter(annotator=self.ann)
+        self.assertFalse(QueueAssignment.objects.filter(annotator=self.bob).exists())
+        hidden = queues.hidden_answers(user=self.bob, traces=[anns.trace])
+        self.assertTrue(hidden.hides(anns))
+        outsider = make_reviewer()
+        self.assertFalse(queues.hidden_answers(user=outsider, traces=[anns.trace]).hides(anns))
+        hidden_rows = Assessment.objects.filter(queues.hidden_answers_condition(user=self.bob))
+        self.assertEqual(list(hidden_rows), [anns])
+
+    def test_progress_counts_mine_and_others(self):
+        self.label(self.ann)
+        self.label(self.bob)
+        self.label(self.ann)
+        queues.next_assignment(queue=self.queue, user=self.cy)
+        result = queues.progress(self.queue, self.ann)
+        self.assertEqual(
+            (result.items, result.labels_needed, result.labels_done, result.mine, result.others),
+            (3, 6, 3, 2, 1),
+        )
+        self.assertEqual(result.complete_items, 1)
+        rows = {row.user.username: row for row in queues.progress_by_annotator(self.queue)}
+        self.assertEqual((rows["ann"].done, rows["cy"].assigned, rows["cy"].done), (2, 1, 0))
+        self.assertEqual((rows["ann"].agreeing, rows["ann"].compared), (1, 1))
+
 
 class RequiredSchemaTests(TestCase):
     """A queue whose 'correct' and 'tone' are required and whose 'note' is optional."""
