@@ -129,6 +129,27 @@ def test_keyboard_only_labelling_of_three_traces(page, live_server, login, schem
     expect(page.get_by_role("dialog")).to_contain_text("Thumbs down")
 
 
+def test_e_edits_only_your_own_entry(page, live_server, login, schemas, trace):
+    theirs = services.log_feedback(
+        trace=trace, name="rating", value=2, rationale="RAVI-SAYS", actor=make_reviewer()
+    )
+    login(page, make_reviewer(username="rita"))
+    page.goto(live_server.url + trace.get_absolute_url())
+    card = page.locator(f"#{theirs.assessment_id}")
+    expect(card).to_contain_text("RAVI-SAYS")
+    expect(card.locator("details.edit, details.delete")).to_have_count(0)
+    page.locator("h1").click()
+    page.keyboard.press("e")
+    expect(page.locator("details.edit[open]")).to_have_count(0)
+
+    region(page, "trace").get_by_role("button", name="Yes").click()
+    mine = region(page, "trace").locator(".assessment[data-mine]")
+    expect(mine).to_have_count(1)
+    page.keyboard.press("e")
+    expect(mine.locator("details.edit")).to_have_attribute("open", "")
+    expect(page.locator("details.edit[open]")).to_have_count(1)
+
+
 def test_arrow_keys_move_in_the_span_tree(page, live_server, login, trace):
     login(page, make_reviewer())
     page.goto(live_server.url + trace.get_absolute_url())
@@ -146,12 +167,14 @@ def test_arrow_keys_move_in_the_span_tree(page, live_server, login, trace):
     expect(page.locator("#span-panel h2")).to_contain_text("retrieve_docs")
 
 
-def test_two_reviewers_editing_the_same_entry_see_the_conflict(browser, live_server, login, trace):
-    rating = services.log_feedback(trace=trace, name="tone", value="calm", actor=make_reviewer())
+def test_one_entry_edited_in_two_browsers_shows_the_conflict(browser, live_server, login, trace):
+    # Only its author edits an entry, so the race is the author's own, in two browsers.
+    author = make_reviewer(username="ana")
+    rating = services.log_feedback(trace=trace, name="tone", value="calm", actor=author)
     pages = []
-    for name in ("ana", "ben"):
+    for _ in range(2):
         page = browser.new_context().new_page()
-        login(page, make_reviewer(username=name))
+        login(page, author)
         page.goto(live_server.url + trace.get_absolute_url())
         page.locator(f"#{rating.assessment_id} details.edit > summary").click()
         pages.append(page)
