@@ -365,6 +365,15 @@ class BlindOnEveryItemTests(TestCase):
             self.search(self.api, "feedback.helpful = 'false'").content.decode(),
         )
 
+    def test_the_export_with_a_members_token_leaves_them_out(self):
+        url = reverse("annotation:export-download")
+        for client, shown in ((self.api, False), (api_client(self.app), True)):
+            response = client.get(url, {"shape": "long", "format": "jsonl"})
+            self.assertEqual(response.status_code, 200)
+            body = b"".join(response.streaming_content)
+            self.assertEqual(b"RITA-2" in body, shown)
+            self.assertIn(b"JUDGE-2", body)
+
     def test_tokens_of_non_members_see_everything(self):
         app = api_client(self.app)
         response = app.get(f"{V3}traces/get", {"trace_id": self.second.trace_id})
