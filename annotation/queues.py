@@ -775,17 +775,9 @@ def adjudicate(
         _decisions(queue).filter(trace_id=item.trace_id, name=schema.name, valid=True).first()
     )
     metadata = {ADJUDICATION_KEY: str(queue.pk)}
-    if previous is not None and previous.kind == Kind.FEEDBACK and previous.annotator != actor:
-        # Another Admin's decision stays theirs: this one overrides it.
-        return services.override_feedback(
-            assessment_id=previous.assessment_id,
-            value=value,
-            rationale=rationale,
-            source_id=actor.get_username(),
-            metadata=metadata,
-            actor=actor,
-        )
-    if previous is not None:
+    # Another Admin's feedback decision stays theirs: this one overrides it.
+    theirs = previous is not None and previous.annotator_id != actor.pk
+    if previous is not None and not (theirs and previous.kind == Kind.FEEDBACK):
         return services.update_assessment(
             assessment_id=previous.assessment_id, value=value, rationale=rationale, actor=actor
         )
@@ -799,6 +791,20 @@ def adjudicate(
             metadata=metadata,
             actor=actor,
         )
+    target = previous or _decision_target(queue, item, schema, value, actor)
+    return services.override_feedback(
+        assessment_id=target.assessment_id,
+        value=value,
+        rationale=rationale,
+        source_id=actor.get_username(),
+        metadata=metadata,
+        actor=actor,
+    )
+
+
+def _decision_target(queue, item, schema, value, actor) -> Assessment:
+    """The answer a first decision overrides: the deciding Admin's own, else the earliest
+    that differs from the decision, else the earliest."""
     answers = list(
         _labels(queue)
         .filter(trace_id=item.trace_id, name=schema.name, kind=Kind.FEEDBACK, valid=True)
@@ -811,11 +817,4 @@ def adjudicate(
         target = answers[0]
     if target is None:
         raise ValidationError("There is no answer to decide on.", code="nothing_to_decide")
-    return services.override_feedback(
-        assessment_id=target.assessment_id,
-        value=value,
-        rationale=rationale,
-        source_id=actor.get_username(),
-        metadata=metadata,
-        actor=actor,
-    )
+    return target
