@@ -58,8 +58,15 @@ def test_another_users_token_cannot_update_or_delete_a_human_entry(
         assert "Only its author" in error.message
         refused(lambda c=client: c.delete_assessment(trace_id, mine.assessment_id))
 
+    # Another Reviewer adds their own answer rather than overriding rita's.
+    refused(
+        lambda: use_token(other_token).override_feedback(
+            trace_id=trace_id, assessment_id=mine.assessment_id, value=True
+        )
+    )
+
     stored = Assessment.objects.get(assessment_id=mine.assessment_id)
-    assert (stored.value, stored.version, stored.deleted_at) == (False, 1, None)
+    assert (stored.value, stored.version, stored.deleted_at, stored.valid) == (False, 1, None, True)
     assert stored.annotator.username == "rita"
 
 
