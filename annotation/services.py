@@ -118,10 +118,9 @@ def override_feedback(
 
     The new feedback keeps the old one's target; ``fields`` as in ``_create``.
     """
-    old = _lock(assessment_id, expected_version)
+    old = _lock(assessment_id, expected_version, actor=fields.get("actor"), action=OVERRIDE)
     if old.kind != Kind.FEEDBACK:
         raise ValidationError("Only feedback can be overridden.", code="wrong_kind")
-    _check_permitted(fields.get("actor"), OVERRIDE, old)
     if old.overridden_by.filter(deleted_at__isnull=True).exists():
         raise ValidationError(_DUPLICATES["assessment_one_live_override"], code="duplicate")
     actor, actor_label = fields.get("actor"), fields.get("actor_label", "")
@@ -154,8 +153,7 @@ def update_assessment(
     error=UNSET,
 ) -> Assessment:
     """Change the given fields of a live assessment; unspecified fields stay as they are."""
-    assessment = _lock(assessment_id, expected_version)
-    _check_permitted(actor, UPDATE, assessment)
+    assessment = _lock(assessment_id, expected_version, actor=actor, action=UPDATE)
     if name is not UNSET:
         assessment.name = check_name(name)
     if value is not UNSET:
@@ -181,8 +179,7 @@ def delete_assessment(
     expected_version: int | None = None,
 ) -> Assessment:
     """Hide an assessment (soft delete); its history stays and ``restore`` undoes it."""
-    assessment = _lock(assessment_id, expected_version)
-    _check_permitted(actor, DELETE, assessment)
+    assessment = _lock(assessment_id, expected_version, actor=actor, action=DELETE)
     assessment.deleted_at = timezone.now()
     _save(assessment, Action.DELETE, actor, actor_label)
     if assessment.overrides_id:
@@ -199,8 +196,7 @@ def restore(
     expected_version: int | None = None,
 ) -> Assessment:
     """Bring back a soft-deleted assessment; one it overrode turns invalid again."""
-    assessment = _lock(assessment_id, expected_version, deleted=True)
-    _check_permitted(actor, RESTORE, assessment)
+    assessment = _lock(assessment_id, expected_version, actor=actor, action=RESTORE, deleted=True)
     if assessment.overrides_id:
         overridden = _lock_pk(assessment.overrides_id)
         if overridden.valid:
@@ -257,13 +253,17 @@ def _create(
     return assessment
 
 
-def _lock(assessment_id: str, expected_version: int | None, deleted: bool = False) -> Assessment:
-    """Fetch and row-lock an assessment; raise Assessment.DoesNotExist or ConflictError."""
+def _lock(
+    assessment_id: str, expected_version: int | None, *, actor, action: str, deleted=False
+) -> Assessment:
+    """Fetch and row-lock an assessment the actor may ``action``; raise
+    Assessment.DoesNotExist, a ``permission_denied`` ValidationError, or ConflictError."""
     assessment = (
         Assessment.objects.select_for_update(of=("self",))
         .select_related("trace", "overrides")
         .get(assessment_id=assessment_id, deleted_at__isnull=not deleted)
     )
+    _check_permitted(actor, action, assessment)
     if expected_version is not None and assessment.version != expected_version:
         raise ConflictError(assessment, expected_version)
     return assessment

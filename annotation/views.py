@@ -3,7 +3,8 @@
 The page composes a trace's span tree (``traces.span_views``) with every assessment on the
 trace and its spans that the reader may see: a blind queue hides others' answers from
 someone still labeling the trace there (``queues.hidden_answers``), here and in the
-history alike. Writes go through ``annotation.services``. With htmx, a write answers with
+history alike. Writes go through ``annotation.services``, whose ``permits`` also decides
+which edit, override, delete and restore forms each card offers. With htmx, a write answers with
 the changed assessments region (the trace's, or one span's) and emits ``assessment-saved``;
 without it, POST redirects back to the page. Invalid input and conflicts re-render the
 region (htmx) or the whole page, keeping what the reviewer typed, with status 200.

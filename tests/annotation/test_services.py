@@ -303,6 +303,18 @@ class AuthorOnlyTests(TestCase):
         services.restore(assessment_id=self.ravis.assessment_id, actor=self.ravi)
         self.assertEqual(reload(self.ravis).version, 4)
 
+    def test_a_refusal_comes_before_any_conflict(self):
+        services.update_assessment(
+            assessment_id=self.ravis.assessment_id, value=True, actor=self.ravi
+        )
+        self.assert_refused(
+            services.update_assessment,
+            assessment_id=self.ravis.assessment_id,
+            value=False,
+            expected_version=1,
+            actor=self.rita,
+        )
+
     def test_only_the_author_restores_a_deleted_human_entry(self):
         services.delete_assessment(assessment_id=self.ravis.assessment_id, actor=self.ravi)
         self.assert_refused(
