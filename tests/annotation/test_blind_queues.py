@@ -4,6 +4,7 @@ no page shows them others' human answers to the queue's schemas on that trace.""
 import csv
 import io
 
+from django.http import HttpResponse
 from django.test import Client, TestCase
 from django.urls import reverse
 
@@ -310,8 +311,14 @@ class BlindOnEveryItemTests(TestCase):
         self.api = api_client(self.ravi)
 
     def api_get(self, path, **params):
+        """The response, with a streamed body (traces/get) read once so it can be checked
+        more than once."""
         response = self.api.get(f"{V3}{path}", params)
-        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(response.status_code, 200, path)
+        if response.streaming:
+            read = HttpResponse(b"".join(response.streaming_content))
+            read.request = response.request
+            return read
         return response
 
     def search(self, client, filter_string=""):
