@@ -6,23 +6,15 @@ answers 404 ENDPOINT_NOT_FOUND in MLflow's error shape.
 """
 
 from django.urls import path, re_path
-from django.views.decorators.csrf import csrf_exempt
 
 from traces import api as traces_api
-from traces.rest import dispatch, error_response
+from traces.rest import dispatch, endpoint_not_found
 
 from . import api
 
 V2 = "api/2.0/mlflow/"
 V3 = "api/3.0/mlflow/"
 ARTIFACTS = "api/2.0/mlflow-artifacts/artifacts/"
-
-
-@csrf_exempt
-def endpoint_not_found(request):
-    return error_response(
-        f"No endpoint {request.method} {request.path}.", code="ENDPOINT_NOT_FOUND", status=404
-    )
 
 
 urlpatterns = [

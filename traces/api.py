@@ -1,15 +1,13 @@
 """MLflow REST endpoints that touch only traces: server probes, experiments, span uploads,
 trace tags and trace deletion. Responses that inline assessments live in annotation.api."""
 
-import base64
-import json
-import re
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
+from . import experiment_search as experiment_search_rules
 from . import ingest, serializers
 from .models import TRACE_NAME_TAG, Experiment, Trace
 from .rest import (
@@ -18,6 +16,8 @@ from .rest import (
     Params,
     api_view,
     check_span_reads,
+    decode_offset_token,
+    encode_offset_token,
     json_response,
     not_found,
     parse_json,
@@ -25,7 +25,7 @@ from .rest import (
     streamed_json_response,
     trace_too_large,
 )
-from .validation import INT64_MAX, MAX_TRACE_NAME_LENGTH, check_text, parse_id
+from .validation import MAX_TRACE_NAME_LENGTH, check_text, parse_id
 
 # The client sends spans over OTLP only to servers that report 3.4 or later.
 MLFLOW_COMPATIBLE_VERSION = "3.17.2"
@@ -92,9 +92,12 @@ def experiment_create(request):
         if not isinstance(tag, dict) or not isinstance(tag.get("key"), str):
             raise ApiError("Experiment tags must be objects with a string 'key'.")
         tags[tag["key"]] = str(tag.get("value") or "")
+    artifact_root = params.str("artifact_location", default="")
+    if len(artifact_root) > 1000:
+        raise ApiError("An artifact location must have at most 1000 characters.")
     try:
         with transaction.atomic():
-            exp = Experiment.objects.create(name=name, tags=tags)
+            exp = Experiment.objects.create(name=name, tags=tags, artifact_root=artifact_root)
     except IntegrityError:
         raise ApiError(
             f"Experiment(name={name}) already exists.", code="RESOURCE_ALREADY_EXISTS"
@@ -104,68 +107,31 @@ def experiment_create(request):
 
 @api_view()
 def experiment_search(request):
-    """Experiments by id; a filter may compare ``name`` with =, !=, LIKE or ILIKE."""
+    """SearchExperiments as MLflow answers it: active experiments, newest first unless
+    ``order_by`` says otherwise, filtered by MLflow's grammar (see traces.experiment_search)."""
     params = Params.of(request)
     max_results = params.int("max_results", default=MAX_EXPERIMENT_RESULTS)
     if not 1 <= max_results <= MAX_EXPERIMENT_RESULTS:
         raise ApiError(f"max_results must be between 1 and {MAX_EXPERIMENT_RESULTS}.")
-    experiments = _filter_experiments(
-        Experiment.objects.filter(lifecycle_stage="active"), params.str("filter") or ""
-    ).order_by("id")
-    after = _decode_page_token(params.str("page_token"))
-    if after is not None:
-        experiments = experiments.filter(id__gt=after)
-    page = list(experiments[: max_results + 1])
+    view_type = params.str("view_type") or "ACTIVE_ONLY"
+    if view_type not in experiment_search_rules.VIEW_TYPES:
+        raise ApiError(f"Invalid view_type {view_type!r}.")
+    try:
+        experiments = experiment_search_rules.search(
+            Experiment.objects.filter(
+                lifecycle_stage__in=experiment_search_rules.VIEW_TYPES[view_type]
+            ),
+            filter_string=params.str("filter") or "",
+            order_by=params.str_list("order_by"),
+        )
+    except experiment_search_rules.SearchError as exc:
+        raise ApiError(str(exc)) from None
+    offset = decode_offset_token(params.str("page_token"))
+    page = list(experiments[offset : offset + max_results + 1])
     payload = {"experiments": [serializers.experiment(exp) for exp in page[:max_results]]}
     if len(page) > max_results:
-        token = json.dumps({"after_id": page[max_results - 1].id}).encode()
-        payload["next_page_token"] = base64.urlsafe_b64encode(token).decode()
+        payload["next_page_token"] = encode_offset_token(offset + max_results)
     return json_response(payload)
-
-
-_NAME_LOOKUPS = {"=": "exact", "LIKE": "regex", "ILIKE": "iregex"}
-
-
-def _filter_experiments(experiments, filter_string: str):
-    for clause in filter(None, (c.strip() for c in _split_and(filter_string))):
-        field, _, rest = clause.partition(" ")
-        comparator, _, value = rest.strip().partition(" ")
-        value = value.strip()
-        if field not in ("name", "attributes.name", "attribute.name") or len(value) < 2:
-            raise ApiError(f"Invalid clause in experiment filter: {clause!r}.")
-        if value[0] not in "'\"" or value[-1] != value[0]:
-            raise ApiError(f"Values in experiment filters must be quoted: {clause!r}.")
-        value = value[1:-1]
-        comparator = comparator.upper()
-        if comparator == "!=":
-            experiments = experiments.exclude(name=value)
-        elif comparator in _NAME_LOOKUPS:
-            pattern = value if comparator == "=" else _like_to_regex(value)
-            experiments = experiments.filter(**{f"name__{_NAME_LOOKUPS[comparator]}": pattern})
-        else:
-            raise ApiError(f"Invalid comparator {comparator!r} in experiment filter.")
-    return experiments
-
-
-def _split_and(filter_string: str) -> list[str]:
-    return re.split(r"\s+and\s+", filter_string, flags=re.IGNORECASE) if filter_string else []
-
-
-def _like_to_regex(pattern: str) -> str:
-    parts = {"%": ".*", "_": "."}
-    return "^" + "".join(parts.get(c, re.escape(c)) for c in pattern) + "$"
-
-
-def _decode_page_token(token: str | None) -> int | None:
-    if not token:
-        return None
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token))["after_id"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise ApiError("Invalid page token.") from None
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= INT64_MAX:
-        raise ApiError("Invalid page token.")
-    return after
 
 
 # -- spans ---------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class Experiment(models.Model):
     name = models.CharField(max_length=500, unique=True)
     lifecycle_stage = models.CharField(max_length=32, default="active")
     tags = models.JSONField(default=dict, blank=True)
+    # As the client gave it at creation; empty means Tracemark's own artifact store.
+    artifact_root = models.CharField(max_length=1000, blank=True, default="")
     creation_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
     last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
 
@@ -49,6 +51,7 @@ class Experiment(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["-creation_time", "id"], name="experiment_created_idx")]
 
     def __str__(self):
         return self.name
@@ -59,7 +62,7 @@ class Experiment(models.Model):
 
     @property
     def artifact_location(self) -> str:
-        return f"mlflow-artifacts:/{self.id}"
+        return self.artifact_root or f"mlflow-artifacts:/{self.id}"
 
 
 class TraceQuerySet(models.QuerySet):

@@ -5,6 +5,8 @@ must become a 4xx in MLflow's error shape: ``{"error_code": ..., "message": ...}
 Request bodies are read here, within size limits, and decompressed when the client says so.
 """
 
+import base64
+import binascii
 import json
 import sys
 import zlib
@@ -88,6 +90,13 @@ def error_response(
     return json_response({"error_code": code, "message": message}, status=status)
 
 
+@csrf_exempt
+def endpoint_not_found(request, *args, **kwargs):
+    return error_response(
+        f"No endpoint {request.method} {request.path}.", code="ENDPOINT_NOT_FOUND", status=404
+    )
+
+
 def api_view(*, write: bool = False, admin: bool = False):
     """Wrap an API view: role check for writes, and MLflow-shaped errors for client mistakes.
 
@@ -144,7 +153,11 @@ def _denied(message: str) -> HttpResponse:
 
 
 def dispatch(**views):
-    """One URL, one view per HTTP method (``GET=..., POST=...``); other methods get 405."""
+    """One URL, one view per HTTP method (``GET=..., POST=...``).
+
+    MLflow registers each RPC as one method on one path, so another method on a known path is
+    an endpoint it does not have: 404 ENDPOINT_NOT_FOUND, as for an unknown path, not 405.
+    """
 
     @csrf_exempt
     def view(request, *args, **kwargs):
@@ -152,13 +165,7 @@ def dispatch(**views):
         if not all(is_storable_text(value) for value in kwargs.values()):
             return error_response("The URL holds a NUL character or a lone surrogate.")
         if handler is None:
-            response = error_response(
-                f"Method {request.method} is not allowed on {request.path}.",
-                code="BAD_REQUEST",
-                status=405,
-            )
-            response["Allow"] = ", ".join(views)
-            return response
+            return endpoint_not_found(request)
         return handler(request, *args, **kwargs)
 
     return view
@@ -348,3 +355,23 @@ def _wrong_type(name: str, value, expected: str) -> ApiError:
         f"Invalid value {shown} for parameter '{name}' supplied: expected {expected}, "
         f"got {type(value).__name__}."
     )
+
+
+MAX_OFFSET = 10_000_000
+
+
+def encode_offset_token(offset: int) -> str:
+    """MLflow's page token for offset paging: base64 of ``{"offset": N}``."""
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_offset_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.b64decode(token, validate=True))["offset"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise ApiError("Invalid page token: it was not made by this server.") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise ApiError("Invalid page token: it was not made by this server.")
+    return offset

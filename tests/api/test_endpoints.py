@@ -292,7 +292,9 @@ class TraceReadTests(ApiTestCase):
         self.assertEqual(Assessment.objects.get().annotator, self.user)
 
     def test_wrong_methods_and_unknown_endpoints(self):
-        self.assertEqual(self.api.delete("/api/3.0/mlflow/traces/search").status_code, 405)
+        wrong_method = self.api.delete("/api/3.0/mlflow/traces/search")
+        self.assertEqual(wrong_method.status_code, 404)
+        self.assertEqual(wrong_method.json()["error_code"], "ENDPOINT_NOT_FOUND")
         unknown = self.api.post("/api/2.0/mlflow/runs/create", {}, content_type="application/json")
         self.assertEqual(unknown.status_code, 404)
         self.assertEqual(unknown.json()["error_code"], "ENDPOINT_NOT_FOUND")
