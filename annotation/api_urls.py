@@ -10,7 +10,7 @@ from django.urls import path, re_path
 from traces import api as traces_api
 from traces.rest import dispatch, endpoint_not_found
 
-from . import api
+from . import api, genai_api
 
 V2 = "api/2.0/mlflow/"
 V3 = "api/3.0/mlflow/"
@@ -65,5 +65,12 @@ urlpatterns = [
             DELETE=api.assessment_delete,
         ),
     ),
+    # /api/3.0/mlflow/label-schemas/...
+    path(f"{V3}label-schemas/create", dispatch(POST=genai_api.label_schema_create)),
+    path(f"{V3}label-schemas/get", dispatch(GET=genai_api.label_schema_get)),
+    path(f"{V3}label-schemas/get-by-name", dispatch(GET=genai_api.label_schema_get_by_name)),
+    path(f"{V3}label-schemas/list", dispatch(GET=genai_api.label_schema_list)),
+    path(f"{V3}label-schemas/update", dispatch(PATCH=genai_api.label_schema_update)),
+    path(f"{V3}label-schemas/delete", dispatch(DELETE=genai_api.label_schema_delete)),
     re_path(r"^api/", endpoint_not_found),
 ]

@@ -16,6 +16,10 @@ def new_assessment_id() -> str:
     return f"a-{uuid.uuid4().hex}"
 
 
+def new_schema_id() -> str:
+    return f"ls-{uuid.uuid4().hex}"
+
+
 class Kind(models.TextChoices):
     FEEDBACK = "feedback", "Feedback"
     EXPECTATION = "expectation", "Expectation"
@@ -222,6 +226,8 @@ class LabelSchema(models.Model):
         SPAN = "span", "Spans"
         BOTH = "both", "Traces and spans"
 
+    # The id MLflow's label-schema API names it by.
+    schema_id = models.CharField(max_length=64, unique=True, default=new_schema_id, editable=False)
     name = models.CharField(
         max_length=255, unique=True, help_text="The assessment name it governs."
     )
@@ -233,6 +239,21 @@ class LabelSchema(models.Model):
     max_value = models.FloatField(null=True, blank=True)
     step = models.FloatField(null=True, blank=True)
     options = models.JSONField(default=list, blank=True, help_text="Allowed categories.")
+    multi_select = models.BooleanField(
+        default=False, help_text="Categorical: an answer may be a list of several options."
+    )
+    max_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Text: the longest answer allowed, in characters."
+    )
+    positive_label = models.CharField(
+        max_length=255, blank=True, default="", help_text="Boolean: what true means."
+    )
+    negative_label = models.CharField(
+        max_length=255, blank=True, default="", help_text="Boolean: what false means."
+    )
+    enable_comment = models.BooleanField(
+        default=True, help_text="Reviewers may add a rationale to their answer."
+    )
     applies_to = models.CharField(max_length=8, choices=AppliesTo.choices, default=AppliesTo.BOTH)
     span_types = models.JSONField(
         default=list, blank=True, help_text="Span types it applies to; empty means all."
@@ -244,6 +265,10 @@ class LabelSchema(models.Model):
         help_text="Experiments whose traces it applies to; none means every experiment.",
     )
     one_per_annotator = models.BooleanField(default=True)
+    # The experiment a schema was made in through MLflow's API; empty for schemas made here.
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -251,6 +276,7 @@ class LabelSchema(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-created_at", "id"], name="schema_created_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(min_value__isnull=True)

@@ -55,6 +55,10 @@ class LabelSchemaForm(forms.ModelForm):
             "max_value",
             "step",
             "options",
+            "multi_select",
+            "positive_label",
+            "negative_label",
+            "max_length",
             "applies_to",
             "span_types",
             "experiments",
@@ -93,6 +97,11 @@ class LabelSchemaForm(forms.ModelForm):
             self.add_error("options", "A categorical schema needs at least two options.")
         if value_type != ValueType.CATEGORICAL:
             cleaned["options"] = []
+            cleaned["multi_select"] = False
+        if value_type != ValueType.BOOLEAN:
+            cleaned["positive_label"] = cleaned["negative_label"] = ""
+        if value_type != ValueType.TEXT:
+            cleaned["max_length"] = None
         if cleaned.get("applies_to") == LabelSchema.AppliesTo.TRACE:
             cleaned["span_types"] = []
         return cleaned

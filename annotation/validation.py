@@ -131,7 +131,19 @@ def _check_numeric(schema, label, value):
 
 
 def _check_categorical(schema, label, value):
-    if value not in schema.options or not isinstance(value, str):
+    # A multi-select answer is a list of distinct options; one option alone is also accepted,
+    # as the browser's widget picks one.
+    if schema.multi_select and isinstance(value, list):
+        if len(set(map(repr, value))) != len(value):
+            raise ValidationError(f"'{label}' lists an option twice.", code="not_an_option")
+        for item in value:
+            _check_categorical_option(schema, label, item)
+        return
+    _check_categorical_option(schema, label, value)
+
+
+def _check_categorical_option(schema, label, value):
+    if not isinstance(value, str) or value not in schema.options:
         allowed = ", ".join(map(str, schema.options))
         raise ValidationError(
             f"'{label}' must be one of: {allowed}; got {value!r}.", code="not_an_option"
@@ -141,6 +153,11 @@ def _check_categorical(schema, label, value):
 def _check_text(schema, label, value):
     if not isinstance(value, str):
         raise ValidationError(f"'{label}' must be text, got {value!r}.", code="wrong_type")
+    if schema.max_length is not None and len(value) > schema.max_length:
+        raise ValidationError(
+            f"'{label}' must be at most {schema.max_length} characters, got {len(value)}.",
+            code="too_long",
+        )
 
 
 def _check_structured(schema, label, value):
