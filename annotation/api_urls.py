@@ -72,5 +72,23 @@ urlpatterns = [
     path(f"{V3}label-schemas/list", dispatch(GET=genai_api.label_schema_list)),
     path(f"{V3}label-schemas/update", dispatch(PATCH=genai_api.label_schema_update)),
     path(f"{V3}label-schemas/delete", dispatch(DELETE=genai_api.label_schema_delete)),
+    # /api/3.0/mlflow/review-queues/...
+    path(f"{V3}review-queues/create", dispatch(POST=genai_api.review_queue_create)),
+    path(
+        f"{V3}review-queues/get-or-create-user",
+        dispatch(POST=genai_api.review_queue_get_or_create_user),
+    ),
+    path(f"{V3}review-queues/get", dispatch(GET=genai_api.review_queue_get)),
+    path(f"{V3}review-queues/get-by-name", dispatch(GET=genai_api.review_queue_get_by_name)),
+    path(f"{V3}review-queues/list", dispatch(GET=genai_api.review_queue_list)),
+    path(f"{V3}review-queues/update", dispatch(POST=genai_api.review_queue_update)),
+    path(f"{V3}review-queues/delete", dispatch(POST=genai_api.review_queue_delete)),
+    path(f"{V3}review-queues/items/add", dispatch(POST=genai_api.review_queue_items_add)),
+    path(f"{V3}review-queues/items/remove", dispatch(POST=genai_api.review_queue_items_remove)),
+    path(f"{V3}review-queues/items/list", dispatch(GET=genai_api.review_queue_items_list)),
+    path(
+        f"{V3}review-queues/items/set-status",
+        dispatch(POST=genai_api.review_queue_items_set_status),
+    ),
     re_path(r"^api/", endpoint_not_found),
 ]

@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 
 from traces.models import Experiment, Trace, now_ms
 
@@ -18,6 +18,10 @@ def new_assessment_id() -> str:
 
 def new_schema_id() -> str:
     return f"ls-{uuid.uuid4().hex}"
+
+
+def new_queue_id() -> str:
+    return f"rq-{uuid.uuid4().hex}"
 
 
 class Kind(models.TextChoices):
@@ -297,7 +301,13 @@ class Queue(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
-    name = models.CharField(max_length=255, unique=True)
+    class Type(models.TextChoices):
+        CUSTOM = "CUSTOM", "Custom"
+        USER = "USER", "One person's queue"
+
+    # The id MLflow's review-queue API names it by.
+    queue_id = models.CharField(max_length=64, unique=True, default=new_queue_id, editable=False)
+    name = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     filter_query = models.TextField(
         blank=True, default="", help_text="Trace-list query string the items came from."
@@ -329,6 +339,16 @@ class Queue(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Queues made through MLflow's API belong to an experiment and follow MLflow's rules: one
+    # status per item shared by its annotators (see annotation.review_queues).
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    queue_type = models.CharField(max_length=8, choices=Type.choices, default=Type.CUSTOM)
+    shared_status = models.BooleanField(
+        default=False, help_text="One status per item: done once anyone has answered it."
+    )
+    last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -341,7 +361,19 @@ class Queue(models.Model):
                 condition=Q(accuracy_threshold__gte=0) & Q(accuracy_threshold__lte=1),
                 name="queue_accuracy_threshold_share",
             ),
+            # Names made in Tracemark are unique; in an experiment, MLflow's names are unique
+            # per type whatever their case.
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(experiment__isnull=True), name="queue_unique_name"
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                "experiment",
+                "queue_type",
+                name="queue_unique_name_in_experiment",
+            ),
         ]
+        indexes = [models.Index(fields=["experiment", "-created_at"], name="queue_exp_idx")]
 
     def __str__(self):
         return self.name
@@ -350,16 +382,34 @@ class Queue(models.Model):
 class QueueItem(models.Model):
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="items")
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="queue_items")
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        COMPLETE = "COMPLETE", "Complete"
+        DECLINED = "DECLINED", "Declined"
+
     position = models.PositiveIntegerField()
     reopened = models.BooleanField(default=False)
     # A control item has known answers (ControlAnswer): it measures the annotators and
     # never counts towards the queue's results. Annotators are never told which it is.
     is_control = models.BooleanField(default=False)
+    # The item's one status as MLflow's API reports it, kept by annotation.queues and
+    # annotation.review_queues; completed_by is a username as MLflow normalises it.
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    completed_by = models.CharField(max_length=255, blank=True, default="")
+    completed_time = models.BigIntegerField(null=True, blank=True)
+    creation_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
 
     class Meta:
         ordering = ["queue", "position"]
         constraints = [
             models.UniqueConstraint(fields=["queue", "trace"], name="queue_item_unique_trace"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["queue", "-creation_time", "position"], name="queue_item_created_idx"
+            )
         ]
 
     def __str__(self):

@@ -21,6 +21,9 @@ Invariants it owns:
 - Every label goes through annotation.services; an Admin's adjudication is an expectation
   (for expectation schemas) or a feedback overriding one of the annotators' answers, and
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
+- A queue with ``shared_status`` (made through MLflow's API, see annotation.review_queues)
+  keeps one status per item: COMPLETE once anyone submits it, DECLINED once anyone skips
+  it, PENDING again when reopened; only PENDING items are handed out or resumed.
 - Agreement measures the annotators' own answers: overridden ones count, adjudications and
   deleted ones do not.
 - Blind means blind everywhere: while a blind queue is open, each of its annotators sees no
@@ -44,7 +47,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.roles import can_write
-from traces.models import Experiment
+from traces.models import Experiment, now_ms
 
 from . import services
 from .agreement import (
@@ -216,7 +219,9 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
     if current is not None:
         return current
     mine = QueueAssignment.objects.filter(item=OuterRef("pk"), annotator=user)
-    unseen = QueueItem.objects.filter(queue=queue).filter(~Exists(mine))
+    unseen = QueueItem.objects.filter(queue=queue, **_open_items(queue)).filter(
+        ~Exists(mine)
+    )
     regular = (
         unseen.filter(is_control=False)
         .annotate(taken=_active_count(OuterRef("pk")))
@@ -262,9 +267,15 @@ def _control_due(queue: Queue, user) -> bool:
     return (seen["controls"] + 1) * 100 <= queue.control_rate * (seen["total"] + 1)
 
 
+def _open_items(queue: Queue, prefix: str = "") -> dict:
+    """The lookup that leaves out items a shared status has closed."""
+    return {f"{prefix}status": QueueItem.Status.PENDING} if queue.shared_status else {}
+
+
 def in_progress(*, queue: Queue, user) -> QueueAssignment | None:
     return (
         QueueAssignment.objects.filter(item__queue=queue, annotator=user, status=Status.ASSIGNED)
+        .filter(**_open_items(queue, "item__"))
         .select_related("item__trace")
         .order_by("item__position")
         .first()
@@ -330,7 +341,24 @@ def submit(
     assignment.status = Status.DONE
     assignment.completed_at = timezone.now()
     assignment.save(update_fields=["status", "completed_at"])
+    _share_status(item, QueueItem.Status.COMPLETE, actor)
     return saved
+
+
+def _share_status(item: QueueItem, status: str, actor) -> None:
+    if item.queue.shared_status and item.status != status:
+        record_status(item, status, actor.get_username().lower())
+
+
+def record_status(item: QueueItem, status: str, username: str) -> None:
+    """Store an item's shared status and who set it (nobody for PENDING)."""
+    moment = now_ms()
+    done = status != QueueItem.Status.PENDING
+    item.status = status
+    item.completed_by = username if done else ""
+    item.completed_time = moment if done else None
+    item.last_update_time = moment
+    item.save(update_fields=["status", "completed_by", "completed_time", "last_update_time"])
 
 
 def _record_answer(item, schema, previous, value, rationale, actor) -> Assessment:
@@ -466,6 +494,7 @@ def skip(*, assignment: QueueAssignment, reason: str, actor) -> QueueAssignment:
     assignment.skip_reason = reason.strip()
     assignment.completed_at = timezone.now()
     assignment.save(update_fields=["status", "skip_reason", "completed_at"])
+    _share_status(assignment.item, QueueItem.Status.DECLINED, actor)
     return assignment
 
 
@@ -502,6 +531,8 @@ def reopen_item(*, item: QueueItem) -> QueueItem:
     item.assignments.filter(status=Status.DONE).update(status=Status.ASSIGNED, completed_at=None)
     item.reopened = True
     item.save(update_fields=["reopened"])
+    if item.queue.shared_status and item.status != QueueItem.Status.PENDING:
+        record_status(item, QueueItem.Status.PENDING, "")
     return item
 
 
