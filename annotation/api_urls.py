@@ -8,6 +8,7 @@ answers 404 ENDPOINT_NOT_FOUND in MLflow's error shape.
 from django.urls import path, re_path
 
 from traces import api as traces_api
+from traces import runs_api
 from traces.rest import dispatch, endpoint_not_found
 
 from . import api, genai_api
@@ -30,8 +31,18 @@ urlpatterns = [
         f"{V2}experiments/search",
         dispatch(GET=traces_api.experiment_search, POST=traces_api.experiment_search),
     ),
+    # /api/2.0/mlflow/runs/...
+    path(f"{V2}runs/create", dispatch(POST=runs_api.run_create)),
+    path(f"{V2}runs/update", dispatch(POST=runs_api.run_update)),
+    path(f"{V2}runs/get", dispatch(GET=runs_api.run_get)),
+    path(f"{V2}runs/log-batch", dispatch(POST=runs_api.run_log_batch)),
+    path(f"{V2}runs/log-metric", dispatch(POST=runs_api.run_log_metric)),
+    path(f"{V2}runs/log-parameter", dispatch(POST=runs_api.run_log_param)),
+    path(f"{V2}runs/log-inputs", dispatch(POST=runs_api.run_log_inputs)),
+    path(f"{V2}runs/set-tag", dispatch(POST=runs_api.run_set_tag)),
     # /api/2.0/mlflow/traces/...
     path(f"{V2}traces/delete-traces", dispatch(POST=traces_api.delete_traces)),
+    path(f"{V2}traces/link-to-run", dispatch(POST=runs_api.link_traces_to_run)),
     path(
         f"{V2}traces/<str:trace_id>/tags",
         dispatch(PATCH=traces_api.trace_tag_set, DELETE=traces_api.trace_tag_delete),

@@ -27,6 +27,7 @@ from accounts.roles import can_write, write_required
 from traces.filters import TraceFilter
 from traces.models import Span, Trace
 from traces.pagination import DEFAULT_SORT, Cursor
+from traces.runs import run_of
 from traces.span_detail import describe_span, show_value
 from traces.tree import load_selected_span, opening_span, tree_context
 
@@ -389,6 +390,7 @@ def _review_context(
         "request_shown": show_value(trace.request_preview),
         "response_shown": show_value(trace.response_preview),
         "can_write": can_write(request.user),
+        "run": run_of(trace),
     }
 
 

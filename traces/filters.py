@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from . import feedback
-from .models import Experiment, Trace
+from .models import SOURCE_RUN_METADATA_KEY, Experiment, Trace
 from .pagination import DEFAULT_SORT, SORTS
 from .search import JSONHasString
 
@@ -67,6 +67,7 @@ class TraceFilter(django_filters.FilterSet):
     client_request_id = django_filters.CharFilter(
         label="Client request id", widget=_search("Client request id")
     )
+    run = django_filters.CharFilter(method="filter_run", label="Run", widget=_search("Run id"))
     tag = KeyValueFilter(method="filter_tag", label="Tag", widget=_search("key=value"))
     metadata = KeyValueFilter(
         method="filter_metadata", label="Metadata", widget=_search("key=value")
@@ -115,6 +116,10 @@ class TraceFilter(django_filters.FilterSet):
 
     def filter_until(self, queryset, name, value):
         return queryset.filter(request_time__lt=_ms(value))
+
+    def filter_run(self, queryset, name, value):
+        # The client names the run in each trace made inside it, as MLflow's search does.
+        return queryset.filter(JSONHasString("trace_metadata", SOURCE_RUN_METADATA_KEY, value))
 
     def filter_tag(self, queryset, name, value):
         return queryset.filter(JSONHasString("tags", *value))

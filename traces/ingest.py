@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from .models import (
     SESSION_METADATA_KEY,
+    SOURCE_RUN_METADATA_KEY,
     TRACE_NAME_TAG,
     USER_METADATA_KEY,
     Experiment,
@@ -660,3 +661,19 @@ def delete_traces(
     pks = list(traces.values_list("pk", flat=True))
     Trace.objects.filter(pk__in=pks).delete()
     return len(pks)
+
+
+@transaction.atomic
+def link_to_run(trace_ids: list[str], *, run_id: str, experiment_id: int) -> int:
+    """Name the run in each trace's ``mlflow.sourceRun`` metadata, as the client does for
+    traces made inside a run; traces of other experiments, and unknown ids, are left alone.
+    Returns how many traces were linked."""
+    traces = Trace.objects.select_for_update().filter(
+        trace_id__in=trace_ids, experiment_id=experiment_id
+    )
+    linked = []
+    for trace in traces:
+        trace.trace_metadata = {**trace.trace_metadata, SOURCE_RUN_METADATA_KEY: run_id}
+        linked.append(trace)
+    Trace.objects.bulk_update(linked, ["trace_metadata"])
+    return len(linked)

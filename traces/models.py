@@ -1,6 +1,7 @@
 """What traced apps send: experiments, traces and their spans, in MLflow's shapes."""
 
 import time
+import uuid
 
 from django.db import models
 from django.db.models import F
@@ -11,6 +12,8 @@ from django.urls import reverse
 USER_METADATA_KEY = "mlflow.trace.user"
 SESSION_METADATA_KEY = "mlflow.trace.session"
 TRACE_NAME_TAG = "mlflow.traceName"
+# The run a trace was made in (or linked to), as the client writes it.
+SOURCE_RUN_METADATA_KEY = "mlflow.sourceRun"
 
 
 def now_ms() -> int:
@@ -187,3 +190,51 @@ class Span(models.Model):
         if self.end_time_ns is None:
             return None
         return (self.end_time_ns - self.start_time_ns) / 1_000_000
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Run(models.Model):
+    """An MLflow run, as ``mlflow.start_run()`` and ``mlflow.genai.evaluate()`` make them:
+    its params, latest metrics, tags and dataset inputs. Its traces are those whose
+    ``mlflow.sourceRun`` metadata names it."""
+
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING", "Running"
+        SCHEDULED = "SCHEDULED", "Scheduled"
+        FINISHED = "FINISHED", "Finished"
+        FAILED = "FAILED", "Failed"
+        KILLED = "KILLED", "Killed"
+
+    run_id = models.CharField(max_length=32, unique=True, default=new_run_id)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=250, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    user_id = models.CharField(max_length=255, blank=True, default="")
+    start_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    end_time = models.BigIntegerField(null=True, blank=True, help_text="Milliseconds since epoch.")
+    lifecycle_stage = models.CharField(max_length=32, default="active")
+    params = models.JSONField(default=dict, blank=True)
+    # The latest value of each metric: {key: {"value", "timestamp", "step"}}.
+    metrics = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    # Dataset inputs as the client logs them: [{"dataset": {...}, "tags": [...]}].
+    inputs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-start_time", "run_id"]
+        indexes = [
+            models.Index(fields=["experiment", "-start_time", "run_id"], name="run_exp_time_idx")
+        ]
+
+    def __str__(self):
+        return self.name or self.run_id
+
+    def get_absolute_url(self):
+        return reverse("traces:run-detail", args=[self.run_id])
+
+    @property
+    def artifact_uri(self) -> str:
+        return f"{self.experiment.artifact_location}/{self.run_id}/artifacts"

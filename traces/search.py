@@ -60,12 +60,18 @@ from django.db.models.lookups import (
     LessThanOrEqual,
 )
 
-from .models import SESSION_METADATA_KEY, TRACE_NAME_TAG, USER_METADATA_KEY, Span, Trace
+from .models import (
+    SESSION_METADATA_KEY,
+    SOURCE_RUN_METADATA_KEY,
+    TRACE_NAME_TAG,
+    USER_METADATA_KEY,
+    Span,
+    Trace,
+)
 from .validation import INT64_MAX, is_storable_text
 
 MAX_RESULTS_LIMIT = 50_000
 INDEXED_COLUMN_LENGTH = 255
-SOURCE_RUN_METADATA_KEY = "mlflow.sourceRun"
 LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
 
 

@@ -1,12 +1,15 @@
 from django.urls import path
 
-from . import span_views, views
+from . import run_views, span_views, views
 
 app_name = "traces"
 
 urlpatterns = [
     # /
     path("", views.trace_list, name="list"),
+    # /experiments/<id>/runs/, /runs/<run_id>/
+    path("experiments/<int:experiment_id>/runs/", run_views.run_list, name="run-list"),
+    path("runs/<str:run_id>/", run_views.run_detail, name="run-detail"),
     # /traces/<trace_id>/... (the page itself is annotation:trace-review)
     path(
         "traces/<str:trace_id>/spans/<str:span_id>/children/",
