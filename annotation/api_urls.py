@@ -11,7 +11,7 @@ from traces import api as traces_api
 from traces import runs_api
 from traces.rest import dispatch, endpoint_not_found
 
-from . import api, genai_api
+from . import api, datasets_api, genai_api
 
 V2 = "api/2.0/mlflow/"
 V3 = "api/3.0/mlflow/"
@@ -100,6 +100,41 @@ urlpatterns = [
     path(
         f"{V3}review-queues/items/set-status",
         dispatch(POST=genai_api.review_queue_items_set_status),
+    ),
+    # /api/3.0/mlflow/datasets/... (create and search before the dataset id)
+    path(f"{V3}datasets/create", dispatch(POST=datasets_api.dataset_create)),
+    path(
+        f"{V3}datasets/search",
+        dispatch(GET=datasets_api.dataset_search, POST=datasets_api.dataset_search),
+    ),
+    path(
+        f"{V3}datasets/<str:dataset_id>",
+        dispatch(GET=datasets_api.dataset_get, DELETE=datasets_api.dataset_delete),
+    ),
+    path(f"{V3}datasets/<str:dataset_id>/tags", dispatch(PATCH=datasets_api.dataset_set_tags)),
+    path(
+        f"{V3}datasets/<str:dataset_id>/tags/<path:key>",
+        dispatch(DELETE=datasets_api.dataset_delete_tag),
+    ),
+    path(
+        f"{V3}datasets/<str:dataset_id>/records",
+        dispatch(
+            GET=datasets_api.records_list,
+            POST=datasets_api.records_merge,
+            DELETE=datasets_api.records_delete,
+        ),
+    ),
+    path(
+        f"{V3}datasets/<str:dataset_id>/experiment-ids",
+        dispatch(GET=datasets_api.dataset_experiment_ids),
+    ),
+    path(
+        f"{V3}datasets/<str:dataset_id>/add-experiments",
+        dispatch(POST=datasets_api.dataset_add_experiments),
+    ),
+    path(
+        f"{V3}datasets/<str:dataset_id>/remove-experiments",
+        dispatch(POST=datasets_api.dataset_remove_experiments),
     ),
     re_path(r"^api/", endpoint_not_found),
 ]

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Lower
+from django.urls import reverse
 
 from traces.models import Experiment, Trace, now_ms
 
@@ -471,3 +472,81 @@ class ControlAnswer(models.Model):
 
     def __str__(self):
         return f"{self.item_id}:{self.schema_id}"
+
+
+def new_dataset_id() -> str:
+    return f"d-{uuid.uuid4().hex}"
+
+
+def new_record_id() -> str:
+    return f"dr-{uuid.uuid4().hex}"
+
+
+class EvaluationDataset(models.Model):
+    """An MLflow evaluation dataset: records of inputs with their expected results, made from
+    dicts or from reviewed traces, for ``mlflow.genai.evaluate()``. Written only by
+    annotation.datasets."""
+
+    dataset_id = models.CharField(
+        max_length=64, unique=True, default=new_dataset_id, editable=False
+    )
+    # Names need not be unique, as in MLflow.
+    name = models.CharField(max_length=255)
+    tags = models.JSONField(default=dict, blank=True)
+    digest = models.CharField(max_length=8, blank=True, default="")
+    # The JSON type of each input, output and expectation key; empty until records arrive.
+    schema = models.JSONField(null=True, blank=True)
+    experiments = models.ManyToManyField(Experiment, related_name="+", blank=True)
+    created_by = models.CharField(max_length=255, blank=True, default="")
+    last_updated_by = models.CharField(max_length=255, blank=True, default="")
+    created_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+
+    class Meta:
+        ordering = ["-created_time", "id"]
+        indexes = [models.Index(fields=["-created_time", "id"], name="dataset_created_idx")]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("annotation:dataset-detail", args=[self.dataset_id])
+
+
+class DatasetRecord(models.Model):
+    """One record; its inputs are unique in the dataset (compared as canonical JSON)."""
+
+    dataset_record_id = models.CharField(
+        max_length=64, unique=True, default=new_record_id, editable=False
+    )
+    dataset = models.ForeignKey(EvaluationDataset, on_delete=models.CASCADE, related_name="records")
+    inputs_hash = models.CharField(max_length=64)
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict, blank=True)
+    expectations = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    source = models.JSONField(null=True, blank=True)
+    source_type = models.CharField(max_length=16, blank=True, default="")
+    # The trace a TRACE record was made from.
+    source_id = models.CharField(max_length=255, blank=True, default="")
+    created_by = models.CharField(max_length=255, blank=True, default="")
+    last_updated_by = models.CharField(max_length=255, blank=True, default="")
+    created_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+    last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+
+    class Meta:
+        ordering = ["created_time", "dataset_record_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "inputs_hash"], name="dataset_record_unique_inputs"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["dataset", "created_time", "dataset_record_id"],
+                name="dataset_record_order_idx",
+            )
+        ]
+
+    def __str__(self):
+        return self.dataset_record_id

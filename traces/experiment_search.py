@@ -1,4 +1,5 @@
-"""SearchExperiments' filter and order_by grammar, as MLflow's SearchExperimentsUtils reads it.
+"""MLflow's filter and order_by grammar for experiments (SearchExperimentsUtils), and the same
+grammar over other attributes for evaluation datasets (``DATASETS``).
 
 A filter is clauses joined by AND: ``name`` (=, !=, LIKE, ILIKE), ``creation_time`` and
 ``last_update_time`` (=, !=, <, <=, >, >=), ``experiment_id`` (=, !=) and ``tags.<key>``
@@ -9,6 +10,7 @@ broken by experiment id, ascending, as MLflow's SQL store does.
 """
 
 import re
+from dataclasses import dataclass
 
 from django.db.models import Q, TextField
 from django.db.models.fields.json import KeyTextTransform
@@ -19,12 +21,38 @@ VIEW_TYPES = {
     "DELETED_ONLY": ("deleted",),
     "ALL": ("active", "deleted"),
 }
-ATTRIBUTES = ("name", "experiment_id", "creation_time", "last_update_time")
-_NUMERIC = {"creation_time", "last_update_time", "experiment_id"}
+
+
+@dataclass(frozen=True)
+class Grammar:
+    attributes: tuple[str, ...]
+    numeric: frozenset[str]
+    # Attributes compared only with = and != (ids).
+    exact: frozenset[str]
+    columns: dict
+    default_order: str
+    tie_breaker: str
+
+
+EXPERIMENTS = Grammar(
+    attributes=("name", "experiment_id", "creation_time", "last_update_time"),
+    numeric=frozenset({"creation_time", "last_update_time", "experiment_id"}),
+    exact=frozenset({"experiment_id"}),
+    columns={"experiment_id": "id"},
+    default_order="creation_time DESC",
+    tie_breaker="id",
+)
+DATASETS = Grammar(
+    attributes=("name", "created_time", "last_update_time", "created_by", "last_updated_by"),
+    numeric=frozenset({"created_time", "last_update_time"}),
+    exact=frozenset(),
+    columns={},
+    default_order="created_time DESC",
+    tie_breaker="id",
+)
 _STRING_OPS = {"=", "!=", "LIKE", "ILIKE"}
 _NUMERIC_OPS = {"=", "!=", "<", "<=", ">", ">="}
 _TAG_OPS = _STRING_OPS | {"IS NULL", "IS NOT NULL"}
-_COLUMNS = {"experiment_id": "id"}
 
 _CLAUSE = re.compile(
     r"""\s*(?:(?P<entity>attributes?|tags?)\.)?(?P<key>`[^`]+`|"[^"]+"|[\w.\-]+)\s*
@@ -42,13 +70,14 @@ class SearchError(ValueError):
     pass
 
 
-def search(experiments, *, filter_string: str, order_by: list[str]):
-    """``experiments`` narrowed by the filter, in the requested order."""
-    tag_texts, condition = parse_filter(filter_string)
-    return experiments.annotate(**tag_texts).filter(condition).order_by(*order_fields(order_by))
+def search(queryset, *, filter_string: str, order_by: list[str], grammar: Grammar = EXPERIMENTS):
+    """``queryset`` narrowed by the filter, in the requested order."""
+    tag_texts, condition = parse_filter(filter_string, grammar)
+    ordering = order_fields(order_by, grammar)
+    return queryset.annotate(**tag_texts).filter(condition).order_by(*ordering)
 
 
-def parse_filter(filter_string: str) -> tuple[dict, Q]:
+def parse_filter(filter_string: str, grammar: Grammar = EXPERIMENTS) -> tuple[dict, Q]:
     """The filter as a Q, with the annotations (a tag's text) it compares."""
     tag_texts, condition = {}, Q()
     position, text = 0, filter_string.strip()
@@ -56,27 +85,29 @@ def parse_filter(filter_string: str) -> tuple[dict, Q]:
         match = _CLAUSE.match(text, position)
         if match is None or (match["end"] == "" and match.end() < len(text)):
             raise SearchError(f"Invalid clause(s) in filter string: {text[position:]!r}")
-        condition &= _clause(match, tag_texts)
+        condition &= _clause(match, tag_texts, grammar)
         position = match.end()
     return tag_texts, condition
 
 
-def _clause(match, tag_texts: dict) -> Q:
+def _clause(match, tag_texts: dict, grammar: Grammar) -> Q:
     entity = (match["entity"] or "attribute").lower()
     key = match["key"].strip('`"')
     op = " ".join(match["op"].upper().split())
     value = match["value"]
     if entity.startswith("tag"):
         return _tag_clause(key, op, value, tag_texts)
-    if key not in ATTRIBUTES:
-        raise SearchError(f"Invalid attribute key '{key}' specified. Valid keys are {ATTRIBUTES}")
+    if key not in grammar.attributes:
+        raise SearchError(
+            f"Invalid attribute key '{key}' specified. Valid keys are: {set(grammar.attributes)}"
+        )
     if value is None:
         raise SearchError(f"'{op}' needs a value for attribute '{key}'.")
-    column = _COLUMNS.get(key, key)
-    if key in _NUMERIC:
-        if op not in _NUMERIC_OPS or (key == "experiment_id" and op not in {"=", "!="}):
+    column = grammar.columns.get(key, key)
+    if key in grammar.numeric:
+        if op not in _NUMERIC_OPS or (key in grammar.exact and op not in {"=", "!="}):
             raise SearchError(f"Invalid comparator '{op}' for attribute '{key}'.")
-        number = _number(key, value)
+        number = _number(key, value, integer=key in grammar.exact)
         lookup = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "!=": "exact"}
         q = Q(**{f"{column}__{lookup[op]}": number})
         return ~q if op == "!=" else q
@@ -116,10 +147,10 @@ def _unquote(key: str, value: str) -> str:
     return value[1:-1]
 
 
-def _number(key: str, value: str) -> int:
+def _number(key: str, value: str, *, integer: bool) -> int:
     text = value.strip("'\"")
     try:
-        return int(float(text)) if key != "experiment_id" else int(text)
+        return int(text) if integer else int(float(text))
     except ValueError:
         raise SearchError(f"Expected a number for '{key}', got {value}.") from None
 
@@ -129,18 +160,18 @@ def like_to_regex(pattern: str) -> str:
     return "^" + "".join(parts.get(c, re.escape(c)) for c in pattern) + "$"
 
 
-def order_fields(order_by: list[str]) -> list[str]:
+def order_fields(order_by: list[str], grammar: Grammar = EXPERIMENTS) -> list[str]:
     fields = []
-    for clause in order_by or ["creation_time DESC"]:
+    for clause in order_by or [grammar.default_order]:
         match = _ORDER.match(clause)
         key = match["key"].strip("`") if match else None
-        if key not in ATTRIBUTES:
+        if key not in grammar.attributes:
             raise SearchError(
-                f"Invalid order_by clause '{clause}'. Valid keys are {ATTRIBUTES}, "
+                f"Invalid order_by clause '{clause}'. Valid keys are {grammar.attributes}, "
                 "optionally followed by ASC or DESC."
             )
-        column = _COLUMNS.get(key, key)
+        column = grammar.columns.get(key, key)
         fields.append(f"-{column}" if (match["dir"] or "ASC").upper() == "DESC" else column)
-    if not any(field.lstrip("-") == "id" for field in fields):
-        fields.append("id")
+    if not any(field.lstrip("-") == grammar.tie_breaker for field in fields):
+        fields.append(grammar.tie_breaker)
     return fields
