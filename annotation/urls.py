@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import (
+    dataset_views,
     export_views,
     judge_views,
     overview_views,
@@ -93,6 +94,11 @@ urlpatterns = [
         queue_views.queue_reassign,
         name="queue-reassign",
     ),
+    # /datasets/...
+    path("datasets/", dataset_views.dataset_list, name="dataset-list"),
+    path("datasets/add/", dataset_views.dataset_add, name="dataset-add"),
+    path("datasets/<str:dataset_id>/", dataset_views.dataset_detail, name="dataset-detail"),
+    path("datasets/<str:dataset_id>/export/", dataset_views.dataset_export, name="dataset-export"),
     # /schemas/...
     path("schemas/", schema_views.schema_list, name="schema-list"),
     path("schemas/new/", schema_views.schema_create, name="schema-create"),
