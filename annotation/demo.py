@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from accounts.roles import Role, set_role
 from traces import ingest
-from traces.models import Experiment, Span, Trace, now_ms
+from traces.models import Experiment, Run, Span, Trace, now_ms
 
+from . import datasets, quality, queues, review_queues, services
 from . import demo_content as content
-from . import quality, queues, services
-from .models import Assessment, LabelSchema, Queue, SourceType
+from .models import Assessment, EvaluationDataset, LabelSchema, Queue, SourceType
 
 DAY_MS = 24 * 3600 * 1000
 EXPERIMENTS = ["bookshop-support-prod", "bookshop-support-staging", "returns-agent-eval"]
@@ -122,7 +122,61 @@ def seed(*, password: str) -> SeedReport:
     _big_trace(experiments[2], start + 13 * DAY_MS, report)
     _control_queue(experiments[0], people, report)
     _queue(experiments[2], people, report)
+    _evaluation(experiments[0], people, report)
     return report
+
+
+def _evaluation(experiment: Experiment, people: dict, report: SeedReport) -> None:
+    """What an MLflow user's evaluation script leaves: two evaluation runs to compare, a
+    pass/fail schema and a review queue made through the MLflow API, and a dataset of the
+    traces reviewers gave an expected answer."""
+    traces = list(experiment.traces.order_by("request_time", "trace_id")[:40])
+    for name, exact, model, chunk in (
+        ("baseline-eval", 0.62, "small", traces[:20]),
+        ("candidate-eval", 0.71, "large", traces[20:]),
+    ):
+        run_id = _stable_hex("demo-run", name)
+        if Run.objects.filter(run_id=run_id).exists():
+            continue
+        with transaction.atomic():
+            run = Run.objects.create(
+                run_id=run_id, experiment=experiment, name=name, user_id="admin",
+                status=Run.Status.FINISHED, start_time=now_ms(), end_time=now_ms(),
+                params={"model": model}, tags={"mlflow.runType": "genai_evaluate"},
+                metrics={
+                    "exact/mean": {"value": exact, "timestamp": now_ms(), "step": 0},
+                    "length/mean": {"value": 180 + len(model), "timestamp": now_ms(), "step": 0},
+                },
+            )  # fmt: skip
+            ingest.link_to_run(
+                [t.trace_id for t in chunk], run_id=run.run_id, experiment_id=experiment.pk
+            )
+        report.add("runs")
+    schema, created = LabelSchema.objects.get_or_create(
+        name="resolved",
+        defaults={
+            "value_type": LabelSchema.ValueType.BOOLEAN, "applies_to": LabelSchema.AppliesTo.TRACE,
+            "positive_label": "Resolved", "negative_label": "Unresolved", "experiment": experiment,
+            "instructions": "Did the answer resolve the customer's problem?",
+        },
+    )  # fmt: skip
+    report.add("label schemas", int(created))
+    if not Queue.objects.filter(experiment=experiment, name="Evaluation triage").exists():
+        queue = review_queues.create_custom(
+            experiment=experiment, name="Evaluation triage", users=["rita", "ravi"],
+            schema_ids=[schema.schema_id], owner=people["admin"],
+        )  # fmt: skip
+        review_queues.add_items(queue=queue, item_ids=[t.trace_id for t in traces[:8]])
+        report.add("queues")
+    if not EvaluationDataset.objects.filter(name="support gold answers").exists():
+        answered = experiment.traces.filter(
+            assessments__name="expected_answer", assessments__deleted_at__isnull=True
+        ).distinct()[:50]
+        dataset = datasets.create_dataset(
+            name="support gold answers", experiments=[experiment], tags={"mlflow.user": "admin"}
+        )
+        datasets.merge_records(dataset=dataset, records=datasets.records_from_traces(answered))
+        report.add("datasets")
 
 
 def _stable_hex(*parts, length: int = 32) -> str:

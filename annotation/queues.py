@@ -219,9 +219,7 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
     if current is not None:
         return current
     mine = QueueAssignment.objects.filter(item=OuterRef("pk"), annotator=user)
-    unseen = QueueItem.objects.filter(queue=queue, **_open_items(queue)).filter(
-        ~Exists(mine)
-    )
+    unseen = QueueItem.objects.filter(queue=queue, **_open_items(queue)).filter(~Exists(mine))
     regular = (
         unseen.filter(is_control=False)
         .annotate(taken=_active_count(OuterRef("pk")))

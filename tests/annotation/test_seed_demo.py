@@ -8,8 +8,16 @@ from django.test import TestCase
 from accounts.roles import Role, role_of
 from annotation import judge_report
 from annotation.demo import BIG_TRACE_SPANS, DEMO_QUEUE, SESSION_COUNT, TRACE_COUNT
-from annotation.models import Assessment, AssessmentRevision, LabelSchema, Queue, SourceType
-from traces.models import Experiment, Span, Trace
+from annotation.models import (
+    Assessment,
+    AssessmentRevision,
+    EvaluationDataset,
+    LabelSchema,
+    Queue,
+    SourceType,
+)
+from traces.models import Experiment, Run, Span, Trace
+from traces.runs import traces_of
 
 
 class SeedDemoTests(TestCase):
@@ -22,15 +30,10 @@ class SeedDemoTests(TestCase):
         return [
             model.objects.count()
             for model in (
-                Experiment,
-                Trace,
-                Span,
-                Assessment,
-                AssessmentRevision,
-                LabelSchema,
-                Queue,
+                Experiment, Trace, Span, Assessment, AssessmentRevision, LabelSchema, Run, Queue,
+                EvaluationDataset,
             )
-        ]
+        ]  # fmt: skip
 
     def test_running_it_twice_adds_nothing(self):
         before = self.counts()
@@ -112,3 +115,15 @@ class SeedDemoTests(TestCase):
             set(queue.items.values_list("trace__experiment__name", flat=True)),
             {"returns-agent-eval"},
         )
+
+    def test_it_shows_evaluation_runs_an_mlflow_queue_and_a_dataset(self):
+        runs = list(Run.objects.order_by("name"))
+        self.assertEqual([run.name for run in runs], ["baseline-eval", "candidate-eval"])
+        self.assertEqual(traces_of(runs[0]).count(), 20)
+        queue = Queue.objects.get(name="Evaluation triage")
+        self.assertTrue(queue.shared_status)
+        self.assertEqual(queue.items.count(), 8)
+        self.assertEqual(list(queue.schemas.values_list("positive_label", flat=True)), ["Resolved"])
+        dataset = EvaluationDataset.objects.get(name="support gold answers")
+        self.assertTrue(dataset.records.exists())
+        self.assertTrue(all("expected_answer" in r.expectations for r in dataset.records.all()))
