@@ -3,7 +3,9 @@
 - review page: views, forms; writes: services (the only writer), validation
 - queues: queues (rules), queue_views, queue_forms; agreement (statistics);
   quality, quality_views (control items, accuracy, pace)
-- schemas: schema_views, schema_forms
+- schemas: schema_views, schema_forms; in MLflow's shape: label_schema_wire
+- MLflow review queues: review_queues (rules), genai_api (with label schemas)
+- evaluation datasets: datasets (rules), datasets_api, dataset_views, dataset_forms
 - export: export, export_views, management/commands/export_assessments
 - gold values: gold; judges: judges (statistics), judge_report, judge_views
 - overview: overview, overview_views; sessions: session_views
