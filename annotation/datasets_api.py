@@ -27,6 +27,7 @@ from traces.rest import (
 )
 
 from . import datasets
+from .genai_api import experiment_by_id
 from .models import DatasetRecord, EvaluationDataset
 
 MAX_SEARCH_RESULTS = 1000
@@ -95,15 +96,7 @@ def _answer(dataset: EvaluationDataset, experiment_ids=None):
 
 
 def _experiments(ids: list[str]) -> list[Experiment]:
-    found = []
-    for experiment_id in ids:
-        if not experiment_id.isascii() or not experiment_id.isdigit():
-            raise ApiError(f"Invalid experiment id {experiment_id!r}.")
-        try:
-            found.append(Experiment.objects.by_id(experiment_id))
-        except Experiment.DoesNotExist:
-            raise not_found(f"No Experiment with id={experiment_id} exists") from None
-    return found
+    return [experiment_by_id(experiment_id) for experiment_id in ids]
 
 
 def _json_field(params: Params, name: str, default):

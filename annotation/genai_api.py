@@ -32,7 +32,8 @@ MAX_LIST_RESULTS = 50_000
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 
 
-def _experiment(experiment_id) -> Experiment:
+def experiment_by_id(experiment_id) -> Experiment:
+    """The experiment, with MLflow's errors for a bad or unknown id."""
     if not isinstance(experiment_id, str) or not experiment_id.isascii():
         raise ApiError("Missing value for required parameter 'experiment_id'.")
     if not experiment_id.isdigit():
@@ -82,7 +83,7 @@ def _name_taken(name: str, experiment: Experiment | None) -> ApiError:
 @api_view(admin=True)
 def label_schema_create(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     name = _wire_errors(wire.check_name, params.str("name"))
     kind = wire.TYPES.get(params.str("type"))
     if kind is None:
@@ -116,7 +117,7 @@ def label_schema_get(request):
 @api_view()
 def label_schema_get_by_name(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     name = params.str("name", required=True)
     schema = _schemas_of(experiment).filter(name=name).first()
     if schema is None:
@@ -130,7 +131,7 @@ def label_schema_get_by_name(request):
 @api_view()
 def label_schema_list(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     schemas, token = page(
         _schemas_of(experiment).order_by("-created_at", "-id"),
         params,
@@ -256,7 +257,7 @@ def _reread(queue: Queue) -> dict:
 @api_view(admin=True)
 def review_queue_create(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     queue_type = QUEUE_TYPES.get(params.str("queue_type"))
     if queue_type is None:
         raise ApiError(
@@ -278,7 +279,7 @@ def review_queue_create(request):
 @api_view(write=True)
 def review_queue_get_or_create_user(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     user = params.str("user", default="")
     if not user.strip():
         raise ApiError("Missing value for required parameter 'user'.")
@@ -301,7 +302,7 @@ def review_queue_get(request):
 @api_view()
 def review_queue_get_by_name(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     name = params.str("name", required=True).strip()
     queue = (
         _queues().filter(experiment=experiment, name__iexact=name).order_by("queue_type").first()
@@ -317,7 +318,7 @@ def review_queue_get_by_name(request):
 @api_view()
 def review_queue_list(request):
     params = Params.of(request)
-    experiment = _experiment(params.str("experiment_id", required=True))
+    experiment = experiment_by_id(params.str("experiment_id", required=True))
     queues = _queues().filter(experiment=experiment)
     if params.str("user"):
         queues = queues.filter(annotators__username__iexact=params.str("user").strip())

@@ -295,7 +295,9 @@ class TraceReadTests(ApiTestCase):
         wrong_method = self.api.delete("/api/3.0/mlflow/traces/search")
         self.assertEqual(wrong_method.status_code, 404)
         self.assertEqual(wrong_method.json()["error_code"], "ENDPOINT_NOT_FOUND")
-        unknown = self.api.post("/api/2.0/mlflow/runs/create", {}, content_type="application/json")
+        unknown = self.api.post(
+            "/api/2.0/mlflow/registered-models/create", {}, content_type="application/json"
+        )
         self.assertEqual(unknown.status_code, 404)
         self.assertEqual(unknown.json()["error_code"], "ENDPOINT_NOT_FOUND")
 

@@ -122,7 +122,7 @@ def test_unknown_traces_are_not_found(mlflow):
 
 
 def test_unknown_endpoints_answer_endpoint_not_found(http):
-    response = http("GET", "/api/2.0/mlflow/runs/get?run_id=x")
+    response = http("GET", "/api/2.0/mlflow/metrics/get-history?run_id=x&metric_key=m")
 
     assert response.status_code == 404
     assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
