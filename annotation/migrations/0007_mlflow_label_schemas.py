@@ -15,7 +15,7 @@ def give_schemas_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0003_move_people_to_accounts'),
+        ('annotation', '0006_exact_json_numbers'),
         ('traces', '0004_experiment_artifact_root_and_order'),
     ]
 
