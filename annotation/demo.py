@@ -156,10 +156,12 @@ def _evaluation(experiment: Experiment, people: dict, report: SeedReport) -> Non
         name="resolved",
         defaults={
             "value_type": LabelSchema.ValueType.BOOLEAN, "applies_to": LabelSchema.AppliesTo.TRACE,
-            "positive_label": "Resolved", "negative_label": "Unresolved", "experiment": experiment,
+            "positive_label": "Resolved", "negative_label": "Unresolved",
             "instructions": "Did the answer resolve the customer's problem?",
         },
     )  # fmt: skip
+    if created:
+        schema.experiments.set([experiment])
     report.add("label schemas", int(created))
     if not Queue.objects.filter(experiment=experiment, name="Evaluation triage").exists():
         queue = review_queues.create_custom(

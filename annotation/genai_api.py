@@ -99,10 +99,10 @@ def label_schema_create(request):
                 kind=kind,
                 instructions=instruction,
                 enable_comment=params.bool("enable_comment", default=True),
-                experiment=experiment,
                 applies_to=LabelSchema.AppliesTo.TRACE,
                 **fields,
             )
+            schema.experiments.set([experiment])
     except IntegrityError:
         raise _name_taken(name, experiment) from None
     return json_response({"label_schema": wire.to_wire(schema)})
@@ -133,7 +133,7 @@ def label_schema_list(request):
     params = Params.of(request)
     experiment = experiment_by_id(params.str("experiment_id", required=True))
     schemas, token = page(
-        _schemas_of(experiment).order_by("-created_at", "-id"),
+        _schemas_of(experiment).prefetch_related("experiments").order_by("-created_at", "-id"),
         params,
         lambda schema: wire.to_wire(schema, experiment.experiment_id),
     )
@@ -164,7 +164,7 @@ def label_schema_update(request):
             with transaction.atomic():
                 schema.save()
         except IntegrityError:
-            raise _name_taken(schema.name, schema.experiment) from None
+            raise _name_taken(schema.name, None) from None
     return json_response({"label_schema": wire.to_wire(schema)})
 
 

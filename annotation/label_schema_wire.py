@@ -7,8 +7,8 @@ numeric           numeric                min_value, max_value
 text              text                   max_length
 (text)            structured             read as text; ``tracemark.value_type`` says JSON
 
-What MLflow's shape cannot carry (title, step, applies_to, span_types, required,
-one_per_annotator, and structured values) travels in a ``tracemark`` object next to the
+What MLflow's shape cannot carry (title, step, applies_to, span_types,
+one_per_annotator, structured values) travels in a ``tracemark`` object next to the
 schema's fields, which the MLflow client ignores. The rules below are MLflow's, with its
 messages, so a script sees the answers it would see from MLflow.
 """
@@ -41,7 +41,9 @@ class WireError(ValueError):
 
 
 def to_wire(schema: LabelSchema, experiment_id: str | None = None) -> dict:
-    experiment_id = str(schema.experiment_id) if schema.experiment_id else experiment_id
+    # A schema scoped to one experiment names it; one for every experiment names the asked one.
+    scope = [str(experiment.pk) for experiment in schema.experiments.all()]
+    experiment_id = scope[0] if len(scope) == 1 else experiment_id
     data = {
         "schema_id": schema.schema_id,
         "name": schema.name,
@@ -82,7 +84,6 @@ def _extensions(schema: LabelSchema) -> dict:
     extensions = {
         "value_type": schema.value_type,
         "applies_to": schema.applies_to,
-        "required": schema.required,
         "one_per_annotator": schema.one_per_annotator,
     }
     if schema.title:

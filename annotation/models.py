@@ -270,10 +270,6 @@ class LabelSchema(models.Model):
         help_text="Experiments whose traces it applies to; none means every experiment.",
     )
     one_per_annotator = models.BooleanField(default=True)
-    # The experiment a schema was made in through MLflow's API; empty for schemas made here.
-    experiment = models.ForeignKey(
-        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -41,7 +41,7 @@ def normalise_user(user: str) -> str:
 
 def experiment_schemas(experiment: Experiment):
     """The schemas an experiment's reviewers answer: its own and those made for all."""
-    return LabelSchema.objects.filter(Q(experiment__isnull=True) | Q(experiment=experiment))
+    return LabelSchema.objects.for_experiment(experiment.pk)
 
 
 def _accounts(users: list[str]) -> list:

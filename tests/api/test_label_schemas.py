@@ -91,7 +91,7 @@ def test_each_input_type_round_trips_and_lands_in_tracemarks_schema(genai):
     assert (stored["score"].min_value, stored["score"].max_value) == (1.0, 5.0)
     assert (stored["ideal"].value_type, stored["ideal"].kind) == ("text", "expectation")
     assert stored["ideal"].max_length == 500
-    assert str(stored["correct"].experiment_id) == experiment_id
+    assert [str(e.pk) for e in stored["correct"].experiments.all()] == [experiment_id]
 
     listed = ls.list_label_schemas(experiment_id)
     assert [schema.name for schema in listed] == ["ideal", "score", "issues", "tone", "correct"]

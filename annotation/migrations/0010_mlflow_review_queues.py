@@ -18,7 +18,7 @@ def give_queues_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0007_mlflow_label_schemas'),
+        ('annotation', '0009_mlflow_label_schemas'),
         ('traces', '0004_experiment_artifact_root_and_order'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0008_mlflow_review_queues'),
+        ('annotation', '0010_mlflow_review_queues'),
         ('traces', '0005_runs'),
     ]
 

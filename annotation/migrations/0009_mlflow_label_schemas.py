@@ -15,7 +15,7 @@ def give_schemas_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0006_exact_json_numbers'),
+        ('annotation', '0008_schema_experiments'),
         ('traces', '0004_experiment_artifact_root_and_order'),
     ]
 
@@ -24,11 +24,6 @@ class Migration(migrations.Migration):
             model_name='labelschema',
             name='enable_comment',
             field=models.BooleanField(default=True, help_text='Reviewers may add a rationale to their answer.'),
-        ),
-        migrations.AddField(
-            model_name='labelschema',
-            name='experiment',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='traces.experiment'),
         ),
         migrations.AddField(
             model_name='labelschema',
