@@ -1,7 +1,6 @@
 """MLflow REST endpoints that touch only traces: server probes, experiments, span uploads,
 trace tags and trace deletion. Responses that inline assessments live in annotation.api."""
 
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse

@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('annotation', '0008_schema_experiments'),
-        ('traces', '0004_experiment_artifact_root_and_order'),
+        ('traces', '0005_experiment_artifact_root_and_order'),
     ]
 
     operations = [

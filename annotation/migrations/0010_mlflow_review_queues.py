@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('annotation', '0009_mlflow_label_schemas'),
-        ('traces', '0004_experiment_artifact_root_and_order'),
+        ('traces', '0005_experiment_artifact_root_and_order'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

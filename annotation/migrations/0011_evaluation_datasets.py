@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('annotation', '0010_mlflow_review_queues'),
-        ('traces', '0005_runs'),
+        ('traces', '0006_runs'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('traces', '0004_experiment_artifact_root_and_order'),
+        ('traces', '0005_experiment_artifact_root_and_order'),
     ]
 
     operations = [
