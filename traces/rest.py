@@ -370,7 +370,7 @@ def decode_offset_token(token: str | None) -> int:
         return 0
     try:
         offset = json.loads(base64.b64decode(token, validate=True))["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         raise ApiError("Invalid page token: it was not made by this server.") from None
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
         raise ApiError("Invalid page token: it was not made by this server.")
