@@ -85,7 +85,7 @@ def start_trace(request):
             raise not_found(f"Could not find experiment with ID '{info.experiment_id}'") from None
         if first:
             for data in info_data.get("assessments") or []:
-                _create(request.user, trace, data)
+                _create(request.user, trace, data, span_may_follow=True)
         # Answered inside the transaction: a write that cannot be answered is not kept.
         serializers.prefetch_live_assessments([trace], user=request.user)
         info = serializers.trace_info(trace, exported=True)
@@ -217,7 +217,8 @@ def assessment_create(request, trace_id):
         return json_response({"assessment": serializers.assessment(created, trace_id)})
 
 
-def _create(user, trace: Trace, data) -> Assessment:
+def _create(user, trace: Trace, data, *, span_may_follow: bool = False) -> Assessment:
+    """``span_may_follow``: StartTraceV3 may come before the spans its assessments name."""
     if not isinstance(data, dict):
         raise ApiError("An assessment must be an object.")
     if ("feedback" in data) == ("expectation" in data):
@@ -249,14 +250,13 @@ def _create(user, trace: Trace, data) -> Assessment:
             raise not_found(
                 f"Assessment with ID '{overrides}' not found for trace '{trace.trace_id}'"
             ) from None
-    span_id = _optional_text(data, "span_id", max_length=SPAN_ID_LENGTH) or None
+    common["span_id"] = _optional_text(data, "span_id", max_length=SPAN_ID_LENGTH) or None
+    common["span_may_follow"] = span_may_follow
     if "feedback" in data:
         value, error = serializers.feedback_fields(data["feedback"])
-        return services.log_feedback(
-            trace=trace, value=value, error=error, span_id=span_id, **common
-        )
+        return services.log_feedback(trace=trace, value=value, error=error, **common)
     value = serializers.expectation_value(data["expectation"])
-    return services.log_expectation(trace=trace, value=value, span_id=span_id, **common)
+    return services.log_expectation(trace=trace, value=value, **common)
 
 
 def _optional_text(data: dict, name: str, *, max_length: int | None = None) -> str:

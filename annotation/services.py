@@ -19,6 +19,9 @@ Invariants it owns:
   a judge's or code's also by an Admin; a judge's or code's feedback is overridden by any
   Reviewer, a person's only by an Admin (a decision) or by its author. Others add their own
   answer. Without an actor (seeding, commands run on the server) the system may do anything.
+- An assessment names a span of its trace. Only the trace info a traced app sends
+  (``span_may_follow=True``) may name a span that has not arrived yet: the client's async
+  queue can send it before the spans, and the assessment attaches when the span comes.
 
 Events: callers in the UI emit the ``assessment-saved`` htmx event after a successful write.
 """
@@ -37,6 +40,7 @@ from .validation import (
     check_metadata,
     check_name,
     check_source_type,
+    check_span_id,
 )
 
 Action = AssessmentRevision.Action
@@ -223,6 +227,7 @@ def _create(
     actor_label: str = "",
     create_time: int | None = None,
     overrides: Assessment | None = None,
+    span_may_follow: bool = False,
 ) -> Assessment:
     check_json_value(value)
     timestamp = create_time if create_time is not None else now_ms()
@@ -243,7 +248,9 @@ def _create(
         version=1,
     )
     _set_error(assessment, error)
-    if span_id and not trace.spans.filter(span_id=span_id).exists():
+    if span_id and span_may_follow:
+        check_span_id(span_id)
+    elif span_id and not trace.spans.filter(span_id=span_id).exists():
         raise ValidationError(
             f"Span '{span_id}' is not part of trace '{trace.trace_id}'.", code="unknown_span"
         )

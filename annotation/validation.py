@@ -82,6 +82,16 @@ def check_source_type(source_type) -> str:
     return source_type
 
 
+def check_span_id(span_id) -> str:
+    """A span id as traced apps send it: 16 lowercase hex characters."""
+    if not isinstance(span_id, str) or len(span_id) != 16 or span_id.strip("0123456789abcdef"):
+        raise ValidationError(
+            f"Invalid span id {span_id!r}: expected 16 lowercase hex characters.",
+            code="invalid_span",
+        )
+    return span_id
+
+
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

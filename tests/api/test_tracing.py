@@ -66,3 +66,36 @@ def test_a_traced_call_is_stored_and_read_back(mlflow, monkeypatch, async_loggin
     assert spans["manual"].attributes["foo"] == "bar"
     assert spans["middle"].attributes["mid_attr"] == "v"
     assert spans["root"].inputs == {"question": "what is tracemark?"}
+
+
+def test_feedback_inside_open_traces_survives_async_logging_in_any_order(mlflow, monkeypatch):
+    """The async queue may send StartTraceV3, with the assessments, before or after the spans."""
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "true")
+    mlflow.set_experiment("async feedback")
+
+    @mlflow.trace(name="lookup", span_type="TOOL")
+    def lookup(n):
+        return mlflow.get_current_active_span().span_id
+
+    @mlflow.trace(name="agent")
+    def agent(n):
+        mlflow.update_current_trace(client_request_id=f"cid-{n}", user="alice", tags={"run": "a"})
+        child_span_id = lookup(n)
+        trace_id = mlflow.get_active_trace_id()
+        mlflow.log_feedback(trace_id=trace_id, name="tool_ok", value=True, span_id=child_span_id)
+        mlflow.log_feedback(trace_id=trace_id, name="helpful", value=n)
+        return n
+
+    for n in range(12):
+        agent(n)
+    mlflow.flush_trace_async_logging()
+
+    traces = Trace.objects.filter(experiment__name="async feedback").prefetch_related("assessments")
+    assert len(traces) == 12
+    for trace in traces:
+        n = int(trace.client_request_id.removeprefix("cid-"))
+        assert trace.tags["run"] == "a"
+        assert (trace.user, trace.span_count, trace.state) == ("alice", 2, Trace.State.OK)
+        child = Span.objects.get(trace=trace, name="lookup")
+        feedback = {(a.name, a.span_id, a.value) for a in trace.assessments.all()}
+        assert feedback == {("tool_ok", child.span_id, True), ("helpful", None, n)}

@@ -1,0 +1,70 @@
+"""StartTraceV3 and span uploads in either order: nothing the app sent is dropped."""
+
+from annotation.models import Assessment
+from tests.api.test_endpoints import CHILD, ROOT, TRACE_ID, ApiTestCase, otlp
+from traces.models import Trace
+
+
+def _feedback(name, span_id=None) -> dict:
+    feedback = {
+        "assessment_name": name,
+        "trace_id": TRACE_ID,
+        "source": {"source_type": "CODE", "source_id": "app"},
+        "feedback": {"value": True},
+    }
+    return {**feedback, "span_id": span_id} if span_id else feedback
+
+
+class StartTraceBeforeSpansTests(ApiTestCase):
+    def test_an_assessment_on_a_span_not_yet_arrived_is_kept_and_attached(self):
+        response = self.start_trace(
+            assessments=[_feedback("on-child", CHILD), _feedback("on-trace")],
+            trace_metadata={"mlflow.trace.user": "alice", "mlflow.trace.session": "s-1"},
+        )
+        self.assertEqual(response.status_code, 200, response.content)
+
+        self.post_spans(otlp((ROOT, None, "root", 1000, 1100), (CHILD, ROOT, "child", 1001, 1002)))
+
+        trace = Trace.objects.get(trace_id=TRACE_ID)
+        self.assertEqual(
+            (trace.client_request_id, trace.user, trace.session), ("cid-001", "alice", "s-1")
+        )
+        self.assertEqual(trace.tags["env"], "probe")
+        self.assertEqual(trace.span_count, 2)
+        on_span = Assessment.objects.get(name="on-child")
+        self.assertEqual(on_span.span_id, CHILD)
+        self.assertTrue(trace.spans.filter(span_id=on_span.span_id).exists())
+        self.assertIsNone(Assessment.objects.get(name="on-trace").span_id)
+        self.client.force_login(self.user)
+        page = self.client.get(f"{trace.get_absolute_url()}?span={CHILD}")
+        self.assertContains(page, "on-child")
+
+    def test_the_span_read_back_carries_its_assessment(self):
+        self.start_trace(assessments=[_feedback("on-child", CHILD)])
+        self.post_spans(otlp((ROOT, None, "root", 1000, 1100), (CHILD, ROOT, "child", 1001, 1002)))
+
+        got = self.api.get("/api/3.0/mlflow/traces/get", {"trace_id": TRACE_ID}).json()
+
+        assessments = got["trace"]["trace_info"]["assessments"]
+        self.assertEqual(
+            [(a["assessment_name"], a["span_id"]) for a in assessments], [("on-child", CHILD)]
+        )
+        self.assertEqual(len(got["trace"]["spans"]), 2)
+
+    def test_a_malformed_span_id_is_still_refused(self):
+        response = self.start_trace(assessments=[_feedback("bad", "not-a-span-id-at-all")])
+
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.json()["error_code"], "INVALID_PARAMETER_VALUE")
+        self.assertFalse(Assessment.objects.exists())
+
+    def test_creating_an_assessment_later_still_needs_the_span(self):
+        self.start_trace()
+        response = self.api.post(
+            f"/api/3.0/mlflow/traces/{TRACE_ID}/assessments",
+            {"assessment": _feedback("late", CHILD)},
+            content_type="application/json",
+        )
+
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("is not part of trace", response.json()["message"])
