@@ -29,6 +29,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from . import otel_conventions
 from .models import (
     SESSION_METADATA_KEY,
     SOURCE_RUN_METADATA_KEY,
@@ -38,7 +39,7 @@ from .models import (
     Span,
     Trace,
 )
-from .serializers import SPAN_INPUTS, SPAN_OUTPUTS
+from .serializers import REQUEST_ID, SPAN_INPUTS, SPAN_OUTPUTS
 from .validation import (
     INT64_MAX,
     MAX_TIMESTAMP_MS,
@@ -54,6 +55,12 @@ INFO_FINALIZED = "mlflow.trace.infoFinalized"
 SPAN_TYPE = "mlflow.spanType"
 TRACE_TAG_PREFIX = "mlflow.traceTag."
 PREVIEW_LENGTH = 1000
+SERVICE_NAME = "service.name"
+# The OTLP clients whose resource service.name the MLflow server copies onto root spans; it
+# keeps free-form names of other senders out of the span.
+KNOWN_SERVICE_NAMES = frozenset(
+    {"claude-code", "codex_cli_rs", "codex_vscode", "gemini-cli", "qwen-code"}
+)
 _STATUS_BY_CODE = {0: Span.Status.UNSET, 1: Span.Status.OK, 2: Span.Status.ERROR}
 _STATUS_BY_NAME = {
     "STATUS_CODE_UNSET": Span.Status.UNSET,
@@ -131,8 +138,9 @@ def parse_otlp(body: bytes, content_type: str) -> list[SpanRecord]:
         raise IngestError("Invalid OpenTelemetry format: the body does not parse.") from None
     records = []
     for resource_spans in message.resource_spans:
+        service_name = _service_name(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
-            records.extend(_record_from_proto(span) for span in scope_spans.spans)
+            records.extend(_record_from_proto(span, service_name) for span in scope_spans.spans)
     if not records:
         raise IngestError("Invalid OpenTelemetry format: no spans found.")
     return records
@@ -161,14 +169,30 @@ def _list(value) -> list:
     return value
 
 
-def _record_from_proto(span) -> SpanRecord:
+def _service_name(resource) -> str | None:
+    """The resource's service.name when it is one MLflow copies to root spans."""
+    for attribute in resource.attributes:
+        if attribute.key == SERVICE_NAME:
+            name = _decode(attribute.value)
+            return str(name) if str(name) in KNOWN_SERVICE_NAMES else None
+    return None
+
+
+def _record_from_proto(span, service_name: str | None = None) -> SpanRecord:
     if len(span.trace_id) != 16 or len(span.span_id) != 8:
         raise IngestError("Every span needs a 16-byte trace_id and an 8-byte span_id.")
     if span.parent_span_id and len(span.parent_span_id) != 8:
         raise IngestError("A parent_span_id must have 8 bytes.")
+    trace_id = "tr-" + span.trace_id.hex()
     attributes = {_clean(a.key): _decode(a.value) for a in span.attributes}
+    inputs, outputs = attributes.pop(SPAN_INPUTS, None), attributes.pop(SPAN_OUTPUTS, None)
+    attributes, inputs, outputs = otel_conventions.translate(attributes, inputs, outputs)
+    # The trace is the OTLP trace id's, whatever request id the sender wrote, as in MLflow.
+    attributes[REQUEST_ID] = trace_id
+    if service_name and not span.parent_span_id:
+        attributes[SERVICE_NAME] = service_name
     return SpanRecord(
-        trace_id="tr-" + span.trace_id.hex(),
+        trace_id=trace_id,
         span_id=span.span_id.hex(),
         parent_span_id=span.parent_span_id.hex() if span.parent_span_id else None,
         name=_clean(span.name)[:500],
@@ -176,8 +200,8 @@ def _record_from_proto(span) -> SpanRecord:
         end_time_ns=span.end_time_unix_nano or None,
         status=_STATUS_BY_CODE.get(span.status.code, Span.Status.UNSET),
         status_message=_clean(span.status.message),
-        inputs=attributes.pop(SPAN_INPUTS, None),
-        outputs=attributes.pop(SPAN_OUTPUTS, None),
+        inputs=inputs,
+        outputs=outputs,
         attributes=attributes,
         events=[
             {

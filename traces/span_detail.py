@@ -8,6 +8,7 @@ the server, so templates only lay the result out.
 import json
 
 from .models import Span
+from .otel_conventions import CHAT_USAGE
 from .tree import TYPE_LABELS, format_duration
 
 TEXT_PREVIEW_CHARS = 600
@@ -65,8 +66,19 @@ def _content_text(content) -> str:
     return "" if content is None else json.dumps(content, ensure_ascii=False)
 
 
+def _message_parts(message: dict) -> tuple[object, list]:
+    """Content and tool calls of a message; GenAI-convention messages carry typed ``parts``."""
+    parts = message.get("parts")
+    if not isinstance(parts, list) or "content" in message:
+        return message.get("content"), message.get("tool_calls") or []
+    parts = [p for p in parts if isinstance(p, dict)]
+    text = [{"text": p.get("content")} for p in parts if p.get("type") == "text"]
+    calls = [p for p in parts if p.get("type") == "tool_call"]
+    return text, calls
+
+
 def _chat_messages(value) -> list[dict] | None:
-    """Messages of an OpenAI/MLflow-style chat request or response, or None."""
+    """Messages of an OpenAI/MLflow-style (or GenAI-convention) chat request or response."""
     if isinstance(value, dict):
         if isinstance(value.get("messages"), list):
             value = value["messages"]
@@ -78,14 +90,17 @@ def _chat_messages(value) -> list[dict] | None:
         return None
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
         return None
-    return [
-        {
-            "role": m["role"],
-            "text": _text(_content_text(m.get("content"))),
-            "tool_calls": _json(m["tool_calls"]) if m.get("tool_calls") else None,
-        }
-        for m in value
-    ]
+    messages = []
+    for message in value:
+        content, tool_calls = _message_parts(message)
+        messages.append(
+            {
+                "role": message["role"],
+                "text": _text(_content_text(content)),
+                "tool_calls": _json(tool_calls) if tool_calls else None,
+            }
+        )
+    return messages
 
 
 def _documents(value) -> list[dict] | None:
@@ -113,6 +128,7 @@ def describe_span(span: Span) -> dict:
         "span": span,
         "type_label": TYPE_LABELS.get(span.span_type, span.span_type),
         "duration": format_duration(span.duration_ms),
+        "tokens": _token_counts(attributes.get(CHAT_USAGE)),
         "inputs": show_value(span.inputs),
         "outputs": show_value(span.outputs),
         "attributes": [
@@ -124,6 +140,16 @@ def describe_span(span: Span) -> dict:
         "exceptions": [e for e in shown_events if e["exception"]],
         "failed": span.status == Span.Status.ERROR,
     }
+
+
+def _token_counts(usage) -> str:
+    """``120 in · 30 out · 150 tokens`` from MLflow's token usage attribute."""
+    if not isinstance(usage, dict):
+        return ""
+    labels = (("input_tokens", "in"), ("output_tokens", "out"), ("total_tokens", "tokens"))
+    return " · ".join(
+        f"{usage[key]:,} {label}" for key, label in labels if isinstance(usage.get(key), int)
+    )
 
 
 def _event(span: Span, event: dict) -> dict:
