@@ -138,20 +138,25 @@ def experiment_search(request):
 
 @api_view(write=True)
 def otlp_traces(request):
-    """OTLP/HTTP span export (``/v1/traces``), protobuf or OTLP JSON, gzip or deflate."""
+    """OTLP/HTTP span export (``/v1/traces``), protobuf or OTLP JSON, gzip or deflate.
+
+    Checks run in the MLflow server's order: the experiment header (422), the content type,
+    the body, its spans (422 for a span without ids), then the experiment (404).
+    """
     experiment_id = request.headers.get(EXPERIMENT_ID_HEADER)
     if not experiment_id:
-        raise ApiError(f"The {EXPERIMENT_ID_HEADER} header is required.")
-    experiment = get_experiment_or_404(experiment_id)
-    body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
-    content_type = request.headers.get("Content-Type", "")
+        raise ApiError(f"The {EXPERIMENT_ID_HEADER} header is required.", status=422)
     try:
-        ingest.store_spans(experiment, ingest.parse_otlp(body, content_type))
+        media_type = ingest.otlp_media_type(request.headers.get("Content-Type", ""))
+        body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
+        records = ingest.parse_otlp(body, media_type)
+        if records:
+            ingest.store_spans(get_experiment_or_404(experiment_id), records)
     except ingest.TraceTooLarge as exc:
         raise trace_too_large(str(exc)) from None
     except ingest.IngestError as exc:
-        raise ApiError(str(exc)) from None
-    if content_type.startswith("application/json"):
+        raise ApiError(str(exc), status=exc.status) from None
+    if media_type == "application/json":
         return HttpResponse(b"{}", content_type="application/json")
     # An empty ExportTraceServiceResponse serializes to zero bytes.
     return HttpResponse(b"", content_type="application/x-protobuf")

@@ -92,7 +92,15 @@ _SPAN_UPDATE_FIELDS = [
 
 
 class IngestError(ValueError):
-    """The payload cannot be stored; the message says why (a 400 for the sender)."""
+    """The payload cannot be stored; the message says why (``status`` for the sender)."""
+
+    status = 400
+
+
+class SpanConversionError(IngestError):
+    """An OTLP span that is no span: the MLflow server answers 422."""
+
+    status = 422
 
 
 @dataclass
@@ -118,31 +126,43 @@ class SpanRecord:
 # -- parsing -------------------------------------------------------------------------------
 
 
-def parse_otlp(body: bytes, content_type: str) -> list[SpanRecord]:
-    """Spans of an OTLP ExportTraceServiceRequest, protobuf or OTLP JSON (hex ids)."""
+OTLP_MEDIA_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")
+
+
+def otlp_media_type(content_type: str) -> str:
+    """The media type of an OTLP body; the MLflow server checks it before reading the body."""
     media_type = content_type.split(";")[0].strip().lower()
+    if media_type not in OTLP_MEDIA_TYPES:
+        raise IngestError(
+            f"Invalid Content-Type: {content_type or '(none)'}. "
+            "Expected application/x-protobuf or application/json."
+        )
+    return media_type
+
+
+def parse_otlp(body: bytes, media_type: str) -> list[SpanRecord]:
+    """Spans of an OTLP ExportTraceServiceRequest, protobuf or OTLP JSON (hex ids).
+
+    A body without resource spans is a 400, one whose resource spans hold no spans is
+    accepted with nothing to store, and a span without ids is a 422, as in MLflow.
+    """
     message = ExportTraceServiceRequest()
     try:
         if media_type == "application/json":
             json_format.Parse(_hex_ids_to_base64(body), message, ignore_unknown_fields=True)
-        elif media_type in ("application/x-protobuf", "application/protobuf"):
-            message.ParseFromString(body)
         else:
-            raise IngestError(
-                f"Invalid Content-Type: {content_type or '(none)'}. "
-                "Expected application/x-protobuf or application/json."
-            )
+            message.ParseFromString(body)
     except (DecodeError, json_format.ParseError, RecursionError, ValueError) as exc:
         if isinstance(exc, IngestError):
             raise
         raise IngestError("Invalid OpenTelemetry format: the body does not parse.") from None
+    if not message.resource_spans:
+        raise IngestError("Invalid OpenTelemetry format: no spans found.")
     records = []
     for resource_spans in message.resource_spans:
         service_name = _service_name(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
             records.extend(_record_from_proto(span, service_name) for span in scope_spans.spans)
-    if not records:
-        raise IngestError("Invalid OpenTelemetry format: no spans found.")
     return records
 
 
@@ -180,9 +200,9 @@ def _service_name(resource) -> str | None:
 
 def _record_from_proto(span, service_name: str | None = None) -> SpanRecord:
     if len(span.trace_id) != 16 or len(span.span_id) != 8:
-        raise IngestError("Every span needs a 16-byte trace_id and an 8-byte span_id.")
+        raise SpanConversionError("Every span needs a 16-byte trace_id and an 8-byte span_id.")
     if span.parent_span_id and len(span.parent_span_id) != 8:
-        raise IngestError("A parent_span_id must have 8 bytes.")
+        raise SpanConversionError("A parent_span_id must have 8 bytes.")
     trace_id = "tr-" + span.trace_id.hex()
     attributes = {_clean(a.key): _decode(a.value) for a in span.attributes}
     inputs, outputs = attributes.pop(SPAN_INPUTS, None), attributes.pop(SPAN_OUTPUTS, None)

@@ -180,7 +180,7 @@ class SpanIngestTests(ApiTestCase):
     def test_span_upload_errors_are_client_errors(self):
         span = otlp((ROOT, None, "r", 1, 2))
         cases = [
-            (self.post_spans(span, **{"x-mlflow-experiment-id": ""}), 400),
+            (self.post_spans(span, **{"x-mlflow-experiment-id": ""}), 422),
             (self.post_spans(span, **{"x-mlflow-experiment-id": "999"}), 404),
             (self.post_spans(b"\x00\x01", **{"Content-Encoding": "gzip"}), 400),
             (self.post_spans(b"", **{"Content-Encoding": "br"}), 400),
