@@ -18,6 +18,7 @@ Invariants:
 import base64
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -71,6 +72,8 @@ _STATUS_BY_NAME = {
     "ERROR": Span.Status.ERROR,
 }
 _JSON_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+MAX_TRACE_ID_LENGTH = 64
+_TRACE_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_TRACE_ID_LENGTH - 1}}}")
 _TRACE_STATES = {"OK", "ERROR", "IN_PROGRESS", "STATE_UNSPECIFIED"}
 # OpenTelemetry semantic-convention attributes the MLflow server copies into trace metadata.
 _SESSION_ATTRIBUTES = ("session.id", "gen_ai.conversation.id")
@@ -350,7 +353,8 @@ def parse_trace_info(data) -> TraceInfo:
     trace_id = data.get("trace_id")
     if not isinstance(trace_id, str) or not is_trace_id(trace_id):
         raise IngestError(
-            f"Invalid trace_id {trace_id!r}: expected 'tr-' followed by 32 hex characters."
+            f"Invalid trace_id {trace_id!r}: expected up to {MAX_TRACE_ID_LENGTH} letters, "
+            "digits and '-', '_', '.' or ':'."
         )
     location = data.get("trace_location")
     experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
@@ -383,12 +387,9 @@ def parse_trace_info(data) -> TraceInfo:
 
 
 def is_trace_id(value: str) -> bool:
-    hex_part = value.removeprefix("tr-")
-    return value.startswith("tr-") and len(hex_part) == 32 and _is_hex(hex_part)
-
-
-def _is_hex(value: str) -> bool:
-    return all(c in "0123456789abcdef" for c in value)
+    """Trace ids as MLflow takes them: its own ``tr-<32 hex>``, and any other the client picks
+    (``tr-1234`` in MLflow's tests). A slash would not fit the URLs trace ids appear in."""
+    return _TRACE_ID.fullmatch(value) is not None
 
 
 def _optional_str(data: dict, name: str) -> str | None:

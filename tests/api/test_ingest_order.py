@@ -68,3 +68,34 @@ class StartTraceBeforeSpansTests(ApiTestCase):
 
         self.assertEqual(response.status_code, 400)
         self.assertIn("is not part of trace", response.json()["message"])
+
+
+class TraceIdTests(ApiTestCase):
+    def test_start_trace_takes_the_trace_ids_mlflow_takes(self):
+        for trace_id in ("tr-1234", "my-app:run_7.trace-1", "t" * 64):
+            response = self.start_trace(trace_id=trace_id, client_request_id=None)
+            self.assertEqual(response.status_code, 200, response.content)
+
+        info = self.api.get("/api/3.0/mlflow/traces/tr-1234").json()["trace"]["trace_info"]
+        self.assertEqual(info["tags"]["env"], "probe")
+        tagged = self.api.patch(
+            "/api/3.0/mlflow/traces/tr-1234/tags",
+            {"key": "reviewed", "value": "yes"},
+            content_type="application/json",
+        )
+        self.assertEqual(tagged.status_code, 200)
+        created = self.api.post(
+            "/api/3.0/mlflow/traces/tr-1234/assessments",
+            {"assessment": {**_feedback("ok"), "trace_id": "tr-1234"}},
+            content_type="application/json",
+        )
+        self.assertEqual(created.status_code, 200, created.content)
+        self.client.force_login(self.user)
+        self.assertContains(self.client.get("/traces/tr-1234/"), "ok")
+
+    def test_ids_that_cannot_name_a_trace_are_refused(self):
+        for trace_id in ("", "a/b", "t" * 65, " tr-1", "tr-1\n", 1234):
+            response = self.start_trace(trace_id=trace_id)
+            self.assertEqual(response.status_code, 400, trace_id)
+            self.assertEqual(response.json()["error_code"], "INVALID_PARAMETER_VALUE")
+        self.assertFalse(Trace.objects.exists())
