@@ -21,6 +21,7 @@ from . import serializers, services
 from .models import Assessment, Kind, SourceType
 from .queues import hidden_answers_condition
 
+_KINDS = ("feedback", "expectation", "issue")
 MAX_SEARCH_RESULTS = 500
 MAX_BATCH_TRACES = 100
 # The lengths of the assessment columns these fill.
@@ -221,8 +222,8 @@ def _create(user, trace: Trace, data, *, span_may_follow: bool = False) -> Asses
     """``span_may_follow``: StartTraceV3 may come before the spans its assessments name."""
     if not isinstance(data, dict):
         raise ApiError("An assessment must be an object.")
-    if ("feedback" in data) == ("expectation" in data):
-        raise ApiError("An assessment needs exactly one of 'feedback' and 'expectation'.")
+    if sum(kind in data for kind in _KINDS) != 1:
+        raise ApiError("An assessment needs exactly one of 'feedback', 'expectation' and 'issue'.")
     source = data.get("source") or {}
     if not isinstance(source, dict):
         raise ApiError("source must be an object.")
@@ -255,6 +256,10 @@ def _create(user, trace: Trace, data, *, span_may_follow: bool = False) -> Asses
     if "feedback" in data:
         value, error = serializers.feedback_fields(data["feedback"])
         return services.log_feedback(trace=trace, value=value, error=error, **common)
+    if "issue" in data:
+        issue_id = common.pop("name")
+        issue_name = serializers.issue_name(data["issue"])
+        return services.log_issue(trace=trace, issue_id=issue_id, issue_name=issue_name, **common)
     value = serializers.expectation_value(data["expectation"])
     return services.log_expectation(trace=trace, value=value, **common)
 

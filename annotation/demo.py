@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.roles import Role, set_role
-from traces import ingest
+from traces import ingest, otel_conventions
 from traces.models import Experiment, Run, Span, Trace, now_ms
 
 from . import datasets, quality, queues, review_queues, services
@@ -264,6 +264,7 @@ class _SpanBuilder:
         span_id = _stable_hex(self.trace.trace_id, len(self.spans), length=16)
         start = self.clock
         self.clock += int(ms * 1_000_000)
+        attributes = {"mlflow.spanType": span_type, **(attributes or {})}
         span = Span(
             trace=self.trace,
             span_id=span_id,
@@ -276,7 +277,7 @@ class _SpanBuilder:
             status_message=f"{error[0]}: {error[1]}" if error else "",
             inputs=inputs,
             outputs=outputs,
-            attributes={"mlflow.spanType": span_type, **(attributes or {})},
+            attributes=otel_conventions.translate(attributes, inputs, outputs)[0],
             events=_exception_events(error, self.clock) if error else [],
         )
         self.spans.append(span)
@@ -397,7 +398,12 @@ def _agent_steps(builder, rng, parent, topic, question, answer, model, depth, fa
             {"model": model, "messages": messages, "temperature": 0.2},
             {"choices": [{"message": {"role": "assistant", "content": answer}}]},
             rng.randint(300, 2500),
-            attributes={"llm.model": model, "llm.token_count.prompt": rng.randint(200, 900)},
+            # OpenInference's token counts, read as MLflow's token usage like any OTLP span's.
+            attributes={
+                "llm.model_name": model,
+                "llm.token_count.prompt": rng.randint(200, 900),
+                "llm.token_count.completion": len(answer) // 4,
+            },
         )
 
 
@@ -486,6 +492,17 @@ def _assessments(rng, trace: Trace, people: dict, report: SeedReport) -> None:
         source_id="checks.length",
     )
     report.add("assessments")
+    if not ok:
+        # A judge's issue scan links failed traces to the issue they show.
+        services.log_issue(
+            trace=trace,
+            issue_id="iss-order-lookup-timeouts",
+            issue_name="Order lookup times out",
+            rationale="The order service did not answer within 10 s.",
+            source_type=SourceType.LLM_JUDGE,
+            source_id="issue-scan",
+        )
+        report.add("assessments")
     reviewed = rng.random() < 0.35
     if reviewed:
         _human_review(rng, trace, people, good, report)

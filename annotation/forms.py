@@ -11,7 +11,7 @@ import re
 from django import forms
 from django.core import validators
 
-from .models import Kind, LabelSchema
+from .models import LABEL_KINDS, Kind, LabelSchema
 
 ValueType = LabelSchema.ValueType
 # Scales with at most this many points render as one button per value.
@@ -253,7 +253,7 @@ class NamedAssessmentForm(forms.Form):
     ]
 
     name = forms.CharField(max_length=255)
-    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.FEEDBACK)
+    kind = forms.ChoiceField(choices=LABEL_KINDS, initial=Kind.FEEDBACK)
     value_type = forms.ChoiceField(choices=TYPES, label="Type", initial=ValueType.TEXT)
     value = forms.CharField(
         max_length=100_000,

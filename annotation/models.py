@@ -28,6 +28,16 @@ def new_queue_id() -> str:
 class Kind(models.TextChoices):
     FEEDBACK = "feedback", "Feedback"
     EXPECTATION = "expectation", "Expectation"
+    # MLflow 3's issue reference: the name is the issue's id, the value its name. Traced apps
+    # and judges link traces to issues; people label with the other two kinds.
+    ISSUE = "issue", "Issue"
+
+
+# What people label, and what a LabelSchema governs.
+LABEL_KINDS = [
+    (Kind.FEEDBACK.value, Kind.FEEDBACK.label),
+    (Kind.EXPECTATION.value, Kind.EXPECTATION.label),
+]
 
 
 class SourceType(models.TextChoices):
@@ -238,7 +248,7 @@ class LabelSchema(models.Model):
     )
     title = models.CharField(max_length=255, blank=True, default="")
     instructions = models.TextField(blank=True, default="")
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FEEDBACK)
+    kind = models.CharField(max_length=16, choices=LABEL_KINDS, default=Kind.FEEDBACK)
     value_type = models.CharField(max_length=16, choices=ValueType.choices)
     min_value = models.FloatField(null=True, blank=True)
     max_value = models.FloatField(null=True, blank=True)

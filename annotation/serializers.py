@@ -70,6 +70,8 @@ def assessment(a: Assessment, trace_id: str) -> dict:
         data["feedback"] = {"value": _as_double(a.value)}
         if a.error:
             data["feedback"]["error"] = a.error
+    elif a.kind == Kind.ISSUE:
+        data["issue"] = {"issue_name": a.value}
     elif isinstance(a.value, dict | list):
         data["expectation"] = {
             "serialized_value": {
@@ -99,6 +101,13 @@ def feedback_fields(feedback) -> tuple[object, dict | None]:
     if error and len(str(error.get("error_code") or "")) > MAX_ERROR_CODE_LENGTH:
         raise ApiError(f"feedback.error.error_code is longer than {MAX_ERROR_CODE_LENGTH}.")
     return feedback.get("value"), error
+
+
+def issue_name(issue):
+    """The issue name of an IssueReference message."""
+    if not isinstance(issue, dict) or not isinstance(issue.get("issue_name"), str):
+        raise ApiError("issue must be an object with a string 'issue_name'.")
+    return issue["issue_name"]
 
 
 def expectation_value(expectation):

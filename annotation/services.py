@@ -109,6 +109,16 @@ def log_expectation(*, trace: Trace, name: str, value, **fields) -> Assessment:
     return _create(trace=trace, kind=Kind.EXPECTATION, name=name, value=value, **fields)
 
 
+def log_issue(*, trace: Trace, issue_id: str, issue_name: str, **fields) -> Assessment:
+    """Link a trace or span to an issue (MLflow 3's issue reference); ``fields`` as in ``_create``.
+
+    The assessment's name is the issue's id and its value the issue's name, as in MLflow.
+    """
+    if not isinstance(issue_name, str) or not issue_name.strip():
+        raise ValidationError("An issue reference needs an issue name.", code="invalid_value")
+    return _create(trace=trace, kind=Kind.ISSUE, name=issue_id, value=issue_name, **fields)
+
+
 @transaction.atomic
 def override_feedback(
     *,

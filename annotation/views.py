@@ -49,7 +49,11 @@ SPAN_SUMMARY = "span-summary"
 
 
 def is_editable(a: Assessment) -> bool:
-    """People edit human entries and expectations; a judge's or code's feedback is overridden."""
+    """People edit human entries and expectations; a judge's or code's feedback is overridden.
+
+    Issue references link to an issue by its id and name, which are not edited here."""
+    if a.kind == Kind.ISSUE:
+        return False
     return a.source_type == SourceType.HUMAN or a.kind == Kind.EXPECTATION
 
 

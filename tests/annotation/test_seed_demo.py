@@ -64,6 +64,12 @@ class SeedDemoTests(TestCase):
         self.assertTrue(Assessment.objects.filter(version__gte=4).exists())
         self.assertTrue(Assessment.objects.filter(valid=False).exists())
         self.assertTrue(Assessment.objects.exclude(error_code="").exists())
+        issues = Assessment.objects.filter(kind="issue")
+        self.assertEqual(issues.count(), errors)
+        self.assertEqual(set(issues.values_list("value", flat=True)), {"Order lookup times out"})
+        llm = Span.objects.filter(span_type="LLM").exclude(trace=big).first()
+        usage = llm.attributes["mlflow.chat.tokenUsage"]
+        self.assertEqual(usage["total_tokens"], usage["input_tokens"] + usage["output_tokens"])
 
     def test_the_demo_judges_show_one_good_and_one_biased_judge(self):
         admin = get_user_model().objects.get(username="admin")

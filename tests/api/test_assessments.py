@@ -251,6 +251,56 @@ def test_an_unknown_span_is_invalid(mlflow, trace_id):
     assert error.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+def test_issue_references_are_stored_returned_and_shown(
+    mlflow, trace_id, child_span_id, reviewer, client
+):
+    from mlflow.entities import IssueReference
+
+    logged = mlflow.log_assessment(
+        trace_id=trace_id,
+        assessment=IssueReference(
+            issue_id="iss-42",
+            issue_name="Slow answers",
+            rationale="took 9 s",
+            span_id=child_span_id,
+        ),
+    )
+
+    stored = Assessment.objects.get(assessment_id=logged.assessment_id)
+    assert (stored.kind, stored.name, stored.value, stored.span_id) == (
+        "issue", "iss-42", "Slow answers", child_span_id
+    )  # fmt: skip
+    got = mlflow.get_assessment(trace_id, logged.assessment_id)
+    assert isinstance(got, IssueReference)
+    assert (got.issue_id, got.issue_name, got.source.source_type) == (
+        "iss-42", "Slow answers", "LLM_JUDGE"
+    )  # fmt: skip
+    inline = mlflow.get_trace(trace_id).info.assessments
+    assert [(type(a).__name__, a.name) for a in inline] == [("IssueReference", "iss-42")]
+    client.force_login(reviewer)
+    page = client.get(f"/traces/{trace_id}/?span={child_span_id}").content.decode()
+    assert "Slow answers" in page
+    assert 'class="badge issue-badge" title="Issue iss-42"' in page
+
+
+def test_an_assessment_needs_exactly_one_kind(mlflow, trace_id, tracemark_url, reviewer_token):
+    import requests
+
+    url = f"{tracemark_url}/api/3.0/mlflow/traces/{trace_id}/assessments"
+    headers = {"Authorization": f"Bearer {reviewer_token}"}
+    base = {"assessment_name": "x", "source": {"source_type": "CODE"}}
+    for body in (
+        {**base, "issue": {"issue_name": "a"}, "feedback": {"value": 1}},
+        {**base, "issue": {}},
+        {**base, "issue": {"issue_name": "  "}},
+        base,
+    ):
+        response = requests.post(url, json={"assessment": body}, headers=headers, timeout=10)
+        assert response.status_code == 400, body
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert not Assessment.objects.exists()
+
+
 def test_api_and_review_page_share_one_history(mlflow, trace_id, reviewer, client):
     from django.urls import reverse
 

@@ -51,6 +51,16 @@ class StartTraceBeforeSpansTests(ApiTestCase):
         )
         self.assertEqual(len(got["trace"]["spans"]), 2)
 
+    def test_an_inline_issue_reference_is_kept(self):
+        issue = {**_feedback("iss-7", CHILD), "issue": {"issue_name": "Wrong tool"}}
+        del issue["feedback"]
+
+        response = self.start_trace(assessments=[issue])
+
+        returned = response.json()["trace"]["trace_info"]["assessments"]
+        self.assertEqual([a["issue"] for a in returned], [{"issue_name": "Wrong tool"}])
+        self.assertEqual(Assessment.objects.get().kind, "issue")
+
     def test_a_malformed_span_id_is_still_refused(self):
         response = self.start_trace(assessments=[_feedback("bad", "not-a-span-id-at-all")])
 
