@@ -52,6 +52,12 @@ urlpatterns = [
         f"{ARTIFACTS}<str:experiment_id>/traces/<str:trace_id>/artifacts/traces.json",
         dispatch(PUT=traces_api.trace_artifact_upload, GET=traces_api.trace_artifact_download),
     ),
+    # /api/2.0/mlflow-artifacts/artifacts/<experiment_id>/traces/<trace_id>/artifacts/attachments/…
+    path(
+        f"{ARTIFACTS}<str:experiment_id>/traces/<str:trace_id>/artifacts/attachments/"
+        "<str:attachment_id>",
+        dispatch(PUT=traces_api.attachment_upload, GET=traces_api.attachment_download),
+    ),
     # /api/3.0/mlflow/server-info, /api/3.0/mlflow/traces/...
     path(f"{V3}server-info", dispatch(GET=traces_api.server_info)),
     path(f"{V3}traces", dispatch(POST=api.start_trace)),

@@ -191,6 +191,39 @@ def trace_artifact_download(request, experiment_id, trace_id):
     return streamed_json_response({"spans": STREAMED}, spans)
 
 
+@api_view(write=True)
+def attachment_upload(request, experiment_id, trace_id, attachment_id):
+    """A file the client logged with a trace; span values refer to it by its UUID."""
+    trace = _trace_in_experiment(experiment_id, trace_id)
+    if not ingest.is_attachment_id(attachment_id):
+        raise ApiError(
+            f"Invalid attachment path: '{attachment_id}'. Attachment path must be a valid UUID."
+        )
+    body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
+    ingest.store_attachment(trace, attachment_id, body, request.headers.get("Content-Type", ""))
+    return HttpResponse(b"")
+
+
+@api_view()
+def attachment_download(request, experiment_id, trace_id, attachment_id):
+    trace = _trace_in_experiment(experiment_id, trace_id)
+    attachment = trace.attachments.filter(attachment_id=attachment_id).first()
+    if attachment is None:
+        raise not_found(f"Attachment '{attachment_id}' of trace '{trace_id}' not found.")
+    response = HttpResponse(bytes(attachment.content), content_type=attachment.content_type)
+    # As the MLflow server sends artifacts: a download, never a page of the site.
+    response["Content-Disposition"] = f'attachment; filename="{attachment.attachment_id}"'
+    return response
+
+
+def _trace_in_experiment(experiment_id: str, trace_id: str) -> Trace:
+    experiment = get_experiment_or_404(experiment_id)
+    trace = Trace.objects.only("id").filter(experiment=experiment, trace_id=trace_id).first()
+    if trace is None:
+        raise not_found(f"Trace with ID '{trace_id}' not found.")
+    return trace
+
+
 # -- trace tags and deletion ---------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ import base64
 import json
 import math
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,6 +40,7 @@ from .models import (
     Experiment,
     Span,
     Trace,
+    TraceAttachment,
 )
 from .serializers import REQUEST_ID, SPAN_INPUTS, SPAN_OUTPUTS
 from .validation import (
@@ -667,6 +669,34 @@ def start_trace(info: TraceInfo) -> tuple[Trace, bool]:
     trace.copy_indexed_metadata()
     trace.save()
     return trace, first
+
+
+def is_attachment_id(value: str) -> bool:
+    """Attachment ids are canonical UUIDs, as the MLflow client makes and checks them."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def store_attachment(
+    trace: Trace, attachment_id: str, content: bytes, content_type: str
+) -> TraceAttachment:
+    """Store (or replace) a file uploaded for the trace; the id must pass is_attachment_id."""
+    attachment = TraceAttachment(
+        trace=trace,
+        attachment_id=attachment_id,
+        content=content,
+        size=len(content),
+        content_type=_clean(content_type.strip())[:255] or "application/octet-stream",
+    )
+    TraceAttachment.objects.bulk_create(
+        [attachment],
+        update_conflicts=True,
+        unique_fields=["trace", "attachment_id"],
+        update_fields=["content", "size", "content_type", "uploaded_at"],
+    )
+    return attachment
 
 
 @transaction.atomic

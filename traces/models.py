@@ -238,3 +238,26 @@ class Run(models.Model):
     @property
     def artifact_uri(self) -> str:
         return f"{self.experiment.artifact_location}/{self.run_id}/artifacts"
+
+
+class TraceAttachment(models.Model):
+    """A file the client logged with a trace (an image, audio, a PDF), as the MLflow client
+    uploads it next to the spans; span inputs and outputs name it by ``mlflow-attachment://``
+    reference. Kept in the database, like the spans, so a trace leaves with its files."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="attachments")
+    attachment_id = models.CharField(max_length=36, help_text="A canonical UUID.")
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    content = models.BinaryField()
+    size = models.PositiveBigIntegerField()
+    uploaded_at = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trace", "attachment_id"], name="attachment_unique_in_trace"
+            ),
+        ]
+
+    def __str__(self):
+        return self.attachment_id

@@ -6,12 +6,17 @@ the server, so templates only lay the result out.
 """
 
 import json
+from urllib.parse import parse_qs, urlsplit
+
+from django.urls import reverse
 
 from .models import Span
 from .otel_conventions import CHAT_USAGE
 from .tree import TYPE_LABELS, format_duration
 
 TEXT_PREVIEW_CHARS = 600
+ATTACHMENT_SCHEME = "mlflow-attachment://"
+MAX_ATTACHMENT_DEPTH = 8
 JSON_PREVIEW_LINES = 24
 # MLflow copies inputs and outputs into these attributes; the detail shows them once.
 HIDDEN_ATTRIBUTES = {"mlflow.spanInputs", "mlflow.spanOutputs"}
@@ -131,6 +136,7 @@ def describe_span(span: Span) -> dict:
         "tokens": _token_counts(attributes.get(CHAT_USAGE)),
         "inputs": show_value(span.inputs),
         "outputs": show_value(span.outputs),
+        "attachments": _attachments(span.trace.trace_id, [span.inputs, span.outputs]),
         "attributes": [
             (key, show_value(value))
             for key, value in sorted(attributes.items())
@@ -139,6 +145,38 @@ def describe_span(span: Span) -> dict:
         "events": shown_events,
         "exceptions": [e for e in shown_events if e["exception"]],
         "failed": span.status == Span.Status.ERROR,
+    }
+
+
+def _attachments(trace_id: str, values: list) -> list[dict]:
+    """Files the span's inputs and outputs refer to (``mlflow-attachment://<uuid>?...``)."""
+    found = []
+
+    def walk(value, depth):
+        if isinstance(value, str) and value.startswith(ATTACHMENT_SCHEME):
+            found.append(_attachment(trace_id, value))
+        elif isinstance(value, dict) and depth < MAX_ATTACHMENT_DEPTH:
+            for item in value.values():
+                walk(item, depth + 1)
+        elif isinstance(value, list) and depth < MAX_ATTACHMENT_DEPTH:
+            for item in value:
+                walk(item, depth + 1)
+
+    for value in values:
+        walk(value, 0)
+    return [a for a in found if a is not None]
+
+
+def _attachment(trace_id: str, ref: str) -> dict | None:
+    parsed = urlsplit(ref)
+    query = parse_qs(parsed.query)
+    attachment_id = parsed.netloc
+    if not attachment_id:
+        return None
+    return {
+        "url": reverse("traces:attachment", args=[trace_id, attachment_id]),
+        "content_type": (query.get("content_type") or ["file"])[0],
+        "size": (query.get("size") or [""])[0],
     }
 
 

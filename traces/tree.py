@@ -258,7 +258,8 @@ def load_selected_span(trace: Trace, span_id: str | None) -> Span | None:
     """The span named by ``?span=``, with all its content; 404 when it is not in the trace."""
     if not span_id:
         return None
-    return get_object_or_404(Span, trace=trace, span_id=span_id)
+    # Through the relation, so the span knows its trace without another query.
+    return get_object_or_404(trace.spans, span_id=span_id)
 
 
 def opening_span(trace: Trace, span_id: str | None, next_error=False) -> Span | None:

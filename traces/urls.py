@@ -16,4 +16,9 @@ urlpatterns = [
         span_views.span_children,
         name="span-children",
     ),
+    path(
+        "traces/<str:trace_id>/attachments/<str:attachment_id>/",
+        views.attachment_download,
+        name="attachment",
+    ),
 ]

@@ -1,15 +1,17 @@
-"""The trace list. A trace's own page is the review page, composed in annotation."""
+"""The trace list and trace attachments. A trace's own page is the review page, composed in
+annotation."""
 
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from . import feedback
 from .filters import TraceFilter
-from .models import Trace
+from .models import Trace, TraceAttachment
 from .pagination import keyset_page
 
 
@@ -44,3 +46,15 @@ def _review_query(request, sort) -> str:
     are none), so that next and previous on the review page walk this list."""
     listed = [(key, value) for key, values in request.GET.lists() for value in values if value]
     return urlencode({"from": urlencode(listed or [("sort", sort.key)])})
+
+
+@require_GET
+@login_required
+def attachment_download(request, trace_id, attachment_id):
+    """A file logged with a trace, always as a download: its type is what the app said."""
+    attachment = get_object_or_404(
+        TraceAttachment, trace__trace_id=trace_id, attachment_id=attachment_id
+    )
+    response = HttpResponse(bytes(attachment.content), content_type=attachment.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{attachment.attachment_id}"'
+    return response
