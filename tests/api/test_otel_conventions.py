@@ -34,70 +34,94 @@ def _export(tracemark_url, token, experiment_id, build, resource=None):
     return "tr-" + format(root.get_span_context().trace_id, "032x")
 
 
+def _spans(tracer, root: tuple, *children: tuple):
+    """A root span and its children, each (name, attributes); the root span."""
+    name, attributes = root
+    with tracer.start_as_current_span(name, attributes=attributes) as span:
+        for child_name, child_attributes in children:
+            with tracer.start_as_current_span(child_name, attributes=child_attributes):
+                pass
+    return span
+
+
 def _openinference(tracer):
-    with tracer.start_as_current_span("agent") as root:
-        root.set_attribute("openinference.span.kind", "AGENT")
-        root.set_attribute("input.value", json.dumps({"question": QUESTION}))
-        with tracer.start_as_current_span("ChatOpenAI") as llm:
-            llm.set_attribute("openinference.span.kind", "LLM")
-            llm.set_attribute("input.value", json.dumps({"messages": [
-                {"role": "user", "content": QUESTION}]}))  # fmt: skip
-            llm.set_attribute("output.value", json.dumps({"choices": [
-                {"message": {"role": "assistant", "content": ANSWER}}]}))  # fmt: skip
-            llm.set_attribute("llm.model_name", "gpt-4o-mini")
-            llm.set_attribute("llm.provider", "openai")
-            llm.set_attribute("llm.token_count.prompt", 100)
-            llm.set_attribute("llm.token_count.completion", 50)
-            llm.set_attribute("llm.token_count.total", 150)
-        with tracer.start_as_current_span("search") as tool:
-            tool.set_attribute("openinference.span.kind", "TOOL")
-            tool.set_attribute("input.value", json.dumps({"query": "capital France"}))
-            tool.set_attribute("output.value", "Paris is the capital of France.")
-        root.set_attribute("output.value", ANSWER)
-    return root
+    llm = {
+        "openinference.span.kind": "LLM",
+        "input.value": json.dumps({"messages": [{"role": "user", "content": QUESTION}]}),
+        "output.value": json.dumps(
+            {"choices": [{"message": {"role": "assistant", "content": ANSWER}}]}
+        ),
+        "llm.model_name": "gpt-4o-mini",
+        "llm.provider": "openai",
+        "llm.token_count.prompt": 100,
+        "llm.token_count.completion": 50,
+        "llm.token_count.total": 150,
+    }
+    tool = {
+        "openinference.span.kind": "TOOL",
+        "input.value": json.dumps({"query": "capital France"}),
+        "output.value": "Paris is the capital of France.",
+    }
+    root = {
+        "openinference.span.kind": "AGENT",
+        "input.value": json.dumps({"question": QUESTION}),
+        "output.value": ANSWER,
+    }
+    return _spans(tracer, ("agent", root), ("ChatOpenAI", llm), ("search", tool))
 
 
 def _genai(tracer):
-    with tracer.start_as_current_span("invoke_agent") as root:
-        root.set_attribute("gen_ai.operation.name", "invoke_agent")
-        with tracer.start_as_current_span("chat gpt-4o") as llm:
-            llm.set_attribute("gen_ai.operation.name", "chat")
-            llm.set_attribute("gen_ai.request.model", "gpt-4o")
-            llm.set_attribute("gen_ai.provider.name", "openai")
-            llm.set_attribute("gen_ai.input.messages", json.dumps([
-                {"role": "user", "parts": [{"type": "text", "content": QUESTION}]}]))  # fmt: skip
-            llm.set_attribute("gen_ai.output.messages", json.dumps([{
-                "role": "assistant", "finish_reason": "tool_call", "parts": [
-                    {"type": "text", "content": ANSWER},
-                    {"type": "tool_call", "id": "c1", "name": "search", "arguments": {"q": "x"}},
-                ]}]))  # fmt: skip
-            llm.set_attribute("gen_ai.usage.input_tokens", 100)
-            llm.set_attribute("gen_ai.usage.output_tokens", 50)
-        with tracer.start_as_current_span("execute_tool search") as tool:
-            tool.set_attribute("gen_ai.operation.name", "execute_tool")
-            tool.set_attribute("gen_ai.tool.call.arguments", json.dumps({"q": "x"}))
-            tool.set_attribute("gen_ai.tool.call.result", json.dumps({"hits": 3}))
-    return root
+    output = {
+        "role": "assistant",
+        "finish_reason": "tool_call",
+        "parts": [
+            {"type": "text", "content": ANSWER},
+            {"type": "tool_call", "id": "c1", "name": "search", "arguments": {"q": "x"}},
+        ],
+    }
+    llm = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.input.messages": json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": QUESTION}]}]
+        ),
+        "gen_ai.output.messages": json.dumps([output]),
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 50,
+    }
+    tool = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.call.arguments": json.dumps({"q": "x"}),
+        "gen_ai.tool.call.result": json.dumps({"hits": 3}),
+    }
+    root = {"gen_ai.operation.name": "invoke_agent"}
+    return _spans(
+        tracer, ("invoke_agent", root), ("chat gpt-4o", llm), ("execute_tool search", tool)
+    )
 
 
 def _traceloop(tracer):
-    with tracer.start_as_current_span("qa.workflow") as root:
-        root.set_attribute("traceloop.span.kind", "workflow")
-        root.set_attribute("traceloop.entity.input", json.dumps({"question": QUESTION}))
-        root.set_attribute("traceloop.entity.output", json.dumps({"answer": ANSWER}))
-        with tracer.start_as_current_span("openai.chat") as llm:
-            llm.set_attribute("gen_ai.system", "OpenAI")
-            llm.set_attribute("gen_ai.prompt.0.role", "user")
-            llm.set_attribute("gen_ai.prompt.0.content", QUESTION)
-            llm.set_attribute("gen_ai.completion.0.content", ANSWER)
-            llm.set_attribute("gen_ai.usage.prompt_tokens", 100)
-            llm.set_attribute("gen_ai.usage.completion_tokens", 50)
-            llm.set_attribute("llm.usage.total_tokens", 150)
-        with tracer.start_as_current_span("search.tool") as tool:
-            tool.set_attribute("traceloop.span.kind", "tool")
-            tool.set_attribute("traceloop.entity.input", json.dumps({"q": "x"}))
-            tool.set_attribute("traceloop.entity.output", json.dumps({"hits": 3}))
-    return root
+    root = {
+        "traceloop.span.kind": "workflow",
+        "traceloop.entity.input": json.dumps({"question": QUESTION}),
+        "traceloop.entity.output": json.dumps({"answer": ANSWER}),
+    }
+    llm = {
+        "gen_ai.system": "OpenAI",
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": QUESTION,
+        "gen_ai.completion.0.content": ANSWER,
+        "gen_ai.usage.prompt_tokens": 100,
+        "gen_ai.usage.completion_tokens": 50,
+        "llm.usage.total_tokens": 150,
+    }
+    tool = {
+        "traceloop.span.kind": "tool",
+        "traceloop.entity.input": json.dumps({"q": "x"}),
+        "traceloop.entity.output": json.dumps({"hits": 3}),
+    }
+    return _spans(tracer, ("qa.workflow", root), ("openai.chat", llm), ("search.tool", tool))
 
 
 USAGE = {"input_tokens": 100, "output_tokens": 50, "total_tokens": 150}
