@@ -3,7 +3,8 @@
 Three payloads arrive, in any order, possibly more than once, for traces still running:
 - OTLP ``ExportTraceServiceRequest`` (protobuf or OTLP JSON) on ``/v1/traces``;
 - the TraceInfoV3 of StartTraceV3, which the MLflow client sends when the root span ends;
-- the ``traces.json`` artifact, the span upload of clients that do not use OTLP.
+- the ``traces.json`` artifact, the span upload of clients that do not use OTLP;
+and, once the trace info is in, the trace's attachments (files its span values refer to).
 
 Invariants:
 - Every call runs in one transaction; bad input raises IngestError before anything is written.
@@ -13,6 +14,10 @@ Invariants:
   span decides the trace's state, times and previews, so a plain OpenTelemetry app that never
   sends trace info still gets a complete trace. Once finalized, spans no longer change them.
 - ``Trace.span_count`` is recounted in the same transaction as every span write.
+- OTLP spans are read as the MLflow server reads them: filed under ``tr-`` + the OTLP trace
+  id whatever ``mlflow.traceRequestId`` they carry, with OpenTelemetry GenAI conventions
+  mapped by ``otel_conventions``.
+- StartTraceV3 may come before the spans its assessments name (annotation keeps those).
 """
 
 import base64
