@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0003_move_people_to_accounts'),
+        ('annotation', '0004_control_items_and_pace'),
     ]
 
     operations = [
