@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0004_control_items_and_pace'),
+        ('annotation', '0006_exact_json_numbers'),
     ]
 
     operations = [
