@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0006_exact_json_numbers'),
+        ('annotation', '0008_schema_experiments'),
     ]
 
     operations = [
