@@ -1,5 +1,7 @@
 """StartTraceV3 and span uploads in either order: nothing the app sent is dropped."""
 
+import json
+
 from annotation.models import Assessment
 from tests.api.test_endpoints import CHILD, ROOT, TRACE_ID, ApiTestCase, otlp
 from traces.models import Trace
@@ -43,7 +45,8 @@ class StartTraceBeforeSpansTests(ApiTestCase):
         self.start_trace(assessments=[_feedback("on-child", CHILD)])
         self.post_spans(otlp((ROOT, None, "root", 1000, 1100), (CHILD, ROOT, "child", 1001, 1002)))
 
-        got = self.api.get("/api/3.0/mlflow/traces/get", {"trace_id": TRACE_ID}).json()
+        response = self.api.get("/api/3.0/mlflow/traces/get", {"trace_id": TRACE_ID})
+        got = json.loads(b"".join(response.streaming_content))
 
         assessments = got["trace"]["trace_info"]["assessments"]
         self.assertEqual(

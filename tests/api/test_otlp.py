@@ -96,10 +96,11 @@ class OtlpTraceShapeTests(ApiTestCase):
         trace = Trace.objects.get()
         self.assertEqual((trace.trace_id, trace.span_count), (TRACE_ID, 2))
         self.assertFalse(Trace.objects.filter(trace_id=other).exists())
-        got = self.api.get(
+        response = self.api.get(
             f"/api/2.0/mlflow-artifacts/artifacts/{self.experiment.pk}"
             f"/traces/{TRACE_ID}/artifacts/traces.json"
-        ).json()
+        )
+        got = json.loads(b"".join(response.streaming_content))
         request_ids = {span["attributes"]["mlflow.traceRequestId"] for span in got["spans"]}
         self.assertEqual(request_ids, {json.dumps(TRACE_ID)})
 
