@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('traces', '0004_trace_size_limits'),
+        ('traces', '0006_runs'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0008_schema_experiments'),
+        ('annotation', '0011_evaluation_datasets'),
     ]
 
     operations = [
