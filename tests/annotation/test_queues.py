@@ -471,49 +471,11 @@ THREADS = 8
 class ConcurrentNextItemTests(TransactionTestCase):
     """Eight annotators ask for their next item at the same moment, again and again."""
 
-    def test_no_item_goes_twice_to_anyone_nor_beyond_its_overlap(self):
-        people = [make_reviewer() for _ in range(THREADS)]
-        traces = [make_trace() for _ in range(12)]
-        queue = make_queue(people, traces, [make_schema()], overlap=3)
-        barrier = threading.Barrier(THREADS)
-        failures = []
-
-        def work(user):
-            try:
-                barrier.wait()
-                while True:
-                    assignment = queues.next_assignment(queue=queue, user=user)
-                    if assignment is None:
-                        break
-                    queues.submit(assignment=assignment, values={"correct": True}, actor=user)
-            except Exception as exc:  # surfaced below: a thread must not fail silently
-                failures.append(exc)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=work, args=(user,)) for user in people]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        self.assertEqual(failures, [])
-        pairs = list(QueueAssignment.objects.values_list("item_id", "annotator_id"))
-        self.assertEqual(len(pairs), len(set(pairs)))
-        per_item = Counter(item for item, _ in pairs)
-        self.assertEqual(sorted(per_item.values()), [3] * 12)
-        self.assertEqual(Assessment.objects.count(), 36)
-
-    def test_control_items_go_once_to_everyone_amid_the_rush(self):
-        people = [make_reviewer() for _ in range(THREADS)]
-        traces = [make_trace() for _ in range(12)]
-        queue = make_queue(people, traces, [make_schema()], overlap=2)
-        queue.control_rate = 25
-        queue.save(update_fields=["control_rate"])
-        controls = list(queue.items.filter(position__in=[3, 6, 9]))
-        for item in controls:
-            quality.set_control_answers(item=item, answers={"correct": True}, actor=None)
-        barrier = threading.Barrier(THREADS)
+    def label_all_at_once(self, queue, people) -> list[tuple[int, int]]:
+        """Every person labels until nothing is left, all starting together; the
+        (item, annotator) pairs handed out, after checking that no thread failed and no
+        pair came twice."""
+        barrier = threading.Barrier(len(people))
         failures = []
 
         def work(user):
@@ -535,6 +497,31 @@ class ConcurrentNextItemTests(TransactionTestCase):
         self.assertEqual(failures, [])
         pairs = list(QueueAssignment.objects.values_list("item_id", "annotator_id"))
         self.assertEqual(len(pairs), len(set(pairs)))
+        return pairs
+
+    def test_no_item_goes_twice_to_anyone_nor_beyond_its_overlap(self):
+        people = [make_reviewer() for _ in range(THREADS)]
+        traces = [make_trace() for _ in range(12)]
+        queue = make_queue(people, traces, [make_schema()], overlap=3)
+
+        pairs = self.label_all_at_once(queue, people)
+
+        per_item = Counter(item for item, _ in pairs)
+        self.assertEqual(sorted(per_item.values()), [3] * 12)
+        self.assertEqual(Assessment.objects.count(), 36)
+
+    def test_control_items_go_once_to_everyone_amid_the_rush(self):
+        people = [make_reviewer() for _ in range(THREADS)]
+        traces = [make_trace() for _ in range(12)]
+        queue = make_queue(people, traces, [make_schema()], overlap=2)
+        queue.control_rate = 25
+        queue.save(update_fields=["control_rate"])
+        controls = list(queue.items.filter(position__in=[3, 6, 9]))
+        for item in controls:
+            quality.set_control_answers(item=item, answers={"correct": True}, actor=None)
+
+        pairs = self.label_all_at_once(queue, people)
+
         per_item = Counter(item for item, _ in pairs)
         control_ids = {item.pk for item in controls}
         self.assertEqual({per_item[pk] for pk in control_ids}, {THREADS})
