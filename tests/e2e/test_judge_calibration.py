@@ -9,24 +9,10 @@ from playwright.sync_api import expect
 
 from annotation import services
 from annotation.models import LabelSchema, SourceType
+from tests.e2e.labeling import label_every_item
 from tests.factories import make_admin, make_experiment, make_reviewer, make_trace
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def label_all(browser, login, live_server, user, answers):
-    """Label every item the person is given in their own browser, with the submit button."""
-    context = browser.new_context()
-    page = context.new_page()
-    login(page, user)
-    page.goto(f"{live_server.url}/queues/")
-    page.get_by_role("button", name="Label").click()
-    for n, answer in enumerate(answers):
-        expect(page.get_by_role("heading", name=re.compile(f"^Item {n + 1}"))).to_be_visible()
-        page.get_by_role("radio", name=answer, exact=True).check()
-        page.get_by_role("button", name=re.compile("Submit and next")).click()
-    expect(page.get_by_text("Nothing left for you in this queue")).to_be_visible()
-    context.close()
 
 
 def test_an_admin_sends_a_judges_open_items_to_people_and_the_figures_move(
@@ -67,8 +53,8 @@ def test_an_admin_sends_a_judges_open_items_to_people_and_the_figures_move(
     expect(page.get_by_text(re.compile("made with 3 items"))).to_be_visible()
     expect(page.get_by_test_id("labels-done")).to_have_text("0 / 6")
 
-    label_all(browser, login, live_server, ann, ["Yes", "Yes", "No"])
-    label_all(browser, login, live_server, bob, ["Yes", "Yes", "Yes"])
+    label_every_item(browser, login, live_server, ann, ["Yes", "Yes", "No"], keys=False)
+    label_every_item(browser, login, live_server, bob, ["Yes", "Yes", "Yes"], keys=False)
     page.goto(f"{live_server.url}/experiments/{experiment.pk}/judges/")
     # Two items got gold (both said yes); the split one did not.
     expect(page.get_by_role("cell", name="10 / 11")).to_be_visible()

@@ -6,27 +6,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.labeling import label_every_item
 from tests.factories import make_admin, make_reviewer, make_trace
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def label_all(browser, login, live_server, user, answers):
-    context = browser.new_context()
-    page = context.new_page()
-    login(page, user)
-    page.goto(f"{live_server.url}/queues/")
-    page.get_by_role("button", name="Label").click()
-    for n, answer in enumerate(answers):
-        expect(page.get_by_role("heading", name=re.compile(f"^Item {n + 1}"))).to_be_visible()
-        expect(page.get_by_test_id("blind-note")).to_be_visible()
-        page.get_by_role("radio", name=answer, exact=True).check()
-        if n % 2 == 0:
-            page.keyboard.press("Control+Enter")
-        else:
-            page.get_by_role("button", name=re.compile("Submit and next")).click()
-    expect(page.get_by_text("Nothing left for you in this queue")).to_be_visible()
-    context.close()
 
 
 def test_admin_sets_up_a_queue_two_reviewers_label_and_agreement_appears(
@@ -61,12 +44,12 @@ def test_admin_sets_up_a_queue_two_reviewers_label_and_agreement_appears(
     expect(page.get_by_test_id("labels-done")).to_have_text("0 / 6")
     queue_url = page.url
 
-    label_all(browser, login, live_server, ann, ["Yes", "Yes", "No"])
+    label_every_item(browser, login, live_server, ann, ["Yes", "Yes", "No"], blind=True)
     page.goto(queue_url)
     expect(page.get_by_test_id("labels-done")).to_have_text("3 / 6")
     expect(page.get_by_test_id("alpha")).to_have_text("n/a")
 
-    label_all(browser, login, live_server, bob, ["Yes", "No", "No"])
+    label_every_item(browser, login, live_server, bob, ["Yes", "No", "No"], blind=True)
     page.goto(queue_url)
     expect(page.get_by_test_id("labels-done")).to_have_text("6 / 6")
     # Units (yes, yes), (yes, no), (no, no): nominal alpha 4/9, Cohen's kappa 0.4.
