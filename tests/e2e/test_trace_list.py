@@ -72,6 +72,7 @@ def test_j_on_the_review_page_follows_the_filtered_list(page, live_server, login
     expect(rows(page)).to_have_count(2)
     rows(page).first.locator("a[data-trace-link]").click()
     expect(page.locator("h1")).to_contain_text(traces[0].trace_id)
+    page.wait_for_load_state()  # the page's key handlers run at the end of the page
     page.keyboard.press("j")
     expect(page.locator("h1")).to_contain_text(traces[2].trace_id)
     expect(page).to_have_url(re.compile(r"\?from=user%3Dada"))
