@@ -24,6 +24,7 @@ from django.utils import timezone
 from .models import (
     Assessment,
     ControlAnswer,
+    Kind,
     LabelSchema,
     Queue,
     QueueAssignment,
@@ -78,7 +79,7 @@ def suggested_answers(item: QueueItem) -> dict[str, object]:
     )
     suggested: dict[str, object] = {}
     for assessment in found:
-        if assessment.kind == "expectation" or assessment.overrides_id is not None:
+        if assessment.kind == Kind.EXPECTATION or assessment.overrides_id is not None:
             suggested[assessment.name] = assessment.value
     return suggested
 

@@ -259,6 +259,8 @@ def _take(candidates, queue: Queue, user) -> QueueAssignment | None:
 def _control_due(queue: Queue, user) -> bool:
     """Whether the person's next item should be a control item: control items make up
     ``control_rate`` percent of each person's items, spread out rather than up front."""
+    if not queue.control_rate:
+        return False
     seen = QueueAssignment.objects.filter(item__queue=queue, annotator=user).aggregate(
         total=Count("pk"), controls=Count("pk", filter=Q(item__is_control=True))
     )
