@@ -386,6 +386,30 @@ class Queue(models.Model):
         return self.name
 
 
+class QueueSpanQuestion(models.Model):
+    """A queue schema asked of spans rather than of the whole trace: of every span of an
+    item with this type and/or a name matching this glob (see annotation.span_questions)."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="span_questions")
+    schema = models.ForeignKey(LabelSchema, on_delete=models.CASCADE, related_name="+")
+    span_type = models.CharField(max_length=64, blank=True, default="")
+    name_pattern = models.CharField(
+        max_length=500, blank=True, default="", help_text="Glob: * any text, ? one character."
+    )
+
+    class Meta:
+        ordering = ["queue", "schema__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "schema"], name="span_question_unique"),
+            models.CheckConstraint(
+                condition=~Q(span_type="") | ~Q(name_pattern=""), name="span_question_targets"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.queue_id}:{self.schema_id} {self.span_type} {self.name_pattern}".strip()
+
+
 class QueueItem(models.Model):
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="items")
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="queue_items")

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import span_questions
 from .models import (
     Assessment,
     ControlAnswer,
@@ -48,6 +49,8 @@ def set_control_answers(*, item: QueueItem, answers: dict[str, object], actor) -
     """Make ``item`` a control item with these known answers (schema name → value); an
     empty ``answers`` makes it an ordinary item again."""
     item = QueueItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+    if answers:
+        span_questions.refuse_control_items(item.queue)
     schemas = {s.name: s for s in item.queue.schemas.all()}
     for name, value in answers.items():
         schema = schemas.get(name)

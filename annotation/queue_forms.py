@@ -65,8 +65,9 @@ class QueueForm(forms.Form):
     )
     schemas = forms.ModelMultipleChoiceField(
         queryset=LabelSchema.objects.exclude(applies_to=LabelSchema.AppliesTo.SPAN),
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Schemas that apply to whole traces.",
+        help_text="Schemas that apply to whole traces (none: span questions only).",
     )
     optional_schemas = forms.ModelMultipleChoiceField(
         queryset=LabelSchema.objects.exclude(applies_to=LabelSchema.AppliesTo.SPAN),
@@ -182,7 +183,7 @@ class LabelForms:
     # The fields whose text makes a form an answer (bound and validated).
     answer_fields = ("value", "rationale")
 
-    def __init__(self, schemas, data=None, answers=None):
+    def __init__(self, schemas, data=None, answers=None, prefix="s"):
         answers = answers or {}
         self.forms = []
         for schema in schemas:
@@ -192,11 +193,11 @@ class LabelForms:
                 if current
                 else {}
             )
-            prefix = f"s{schema.pk}"
+            name = f"{prefix}{schema.pk}"
             typed = data is not None and any(
-                data.get(f"{prefix}-{field}", "").strip() for field in self.answer_fields
+                data.get(f"{name}-{field}", "").strip() for field in self.answer_fields
             )
-            form = form_for(schema, data=data if typed else None, prefix=prefix, initial=initial)
+            form = form_for(schema, data=data if typed else None, prefix=name, initial=initial)
             if schema.value_type == LabelSchema.ValueType.CATEGORICAL:
                 form.fields["value"].widget = forms.RadioSelect(
                     choices=form.fields["value"].choices

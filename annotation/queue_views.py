@@ -16,12 +16,13 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import admin_required, is_admin, write_required
 from traces.span_detail import describe_span, show_value
-from traces.tree import opening_span, tree_context
+from traces.tree import TYPE_LABELS, opening_span, tree_context
 
 from . import quality, queues
 from .forms import ReviewQueryForm, form_for
 from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
+from .span_question_forms import SpanLabelForms, span_question_formset, span_targets
 
 Status = QueueAssignment.Status
 ITEMS_PER_PAGE = 100
@@ -80,7 +81,8 @@ def queue_list(request):
 def queue_create(request):
     initial = {"filter_query": request.GET.get("filter", "")}
     form = QueueForm(request.POST or None, request=request, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    span_forms = span_question_formset(request.POST or None)
+    if request.method == "POST" and form.is_valid() and span_forms.is_valid():
         data = form.cleaned_data
         try:
             queue = queues.create_queue(
@@ -95,6 +97,7 @@ def queue_create(request):
                 control_rate=data["control_rate"],
                 accuracy_threshold=data["accuracy_threshold"] / 100,
                 filter_query=data["filter_query"] if data["source"] == "filter" else "",
+                span_targets=span_targets(span_forms),
                 created_by=request.user,
             )
         except ValidationError as exc:
@@ -104,7 +107,8 @@ def queue_create(request):
                 request, f"Queue '{queue.name}' created with {len(data['traces'])} items."
             )
             return redirect("annotation:queue-detail", queue.pk)
-    return render(request, "annotation/queue_form.html", {"form": form})
+    context = {"form": form, "span_forms": span_forms, "span_types": TYPE_LABELS}
+    return render(request, "annotation/queue_form.html", context)
 
 
 @require_GET
@@ -190,15 +194,19 @@ def queue_item(request, queue_id, position):
     schemas = queues.item_schemas(item)
     answers = {a.name: a for a in queues.own_answers(item=item, user=request.user)}
     forms = LabelForms(schemas, data=request.POST or None, answers=answers)
+    span_answers = queues.own_span_answers(item=item, user=request.user)
+    span_forms = SpanLabelForms(item, data=request.POST or None, answers=span_answers)
     errors = []
     if assignment.status == Status.ASSIGNED:
         quality.record_activity(assignment)
-    if request.method == "POST" and forms.is_valid():
+    if request.method == "POST" and forms.is_valid() and span_forms.is_valid():
         try:
             queues.submit(
                 assignment=assignment,
                 values=forms.values(),
                 rationales=forms.rationales(),
+                span_values=span_forms.values(),
+                span_rationales=span_forms.rationales(),
                 actor=request.user,
             )
         except ValidationError as exc:
@@ -220,6 +228,7 @@ def queue_item(request, queue_id, position):
         "item": item,
         "assignment": assignment,
         "forms": forms,
+        "span_forms": span_forms,
         "errors": errors,
         "skip_form": SkipForm(),
         "progress": queues.progress(queue, request.user),
@@ -310,10 +319,12 @@ def queue_adjudicate(request, queue_id, position, schema_id):
         position=position,
     )
     schema = get_object_or_404(LabelSchema, pk=schema_id, queues=item.queue)
+    query = ReviewQueryForm(request.GET)
+    span_id = (query.cleaned_data.get("span") if query.is_valid() else None) or None
     [found] = [
         d
         for d in queues.disagreements(item.queue, viewer=request.user)
-        if d.item == item and d.schema == schema
+        if d.item == item and d.schema == schema and d.span_id == span_id
     ] or [None]
     form = form_for(schema, data=request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -323,6 +334,7 @@ def queue_adjudicate(request, queue_id, position, schema_id):
                 schema=schema,
                 value=form.cleaned_data["value"],
                 rationale=form.cleaned_data["rationale"],
+                span_id=span_id,
                 actor=request.user,
             )
         except ValidationError as exc:
@@ -330,12 +342,15 @@ def queue_adjudicate(request, queue_id, position, schema_id):
         else:
             messages.success(request, f"Decision recorded for item {position}.")
             return redirect("annotation:queue-disagreements", queue_id)
+    span = item.trace.spans.filter(span_id=span_id).first() if span_id else None
     context = {
         "item": item,
         "queue": item.queue,
         "schema": schema,
+        "span": span,
+        "span_outputs": show_value(span.outputs) if span else None,
         "found": found,
-        "answers": queues.answers_to_decide(item=item, schema=schema),
+        "answers": queues.answers_to_decide(item=item, schema=schema, span_id=span_id),
         "form": form,
     }
     return render(request, "annotation/queue_adjudicate.html", context)

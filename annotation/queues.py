@@ -14,7 +14,9 @@ Invariants it owns:
   the whole function there.
 - Someone who has an item in progress gets that item back (resume where they left off).
 - An item's schemas are the queue's schemas that apply to its trace's experiment; a queue is
-  only built from schemas that apply to every experiment among its traces.
+  only built from schemas that apply to every experiment among its traces. Schemas asked of
+  spans (annotation.span_questions) are answered once per matching span, and results
+  (agreement, disagreements, decisions) are per (trace, span or none, name).
 - An item is done for a person only once they have answered every schema the queue marks
   required (``required_schemas``) that applies to the item; a submission without any
   answer is refused and changes nothing.
@@ -49,7 +51,7 @@ from django.utils import timezone
 from accounts.roles import can_write
 from traces.models import Experiment, now_ms
 
-from . import services
+from . import services, span_questions
 from .agreement import (
     Aggregate,
     aggregate,
@@ -66,6 +68,7 @@ from .models import (
     Queue,
     QueueAssignment,
     QueueItem,
+    QueueSpanQuestion,
     SourceType,
 )
 
@@ -92,28 +95,32 @@ def create_queue(
     accuracy_threshold: float = 0.7,
     description: str = "",
     filter_query: str = "",
+    span_targets=(),
     created_by=None,
 ) -> Queue:
     """Create a queue whose items are ``traces`` in the order given.
 
     ``required_schemas`` (a subset of ``schemas``, all of them when None) must be answered
-    before an item counts as done for an annotator.
+    before an item counts as done for an annotator. ``span_targets`` (``SpanTarget``s) are
+    the questions asked of spans, each matching at least one span of every trace.
     """
     traces, schemas, annotators = list(traces), list(schemas), list(annotators)
+    targets = list(span_targets)
     required = schemas if required_schemas is None else list(required_schemas)
     if not traces:
         raise ValidationError("A queue needs at least one trace.", code="no_traces")
-    if not schemas:
+    if not schemas and not targets:
         raise ValidationError("A queue needs at least one label schema.", code="no_schemas")
     if any(s.applies_to == LabelSchema.AppliesTo.SPAN for s in schemas):
         raise ValidationError(
-            "Queue items are whole traces; span-only schemas cannot be used.", code="span_schema"
+            "A span-only schema is asked of spans: add it as a span question.", code="span_schema"
         )
     if {s.pk for s in required} - {s.pk for s in schemas}:
         raise ValidationError(
             "Required schemas must be among the queue's schemas.", code="required_not_chosen"
         )
-    _check_schemas_apply(schemas, {t.experiment_id for t in traces})
+    span_questions.check_targets(targets, schemas)
+    _check_schemas_apply(schemas + [t.schema for t in targets], {t.experiment_id for t in traces})
     if not annotators:
         raise ValidationError("A queue needs at least one annotator.", code="no_annotators")
     if any(not can_write(user) for user in annotators):
@@ -135,11 +142,18 @@ def create_queue(
         accuracy_threshold=accuracy_threshold,
         created_by=created_by,
     )
-    queue.schemas.set(schemas)
-    queue.required_schemas.set(required)
+    queue.schemas.set(schemas + [t.schema for t in targets])
+    queue.required_schemas.set(required + [t.schema for t in targets if t.required])
     queue.annotators.set(annotators)
+    QueueSpanQuestion.objects.bulk_create(
+        QueueSpanQuestion(
+            queue=queue, schema=t.schema, span_type=t.span_type, name_pattern=t.name_pattern
+        )
+        for t in targets
+    )
     seen = set()
     unique_traces = [t for t in traces if not (t.pk in seen or seen.add(t.pk))]
+    span_questions.check_traces_match(targets, unique_traces)
     QueueItem.objects.bulk_create(
         QueueItem(queue=queue, trace=trace, position=n) for n, trace in enumerate(unique_traces, 1)
     )
@@ -169,10 +183,12 @@ def _check_schemas_apply(schemas, experiment_ids: set[int]) -> None:
 
 
 def item_schemas(item: QueueItem) -> list[LabelSchema]:
-    """The queue's schemas that apply to the item's trace, each with ``required`` set."""
+    """The queue's trace questions that apply to the item's trace, each with ``required``
+    set (its span questions are ``span_questions.asked_spans``)."""
     schemas = (
         LabelSchema.objects.for_experiment(item.trace.experiment_id)
         .filter(queues=item.queue_id)
+        .exclude(name__in=span_questions.span_schema_names(item.queue_id))
         .annotate(
             required=Exists(
                 Queue.required_schemas.through.objects.filter(
@@ -299,10 +315,12 @@ def submit(
     assignment: QueueAssignment,
     values: dict[str, object],
     rationales: dict[str, str] | None = None,
+    span_values: dict[tuple[str, str], object] | None = None,
+    span_rationales: dict[tuple[str, str], str] | None = None,
     actor,
 ) -> list[Assessment]:
     """Record the annotator's answers (schema name → value, and an optional rationale per
-    name) and mark their turn done.
+    name; for span questions (span id, schema name) → value) and mark their turn done.
 
     An answer the annotator gave before (a reopened item, or the same trace labeled on the
     review page) is updated rather than duplicated, and counts towards the required ones.
@@ -318,15 +336,33 @@ def submit(
     unknown = [name for name in values if name not in schemas]
     if unknown:
         raise ValidationError(f"'{unknown[0]}' is not labeled on this item.", code="unknown_schema")
+    asked = {
+        (asked.span.span_id, schema.name): (asked.span, schema)
+        for asked in span_questions.asked_spans(item)
+        for schema in asked.schemas
+    }
+    span_values = span_values or {}
+    unknown = [key for key in span_values if key not in asked]
+    if unknown:
+        span_id, name = unknown[0]
+        raise ValidationError(
+            f"'{name}' is not asked of span '{span_id}' on this item.", code="unknown_schema"
+        )
     given = {name: value for name, value in values.items() if value is not None}
-    if not given:
+    span_given = {key: value for key, value in span_values.items() if value is not None}
+    if not given and not span_given:
         raise ValidationError(
             "Nothing was answered, so nothing was saved. Answer the questions, then submit.",
             code="empty",
         )
     existing = {a.name: a for a in own_answers(item=item, user=actor)}
+    span_existing = own_span_answers(item=item, user=actor)
     missing = [
         f'"{s}"' for s in schemas.values() if s.required and s.name not in given.keys() | existing
+    ] + [
+        f'"{schema}" on {span.name}'
+        for key, (span, schema) in asked.items()
+        if schema.required and key not in span_given.keys() | span_existing
     ]
     if missing:
         raise ValidationError(
@@ -338,6 +374,11 @@ def submit(
         saved.append(
             _record_answer(item, schemas[name], existing.get(name), value, rationale, actor)
         )
+    for key, value in span_given.items():
+        rationale = (span_rationales or {}).get(key, "")
+        schema = asked[key][1]
+        previous = span_existing.get(key)
+        saved.append(_record_answer(item, schema, previous, value, rationale, actor, key[0]))
     assignment.status = Status.DONE
     assignment.completed_at = timezone.now()
     assignment.save(update_fields=["status", "completed_at"])
@@ -361,7 +402,7 @@ def record_status(item: QueueItem, status: str, username: str) -> None:
     item.save(update_fields=["status", "completed_by", "completed_time", "last_update_time"])
 
 
-def _record_answer(item, schema, previous, value, rationale, actor) -> Assessment:
+def _record_answer(item, schema, previous, value, rationale, actor, span_id=None) -> Assessment:
     if previous is not None:
         return services.update_assessment(
             assessment_id=previous.assessment_id, value=value, rationale=rationale, actor=actor
@@ -369,6 +410,7 @@ def _record_answer(item, schema, previous, value, rationale, actor) -> Assessmen
     log = services.log_expectation if schema.kind == Kind.EXPECTATION else services.log_feedback
     return log(
         trace=item.trace,
+        span_id=span_id,
         name=schema.name,
         value=value,
         rationale=rationale,
@@ -378,13 +420,23 @@ def _record_answer(item, schema, previous, value, rationale, actor) -> Assessmen
     )
 
 
-def own_answers(*, item: QueueItem, user) -> list[Assessment]:
-    """The person's live trace-level answers to the queue's schemas on this item."""
-    return list(
+def _own(item: QueueItem, user):
+    return (
         _labels(item.queue)
         .filter(trace_id=item.trace_id, annotator=user)
         .exclude(metadata__has_key=ADJUDICATION_KEY)
     )
+
+
+def own_answers(*, item: QueueItem, user) -> list[Assessment]:
+    """The person's live trace-level answers to the queue's schemas on this item."""
+    return list(_own(item, user).filter(span_id__isnull=True))
+
+
+def own_span_answers(*, item: QueueItem, user) -> dict[tuple[str, str], Assessment]:
+    """The person's live answers to the queue's span questions on this item, by (span id,
+    name)."""
+    return {(a.span_id, a.name): a for a in _own(item, user).filter(span_id__isnull=False)}
 
 
 @dataclass(frozen=True)
@@ -640,36 +692,41 @@ def progress_by_annotator(queue: Queue) -> list[AnnotatorProgress]:
 
 
 def _labels(queue: Queue):
-    """Live human answers to the queue's schemas on its traces, by its annotators."""
+    """Live human answers to the queue's questions on its traces, by its annotators: on the
+    trace for trace questions, on a span for span questions."""
+    span_names = span_questions.span_schema_names(queue)
     return Assessment.objects.live().filter(
+        Q(span_id__isnull=True, name__in=queue.schemas.exclude(name__in=span_names).values("name"))
+        | Q(span_id__isnull=False, name__in=span_names),
         trace__queue_items__queue=queue,
         trace__queue_items__is_control=False,
-        name__in=queue.schemas.values("name"),
         annotator__in=queue.annotators.all(),
         source_type=SourceType.HUMAN,
-        span_id__isnull=True,
     )
 
 
-def _answers(labels) -> dict[tuple[int, str], dict[int, object]]:
-    """(trace pk, name) → {annotator pk: value} from a queryset of labels; adjudications and
-    structured values (which are not compared) are left out."""
-    answers: dict[tuple[int, str], dict[int, object]] = defaultdict(dict)
+Question = tuple[int, str | None, str]  # trace pk, span id (None: the trace), name
+
+
+def _answers(labels) -> dict[Question, dict[int, object]]:
+    """(trace pk, span id, name) → {annotator pk: value} from a queryset of labels;
+    adjudications and structured values (which are not compared) are left out."""
+    answers: dict[Question, dict[int, object]] = defaultdict(dict)
     rows = (
         labels.exclude(metadata__has_key=ADJUDICATION_KEY)
         .order_by("create_time", "pk")
-        .values_list("trace_id", "name", "annotator_id", "value")
+        .values_list("trace_id", "span_id", "name", "annotator_id", "value")
     )
-    for trace_id, name, annotator_id, value in rows:
+    for trace_id, span_id, name, annotator_id, value in rows:
         if not isinstance(value, dict | list):
-            answers[trace_id, name][annotator_id] = value
+            answers[trace_id, span_id, name][annotator_id] = value
     return answers
 
 
 def _units(queue: Queue) -> dict[str, list[dict[int, object]]]:
-    """Schema name → one {annotator: value} unit per item that has answers."""
+    """Schema name → one {annotator: value} unit per item (and span) that has answers."""
     units: dict[str, list[dict[int, object]]] = defaultdict(list)
-    for (_trace, name), unit in _answers(_labels(queue)).items():
+    for (_trace, _span, name), unit in _answers(_labels(queue)).items():
         units[name].append(unit)
     return units
 
@@ -734,6 +791,7 @@ class Disagreement:
     answers: list  # (annotator, value), by username
     summary: Aggregate
     decision: Assessment | None
+    span_id: str | None = None
 
 
 def disagreements(queue: Queue, *, viewer=None) -> list[Disagreement]:
@@ -744,15 +802,15 @@ def disagreements(queue: Queue, *, viewer=None) -> list[Disagreement]:
     if viewer is not None:
         hidden = hidden_answers(user=viewer, traces=[i.trace for i in items.values()])
         answers = {
-            (trace_id, name): unit
-            for (trace_id, name), unit in answers.items()
-            if name not in hidden.names.get(trace_id, ())
+            question: unit
+            for question, unit in answers.items()
+            if question[2] not in hidden.names.get(question[0], ())
         }
     schemas = {s.name: s for s in queue.schemas.all()}
     people = {u.pk: u for u in queue.annotators.all()}
-    decisions = {(a.trace_id, a.name): a for a in _decisions(queue).filter(valid=True)}
+    decisions = {(a.trace_id, a.span_id, a.name): a for a in _decisions(queue).filter(valid=True)}
     found = []
-    for (trace_id, name), unit in answers.items():
+    for (trace_id, span_id, name), unit in answers.items():
         schema = schemas[name]
         summary = aggregate(list(unit.values()), schema.value_type)
         if not summary.disagreement:
@@ -766,18 +824,21 @@ def disagreements(queue: Queue, *, viewer=None) -> list[Disagreement]:
                     key=lambda pair: pair[0].get_username(),
                 ),
                 summary=summary,
-                decision=decisions.get((trace_id, name)),
+                decision=decisions.get((trace_id, span_id, name)),
+                span_id=span_id,
             )
         )
-    return sorted(found, key=lambda d: (d.item.position, d.schema.name))
+    return sorted(found, key=lambda d: (d.item.position, d.span_id or "", d.schema.name))
 
 
-def answers_to_decide(*, item: QueueItem, schema: LabelSchema) -> list[Assessment]:
-    """Every annotator's own answer on an item, the ones a decision overrode included, for
-    the Admin deciding it: value, rationale and author."""
+def answers_to_decide(
+    *, item: QueueItem, schema: LabelSchema, span_id: str | None = None
+) -> list[Assessment]:
+    """Every annotator's own answer on an item (or one of its spans), the ones a decision
+    overrode included, for the Admin deciding it: value, rationale and author."""
     return sorted(
         _labels(item.queue)
-        .filter(trace_id=item.trace_id, name=schema.name)
+        .filter(trace_id=item.trace_id, span_id=span_id, name=schema.name)
         .exclude(metadata__has_key=ADJUDICATION_KEY)
         .select_related("annotator"),
         key=lambda answer: (answer.annotator.get_username(), answer.create_time),
@@ -792,9 +853,16 @@ def _decisions(queue: Queue):
 
 @transaction.atomic
 def adjudicate(
-    *, item: QueueItem, schema: LabelSchema, value, rationale: str = "", actor
+    *,
+    item: QueueItem,
+    schema: LabelSchema,
+    value,
+    rationale: str = "",
+    span_id: str | None = None,
+    actor,
 ) -> Assessment:
-    """Record an Admin's decision for an item and schema; a second decision updates the first
+    """Record an Admin's decision for an item (or one of its spans, ``span_id``) and schema;
+    a second decision updates the first
     (or, by another Admin, overrides it: an expectation decided by someone else stays theirs).
 
     For an expectation schema the decision is an expectation. For a feedback schema it
@@ -803,7 +871,9 @@ def adjudicate(
     """
     queue = item.queue
     previous = (
-        _decisions(queue).filter(trace_id=item.trace_id, name=schema.name, valid=True).first()
+        _decisions(queue)
+        .filter(trace_id=item.trace_id, span_id=span_id, name=schema.name, valid=True)
+        .first()
     )
     metadata = {ADJUDICATION_KEY: str(queue.pk)}
     # Another Admin's feedback decision stays theirs: this one overrides it.
@@ -815,6 +885,7 @@ def adjudicate(
     if schema.kind == Kind.EXPECTATION:
         return services.log_expectation(
             trace=item.trace,
+            span_id=span_id,
             name=schema.name,
             value=value,
             rationale=rationale,
@@ -822,7 +893,7 @@ def adjudicate(
             metadata=metadata,
             actor=actor,
         )
-    target = previous or _decision_target(queue, item, schema, value, actor)
+    target = previous or _decision_target(queue, item, schema, span_id, value, actor)
     return services.override_feedback(
         assessment_id=target.assessment_id,
         value=value,
@@ -833,12 +904,18 @@ def adjudicate(
     )
 
 
-def _decision_target(queue, item, schema, value, actor) -> Assessment:
+def _decision_target(queue, item, schema, span_id, value, actor) -> Assessment:
     """The answer a first decision overrides: the deciding Admin's own, else the earliest
     that differs from the decision, else the earliest."""
     answers = list(
         _labels(queue)
-        .filter(trace_id=item.trace_id, name=schema.name, kind=Kind.FEEDBACK, valid=True)
+        .filter(
+            trace_id=item.trace_id,
+            span_id=span_id,
+            name=schema.name,
+            kind=Kind.FEEDBACK,
+            valid=True,
+        )
         .order_by("create_time", "pk")
     )
     target = next((a for a in answers if a.annotator_id == actor.pk), None) or next(

@@ -19,6 +19,7 @@ Errors are ApiError in MLflow's codes and words, since only the API makes these 
 """
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
@@ -26,6 +27,7 @@ from accounts.roles import can_write
 from traces.models import Experiment, Trace, now_ms
 from traces.rest import ApiError, not_found
 
+from . import span_questions
 from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queues import record_status
 
@@ -254,6 +256,12 @@ def add_items(*, queue: Queue, item_ids: list[str]) -> list[QueueItem]:
                     last_update_time=moment,
                 )
             )
+    try:
+        span_questions.check_traces_match(
+            span_questions.questions_of(queue), [item.trace for item in new]
+        )
+    except ValidationError as exc:
+        raise ApiError(exc.message) from exc
     QueueItem.objects.bulk_create(new)
     if new and queue.queue_type == Queue.Type.USER:
         queue.schemas.set(experiment_schemas(queue.experiment))
