@@ -1,0 +1,162 @@
+"""Span questions in the browser: set on the new-queue page, answered on the queue item,
+decided per span."""
+
+from django.test import Client, TestCase
+from django.urls import reverse
+
+from annotation import queues
+from annotation.models import Assessment, LabelSchema, Queue
+from annotation.span_questions import SpanTarget
+from tests.factories import make_admin, make_reviewer, make_span, make_trace
+
+
+def retrieval_trace():
+    trace = make_trace()
+    root = make_span(trace, name="agent", span_type="AGENT")
+    for n in range(2):
+        make_span(
+            trace,
+            parent=root,
+            name=f"retrieve_{n}",
+            span_type="RETRIEVER",
+            outputs=[{"page_content": f"Returns policy, part {n}"}],
+        )
+    return trace
+
+
+class SpanQuestionTestData:
+    @classmethod
+    def setUpTestData(cls):
+        cls.admin = make_admin(username="boss")
+        cls.ann, cls.bob = make_reviewer(username="ann"), make_reviewer(username="bob")
+        cls.helpful = LabelSchema.objects.create(
+            name="helpful", value_type="boolean", applies_to="trace"
+        )
+        cls.relevant = LabelSchema.objects.create(
+            name="relevant", title="Relevant?", value_type="boolean", applies_to="span"
+        )
+        cls.trace = retrieval_trace()
+        cls.retrievers = list(cls.trace.spans.filter(span_type="RETRIEVER"))
+
+
+class CreateWithSpanQuestionsTests(SpanQuestionTestData, TestCase):
+    def setUp(self):
+        self.client.force_login(self.admin)
+
+    def data(self, **overrides):
+        data = {
+            "name": "Retrieval",
+            "source": "ids",
+            "limit": "100",
+            "trace_ids": self.trace.trace_id,
+            "schemas": [self.helpful.pk],
+            "annotators": [self.ann.pk, self.bob.pk],
+            "overlap": "2",
+            "spanq-TOTAL_FORMS": "2",
+            "spanq-INITIAL_FORMS": "0",
+            "spanq-0-schema": self.relevant.pk,
+            "spanq-0-span_type": "RETRIEVER",
+            "spanq-0-name_pattern": "retrieve_*",
+        }
+        data.update(overrides)
+        return data
+
+    def test_the_form_offers_span_schemas_and_explains_the_glob(self):
+        response = self.client.get(reverse("annotation:queue-create"))
+        self.assertContains(response, 'name="spanq-0-schema"')
+        self.assertContains(response, "Glob syntax: search_*")
+        self.assertContains(response, '<option value="RETRIEVER">')
+
+    def test_it_creates_a_queue_with_a_span_question(self):
+        response = self.client.post(reverse("annotation:queue-create"), self.data())
+        queue = Queue.objects.get(name="Retrieval")
+        self.assertRedirects(response, reverse("annotation:queue-detail", args=[queue.pk]))
+        [question] = queue.span_questions.all()
+        self.assertEqual(
+            (question.schema, question.span_type, question.name_pattern),
+            (self.relevant, "RETRIEVER", "retrieve_*"),
+        )
+        self.assertEqual(set(queue.required_schemas.all()), {self.helpful, self.relevant})
+
+    def test_a_span_question_matching_nothing_is_refused_with_the_trace_named(self):
+        data = self.data(**{"spanq-0-name_pattern": "search_*"})
+        response = self.client.post(reverse("annotation:queue-create"), data)
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, f"matches no span of {self.trace.trace_id}")
+        self.assertFalse(Queue.objects.exists())
+
+    def test_a_row_without_a_target_says_so(self):
+        data = self.data(**{"spanq-0-span_type": "", "spanq-0-name_pattern": ""})
+        response = self.client.post(reverse("annotation:queue-create"), data)
+        self.assertContains(response, "Give a span type, a name pattern or both.")
+        self.assertFalse(Queue.objects.exists())
+
+
+class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        cls.queue = queues.create_queue(
+            name="Retrieval",
+            traces=[cls.trace],
+            schemas=[cls.helpful],
+            span_targets=[SpanTarget(cls.relevant, span_type="RETRIEVER")],
+            annotators=[cls.ann, cls.bob],
+            overlap=2,
+        )
+        cls.url = reverse("annotation:queue-item", args=[cls.queue.pk, 1])
+
+    def field(self, span, name="value"):
+        return f"span{span.span_id}-s{self.relevant.pk}-{name}"
+
+    def label(self, user, first, second):
+        client = Client()
+        client.force_login(user)
+        client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        data = {
+            f"s{self.helpful.pk}-value": "true",
+            self.field(self.retrievers[0]): first,
+            self.field(self.retrievers[1]): second,
+        }
+        return client.post(self.url, data)
+
+    def test_each_matching_span_shows_its_outputs_and_question_with_keys(self):
+        self.client.force_login(self.ann)
+        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        response = self.client.get(self.url)
+        self.assertContains(response, 'data-testid="span-question"', count=2)
+        self.assertContains(response, "Returns policy, part 1")
+        for span in self.retrievers:
+            self.assertContains(response, f'name="{self.field(span)}" value="true" data-key="y"')
+            self.assertContains(response, f'id="question-span{span.span_id}-s{self.relevant.pk}"')
+
+    def test_answers_are_saved_per_span_and_the_next_item_follows(self):
+        response = self.label(self.ann, "true", "false")
+        self.assertRedirects(response, reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertEqual(
+            dict(Assessment.objects.filter(name="relevant").values_list("span_id", "value")),
+            {self.retrievers[0].span_id: True, self.retrievers[1].span_id: False},
+        )
+
+    def test_a_missing_span_answer_is_asked_for_by_span_name(self):
+        response = self.label(self.ann, "true", "")
+        self.assertContains(response, "answer &quot;Relevant?&quot; on retrieve_1 first")
+        self.assertFalse(Assessment.objects.exists())
+
+    def test_the_admin_decides_a_span_disagreement(self):
+        self.label(self.ann, "true", "true")
+        self.label(self.bob, "true", "false")
+        self.client.force_login(self.admin)
+        span = self.retrievers[1]
+        listing = self.client.get(reverse("annotation:queue-disagreements", args=[self.queue.pk]))
+        decide = (
+            reverse("annotation:queue-adjudicate", args=[self.queue.pk, 1, self.relevant.pk])
+            + f"?span={span.span_id}"
+        )
+        self.assertContains(listing, decide)
+        page = self.client.get(decide)
+        self.assertContains(page, "Decide Relevant? for item 1, span retrieve_1")
+        self.assertEqual(len(page.context["answers"]), 2)
+        self.client.post(decide, {"value": "true", "rationale": "Part 1 has the policy."})
+        decision = Assessment.objects.get(metadata__has_key=queues.ADJUDICATION_KEY)
+        self.assertEqual((decision.span_id, decision.value), (span.span_id, True))
