@@ -19,7 +19,7 @@ from accounts.roles import Role, set_role
 from traces import ingest, otel_conventions
 from traces.models import Experiment, Run, Span, Trace, now_ms
 
-from . import datasets, quality, queues, review_queues, services
+from . import datasets, quality, queues, review_queues, services, span_questions
 from . import demo_content as content
 from .models import Assessment, EvaluationDataset, LabelSchema, Queue, SourceType
 
@@ -29,6 +29,7 @@ TRACE_COUNT = 300
 SESSION_COUNT = 60
 BIG_TRACE_SPANS = 2000
 DEMO_QUEUE = "Returns agent spot check"
+SPAN_QUEUE = "Retrieval relevance"
 QUEUE_REQUIRED = ["helpful", "policy_followed"]
 LONG_RESPONSE = 220  # characters; longer answers fail the length check
 LENIENT_FROM = 110  # characters of response from which the lenient demo judge passes all
@@ -122,6 +123,7 @@ def seed(*, password: str) -> SeedReport:
     _big_trace(experiments[2], start + 13 * DAY_MS, report)
     _control_queue(experiments[0], people, report)
     _queue(experiments[2], people, report)
+    _span_queue(experiments[0], people, report)
     _evaluation(experiments[0], people, report)
     return report
 
@@ -228,6 +230,44 @@ def _queue(experiment, people, report: SeedReport) -> None:
         overlap=2,
         created_by=people["admin"],
     )
+    report.add("queues")
+
+
+def _span_queue(experiment, people, report: SeedReport) -> None:
+    """A queue asking "Retrieved documents relevant?" of every RETRIEVER span, half labeled
+    by two reviewers who disagree on one span, to decide on its Disagreements page."""
+    if Queue.objects.filter(name=SPAN_QUEUE).exists():
+        return
+    traces = Trace.objects.filter(
+        experiment=experiment, spans__span_type="RETRIEVER", state=Trace.State.OK
+    ).distinct()
+    queue = queues.create_queue(
+        name=SPAN_QUEUE,
+        description="Did each retrieval step find what the answer needed?",
+        traces=traces.order_by("-request_time")[:8],
+        schemas=[],
+        span_targets=[
+            span_questions.SpanTarget(
+                LabelSchema.objects.get(name="retrieval_relevant"), span_type="RETRIEVER"
+            )
+        ],
+        annotators=[people["rita"], people["ravi"]],
+        overlap=2,
+        control_rate=0,
+        created_by=people["admin"],
+    )
+    for _ in range(4):
+        for name in ("rita", "ravi"):
+            person = people[name]
+            turn = queues.next_assignment(queue=queue, user=person)
+            asked = span_questions.asked_spans(turn.item)
+            disagrees = name == "ravi" and turn.item.position == 2
+            spans = {
+                (a.span.span_id, "retrieval_relevant"): not (disagrees and n == 0)
+                for n, a in enumerate(asked)
+            }
+            queues.submit(assignment=turn, values={}, span_values=spans, actor=person)
+            report.add("assessments", len(spans))
     report.add("queues")
 
 

@@ -6,8 +6,8 @@ from django.db.models import Sum
 from django.test import TestCase
 
 from accounts.roles import Role, role_of
-from annotation import judge_report
-from annotation.demo import BIG_TRACE_SPANS, DEMO_QUEUE, SESSION_COUNT, TRACE_COUNT
+from annotation import judge_report, queues
+from annotation.demo import BIG_TRACE_SPANS, DEMO_QUEUE, SESSION_COUNT, SPAN_QUEUE, TRACE_COUNT
 from annotation.models import (
     Assessment,
     AssessmentRevision,
@@ -121,6 +121,16 @@ class SeedDemoTests(TestCase):
             set(queue.items.values_list("trace__experiment__name", flat=True)),
             {"returns-agent-eval"},
         )
+
+    def test_it_shows_a_queue_with_a_span_question_and_a_span_disagreement(self):
+        queue = Queue.objects.get(name=SPAN_QUEUE)
+        [question] = queue.span_questions.all()
+        self.assertEqual(
+            (question.schema.name, question.span_type), ("retrieval_relevant", "RETRIEVER")
+        )
+        [disagreement] = queues.disagreements(queue)
+        self.assertIsNotNone(disagreement.span_id)
+        self.assertEqual(disagreement.schema.name, "retrieval_relevant")
 
     def test_it_shows_evaluation_runs_an_mlflow_queue_and_a_dataset(self):
         runs = list(Run.objects.order_by("name"))
