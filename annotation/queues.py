@@ -337,9 +337,9 @@ def submit(
     if unknown:
         raise ValidationError(f"'{unknown[0]}' is not labeled on this item.", code="unknown_schema")
     asked = {
-        (asked.span.span_id, schema.name): (asked.span, schema)
-        for asked in span_questions.asked_spans(item)
-        for schema in asked.schemas
+        (spot.span.span_id, schema.name): (spot.span, schema)
+        for spot in span_questions.asked_spans(item)
+        for schema in spot.schemas
     }
     span_values = span_values or {}
     unknown = [key for key in span_values if key not in asked]
