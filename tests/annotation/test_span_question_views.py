@@ -1,7 +1,9 @@
 """Span questions in the browser: set on the new-queue page, answered on the queue item,
 decided per span."""
 
+from django.db import connection
 from django.test import Client, TestCase
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotation import queues
@@ -129,6 +131,17 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
         for span in self.retrievers:
             self.assertContains(response, f'name="{self.field(span)}" value="true" data-key="y"')
             self.assertContains(response, f'id="question-span{span.span_id}-s{self.relevant.pk}"')
+
+    def test_the_page_takes_the_same_queries_however_many_spans_match(self):
+        self.client.force_login(self.ann)
+        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        with CaptureQueriesContext(connection) as two:
+            self.client.get(self.url)
+        for n in range(3):
+            make_span(self.trace, name=f"more_{n}", span_type="RETRIEVER")
+        with self.assertNumQueries(len(two)):
+            response = self.client.get(self.url)
+        self.assertContains(response, 'data-testid="span-question"', count=5)
 
     def test_answers_are_saved_per_span_and_the_next_item_follows(self):
         response = self.label(self.ann, "true", "false")
