@@ -10,6 +10,7 @@ jsonb keeps too and the decoder turns back into ``-0.0``. On SQLite the text is 
 as written. Both read back as the Python values that were written.
 """
 
+import functools
 import json
 import math
 from decimal import Decimal
@@ -60,3 +61,22 @@ class ExactNumberDecoder(json.JSONDecoder):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("parse_float", _parse_float)
         super().__init__(*args, **kwargs)
+
+
+_DECODER = ExactNumberDecoder()
+
+
+@functools.lru_cache(maxsize=4096)
+def _load_scalar(text: str):
+    return _DECODER.decode(text)
+
+
+def loads(text: str | None):
+    """What the value field reads from its stored JSON text (None stays None), for readers
+    that select the text itself: many rows share a few scalar values, decoded once;
+    objects and arrays are decoded afresh, as nobody may share them."""
+    if text is None:
+        return None
+    if text[:1] in ("{", "["):
+        return _DECODER.decode(text)
+    return _load_scalar(text)

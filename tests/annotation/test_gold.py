@@ -1,7 +1,14 @@
 from django.test import TestCase
 
 from annotation import queues, services
-from annotation.gold import GoldSource, gold_by_question
+from annotation.gold import (
+    ENTRY_FIELDS,
+    GoldSource,
+    gold_by_question,
+    gold_of_rows,
+    is_decision,
+    overridden_source,
+)
 from annotation.models import Assessment, LabelSchema
 from tests.factories import make_admin, make_judge_entry, make_reviewer, make_span, make_trace
 
@@ -146,3 +153,68 @@ class GoldRuleTests(TestCase):
         with self.assertNumQueries(1):
             found = gold_by_question(Assessment.objects.filter(trace__in=traces))
         self.assertEqual(len(found), 3)
+
+
+class GoldReadsTests(TestCase):
+    """``gold_by_question`` reads plain rows with the value's JSON text; the export hands
+    ``gold_of_rows`` the field's own values. Both must give the same gold."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.rita, cls.ravi, cls.rosa = (make_reviewer() for _ in range(3))
+        cls.admin = make_admin()
+        cls.schema = LabelSchema.objects.create(
+            name="correct", value_type="boolean", applies_to="both"
+        )
+
+    def test_both_reads_give_the_same_gold_on_every_branch(self):
+        decided, overridden, agreed, tied, spanned = (make_trace() for _ in range(5))
+        for person, value in [(self.rita, True), (self.ravi, False)]:
+            answer(decided, person, value)
+            answer(tied, person, value)
+        queue = queues.create_queue(
+            name="q", traces=[decided], schemas=[self.schema], annotators=[self.rita, self.ravi]
+        )
+        queues.adjudicate(item=queue.items.get(), schema=self.schema, value=True, actor=self.admin)
+        entry = judge(overridden, True)
+        services.override_feedback(
+            assessment_id=entry.assessment_id, value=False, source_id="ravi", actor=self.ravi
+        )
+        span = make_span(spanned)
+        for person in (self.rita, self.ravi):
+            answer(spanned, person, True, span_id=span.span_id)
+        values = {
+            "score": [4, 4.0, 2],
+            "tiny": [-0.0, -0.0, 1],
+            "huge": [1e20, 1e20, 1],
+            "label": ["yes", "yes", "true"],
+            "tags": [{"b": [1, 2], "a": None}, {"a": None, "b": [1, 2]}, [1]],
+        }
+        for name, answers in values.items():
+            for person, value in zip((self.rita, self.ravi, self.rosa), answers, strict=True):
+                answer(agreed, person, value, name=name)
+        deleted = answer(agreed, self.rosa, True)
+        services.delete_assessment(assessment_id=deleted.assessment_id, actor=self.rosa)
+        judge(agreed, True)
+
+        rows = (
+            Assessment.objects.annotate(
+                decision=is_decision(), overrides_source=overridden_source()
+            )
+            .order_by("id")
+            .values(*ENTRY_FIELDS)
+        )
+        by_rows = gold_of_rows(rows)
+        self.assertEqual(gold_by_question(Assessment.objects.all()), by_rows)
+        self.assertEqual(
+            {name: by_rows[agreed.pk, None, name].value for name in values},
+            {"score": 4, "tiny": -0.0, "huge": 1e20, "label": "yes", "tags": values["tags"][0]},
+        )
+        self.assertNotIn((agreed.pk, None, "correct"), by_rows)
+        self.assertEqual(by_rows[decided.pk, None, "correct"].source, GoldSource.DECISION)
+        self.assertEqual(by_rows[overridden.pk, None, "correct"].source, GoldSource.OVERRIDE)
+        self.assertNotIn((tied.pk, None, "correct"), by_rows)
+        self.assertIn((spanned.pk, span.span_id, "correct"), by_rows)
+        tiny = by_rows[agreed.pk, None, "tiny"].value
+        self.assertEqual((tiny, str(tiny)), (0.0, "-0.0"))
+        self.assertIs(type(by_rows[agreed.pk, None, "huge"].value), float)
