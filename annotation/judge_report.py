@@ -33,7 +33,8 @@ from traces.models import Experiment, Trace
 
 from . import judges, queues
 from .export import value_type as type_name
-from .gold import Gold, gold_by_question
+from .gold import Gold, gold_by_question, value_text
+from .json_numbers import loads
 from .judges import BiasCheck, Interval
 from .models import Assessment, Kind, LabelSchema, SourceType
 from .overview import CHART_HEIGHT, CHART_WIDTH, LEFT, MAX_BAR_WIDTH, Bar, Chart
@@ -113,14 +114,33 @@ class Figures:
 
 @dataclass
 class JudgeReport:
+    """A judge's figures; drift is computed when first read, as only the judge page shows
+    it."""
+
     key: JudgeKey
     figures: Figures
     verdict: str
     biases: list[BiasCheck]
-    by_week: list[tuple[str, Figures]]
-    by_version: list[tuple[str, Figures]]
-    charts: list[Chart]
     pairs: list[Pair]
+    step: float | None = None
+
+    @functools.cached_property
+    def by_week(self) -> list[tuple[str, Figures]]:
+        return _split(self.pairs, lambda p: _week(p.created), self.figures.value_type, self.step)
+
+    @functools.cached_property
+    def by_version(self) -> list[tuple[str, Figures]]:
+        return _split(
+            self.pairs, lambda p: p.version or "(none)", self.figures.value_type, self.step
+        )
+
+    @functools.cached_property
+    def charts(self) -> list[Chart]:
+        title = f"{self.key.name} by {self.key.source_id}: per"
+        found = [_drift_chart("drift-week", f"{title} week", self.by_week)]
+        if len(self.by_version) > 1:
+            found.append(_drift_chart("drift-version", f"{title} version", self.by_version))
+        return found
 
     @property
     def query(self) -> str:
@@ -166,8 +186,11 @@ def value_type_of(schema: LabelSchema | None, values: list) -> str:
     return "categorical"
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def _hashable(value):
-    return value if isinstance(value, str | int | float | bool) else json.dumps(value)
+    return value if type(value) in _SCALARS else json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -207,9 +230,12 @@ def figures(
         _boolean(result, table, totals)
     elif value_type == "categorical":
         result.per_class = judges.per_class(table, classes)
-    numbers = [(p.value, p.gold.value) for p in golden if _is_number(p.value)]
-    if value_type == "numeric" and numbers:
-        numbers = [(x, y) for x, y in numbers if _is_number(y)]
+    numbers = [
+        (p.value, p.gold.value)
+        for p in (golden if value_type == "numeric" else ())
+        if _is_number(p.value) and _is_number(p.gold.value)
+    ]
+    if numbers:
         result.mae = judges.mean_absolute_error(numbers)
         result.spearman = judges.spearman(numbers)
         result.within_step = judges.within_step(numbers, step or 1)
@@ -354,6 +380,7 @@ def _pair_rows(entries):
     version_key = settings.TRACEMARK_JUDGE_VERSION_KEY
     return (
         entries.annotate(
+            value_json=value_text(),
             judge_version=KeyTextTransform(version_key, "metadata"),
             length=Length("trace__response_preview"),
         )
@@ -365,7 +392,7 @@ def _pair_rows(entries):
             "trace__trace_id",
             "span_id",
             "assessment_id",
-            "value",
+            "value_json",
             "rationale",
             "judge_version",
             "create_time",
@@ -406,7 +433,7 @@ def build(
                 trace_id,
                 span_id,
                 assessment_id,
-                value,
+                loads(value),
                 rationale,
                 version or "",
                 created,
@@ -440,22 +467,13 @@ def _report(
         value_type = "boolean"
     step = schema.step if schema is not None else None
     overall = figures(pairs, value_type, step=step, totals=totals)
-    by_week = _split(pairs, lambda p: _week(p.created), value_type, step)
-    by_version = _split(pairs, lambda p: p.version or "(none)", value_type, step)
-    charts = [_drift_chart("drift-week", f"{key.name} by {key.source_id}: per week", by_week)]
-    if len(by_version) > 1:
-        charts.append(
-            _drift_chart("drift-version", f"{key.name} by {key.source_id}: per version", by_version)
-        )
     return JudgeReport(
         key=key,
         figures=overall,
         verdict=verdict(overall),
         biases=_bias_checks(pairs),
-        by_week=by_week,
-        by_version=by_version,
-        charts=charts,
         pairs=pairs,
+        step=step,
     )
 
 

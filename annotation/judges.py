@@ -301,4 +301,5 @@ def terciles(lengths: Sequence[int]) -> list[int]:
     for rank, length in enumerate(ordered):
         first.setdefault(length, rank)
         last[length] = rank
-    return [min(2, int(3 * (first[x] + last[x]) / 2 // n)) for x in lengths]
+    third = {x: min(2, int(3 * (first[x] + last[x]) / 2 // n)) for x in first}
+    return [third[x] for x in lengths]
