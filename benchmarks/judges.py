@@ -15,7 +15,8 @@ longer than the page being measured. Never do this for real data.
 
 Requests go through the Django test client signed in as an Admin: routing, middleware,
 queries and template rendering, without the network. Each figure is the median of five
-timed requests after one warm-up, with the number of SQL queries per request.
+timed requests after one warm-up, with the number of SQL queries per request and the load
+average (1, 5, 15 minutes) when it was taken: on a busy machine the figures are noise.
 """
 
 import argparse
@@ -169,10 +170,11 @@ def main() -> None:
         "one judge's page": reverse("annotation:judge-detail", args=[experiment.pk])
         + "?name=correct&source=judge-lenient",
     }
-    print(f"{'page':<20} {'median ms':>10} {'queries':>8}   goal < 500 ms")
+    print(f"{'page':<20} {'median ms':>10} {'queries':>8} {'load average':>16}   goal < 500 ms")
     for label, url in pages.items():
         ms, queries = measure(url)
-        print(f"{label:<20} {ms:>10.0f} {queries:>8}")
+        load = " ".join(f"{figure:.2f}" for figure in os.getloadavg())
+        print(f"{label:<20} {ms:>10.0f} {queries:>8} {load:>16}")
 
 
 if __name__ == "__main__":
