@@ -67,11 +67,12 @@ def dataset_add(request):
     form = AddToDatasetForm(request.POST or None, request=request, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        dataset = data["dataset"] or datasets.create_dataset(
-            name=data["name"], experiments=[], tags={datasets.USER_TAG: request.user.username}
+        dataset, inserted, updated = datasets.add_traces(
+            dataset=data["dataset"],
+            name=data["name"],
+            traces=data["traces"],
+            user=request.user.username,
         )
-        records = datasets.records_from_traces(data["traces"])
-        inserted, updated = datasets.merge_records(dataset=dataset, records=records)
         messages.success(request, f"{inserted} records added, {updated} merged.")
         return redirect(dataset)
     return render(request, "annotation/dataset_add.html", {"form": form})

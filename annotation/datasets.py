@@ -217,17 +217,19 @@ def set_experiments(*, dataset: EvaluationDataset, add=(), remove=()) -> Evaluat
     return dataset
 
 
-def records_from_traces(traces) -> list[dict]:
+def records_from_traces(traces, *, expectations=None) -> list[dict]:
     """Records as the MLflow client builds them from traces: the root span's inputs and
-    outputs, the live expectations by name, and the trace as the source."""
+    outputs, the live expectations by name, and the trace as the source. ``expectations``
+    ({trace pk: {name: value}}) adds to or overrides the live ones, e.g. with gold values."""
     traces = list(traces)
+    given = expectations or {}
     roots = {
         span.trace_id: span
         for span in Span.objects.filter(trace__in=traces, parent_span_id__isnull=True)
         .only("trace_id", "inputs", "outputs", "start_time_ns")
         .order_by("trace_id", "start_time_ns")
     }
-    expectations: dict[int, dict] = {}
+    live: dict[int, dict] = {}
     rows = (
         Assessment.objects.live()
         .filter(trace__in=traces, kind=Kind.EXPECTATION, valid=True, span_id__isnull=True)
@@ -235,7 +237,7 @@ def records_from_traces(traces) -> list[dict]:
         .values_list("trace_id", "name", "value")
     )
     for trace_pk, name, value in rows:
-        expectations.setdefault(trace_pk, {})[name] = value
+        live.setdefault(trace_pk, {})[name] = value
     records = []
     for trace in traces:
         root = roots.get(trace.pk)
@@ -250,11 +252,26 @@ def records_from_traces(traces) -> list[dict]:
             {
                 "inputs": inputs,
                 "outputs": outputs if isinstance(outputs, dict) else {"response": outputs},
-                "expectations": expectations.get(trace.pk, {}),
+                "expectations": {**live.get(trace.pk, {}), **given.get(trace.pk, {})},
                 "source": {"source_type": "TRACE", "source_data": source_data},
             }
         )
     return records
+
+
+def add_traces(
+    *, dataset, name: str = "", traces, user: str, experiments=(), expectations=None
+) -> tuple[EvaluationDataset, int, int]:
+    """Add traces as records to ``dataset``, or to a new dataset called ``name`` linked to
+    ``experiments``: what the browser's "Add to dataset" actions do. Returns the dataset
+    and the (inserted, updated) counts."""
+    with transaction.atomic():
+        dataset = dataset or create_dataset(
+            name=name, experiments=experiments, tags={USER_TAG: user}
+        )
+        records = records_from_traces(traces, expectations=expectations)
+        inserted, updated = merge_records(dataset=dataset, records=records)
+    return dataset, inserted, updated
 
 
 def with_counts(datasets):

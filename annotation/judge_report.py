@@ -506,6 +506,16 @@ def queue_for_judge(
     )
 
 
+def gold_expectations(report: JudgeReport) -> dict[int, dict]:
+    """The gold values of the judge's disagreements, per trace pk and named after the
+    judge's question: the expectations of the dataset records made from them. A trace's
+    span-level disagreements share the trace's record; the newest gold value is kept."""
+    found: dict[int, dict] = {}
+    for pair in reversed(report.disagreeing):
+        found[pair.trace_pk] = {report.key.name: pair.gold.value}
+    return found
+
+
 PAIR_COLUMNS = [
     "trace_id",
     "span_id",

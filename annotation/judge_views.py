@@ -15,12 +15,13 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import admin_required, is_admin
-from traces.models import Experiment
+from traces.models import Experiment, Trace
 
-from . import judge_report
+from . import datasets, judge_report
 from .export import FORMATS, write_csv, write_jsonl
 from .export_views import login_or_token_required
 from .judge_report import ITEM_CHOICES, PAIR_COLUMNS, JudgeKey
+from .models import EvaluationDataset
 from .queue_forms import PersonChoiceField, annotator_choices
 
 
@@ -46,6 +47,30 @@ class JudgeQueueForm(JudgeForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["annotators"].queryset = annotator_choices()
+
+
+class JudgeDatasetForm(JudgeForm):
+    """Which dataset of the experiment gets the disagreements, or the new one's name."""
+
+    dataset = forms.ModelChoiceField(
+        queryset=EvaluationDataset.objects.none(),
+        required=False,
+        empty_label="A new dataset",
+        help_text="Records whose inputs are already there are merged, not repeated.",
+    )
+    dataset_name = forms.CharField(max_length=255, required=False, label="New dataset's name")
+
+    def __init__(self, *args, experiment, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = EvaluationDataset.objects.filter(
+            experiments=experiment
+        ).order_by("name")
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("dataset") and not (cleaned.get("dataset_name") or "").strip():
+            self.add_error("dataset_name", "Name the new dataset, or choose one.")
+        return cleaned
 
 
 class PairsForm(forms.Form):
@@ -74,8 +99,9 @@ def judge_list(request, experiment_id):
     return render(request, "annotation/judge_list.html", context)
 
 
-def _judge_page(request, experiment, report, queue_form=None):
-    """The judge page; an invalid queue form comes back to it with its errors (200)."""
+def _judge_page(request, experiment, report, queue_form=None, dataset_form=None):
+    """The judge page; an invalid queue or dataset form comes back to it with its errors
+    (200)."""
     initial = {"name": report.key.name, "source": report.key.source_id}
     context = {
         "experiment": experiment,
@@ -84,6 +110,7 @@ def _judge_page(request, experiment, report, queue_form=None):
         "is_admin": is_admin(request.user),
         "version_key": settings.TRACEMARK_JUDGE_VERSION_KEY,
         "queue_form": queue_form or JudgeQueueForm(initial=initial),
+        "dataset_form": dataset_form or JudgeDatasetForm(initial=initial, experiment=experiment),
     }
     return render(request, "annotation/judge_detail.html", context)
 
@@ -123,6 +150,35 @@ def judge_queue(request, experiment_id):
         return _judge_page(request, experiment, report, form)
     messages.success(request, f"Queue '{queue.name}' made with {queue.items.count()} items.")
     return redirect("annotation:queue-detail", queue.pk)
+
+
+@require_POST
+@login_required
+@admin_required
+def judge_dataset(request, experiment_id):
+    """Add the judge's disagreements to a dataset: the traces' inputs, the gold values as
+    expectations."""
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    form = JudgeDatasetForm(request.POST, experiment=experiment)
+    judge = JudgeForm(request.POST)
+    if not judge.is_valid():
+        raise Http404("Name a judge.")
+    report = _report_or_404(request, experiment, judge.key())
+    if not report.disagreeing:
+        form.add_error(None, "The judge disagrees with no gold value; nothing would be added.")
+    if not form.is_valid():
+        return _judge_page(request, experiment, report, dataset_form=form)
+    traces = Trace.objects.in_bulk([pair.trace_pk for pair in report.disagreeing])
+    dataset, inserted, updated = datasets.add_traces(
+        dataset=form.cleaned_data["dataset"],
+        name=form.cleaned_data["dataset_name"],
+        traces=traces.values(),
+        experiments=[experiment],
+        expectations=judge_report.gold_expectations(report),
+        user=request.user.username,
+    )
+    messages.success(request, f"{inserted} records added, {updated} merged.")
+    return redirect(dataset)
 
 
 @require_GET

@@ -119,6 +119,11 @@ urlpatterns = [
         name="judge-queue",
     ),
     path(
+        "experiments/<int:experiment_id>/judges/dataset/",
+        judge_views.judge_dataset,
+        name="judge-dataset",
+    ),
+    path(
         "experiments/<int:experiment_id>/judges/pairs/",
         judge_views.judge_pairs,
         name="judge-pairs",

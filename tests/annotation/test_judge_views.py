@@ -8,14 +8,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.tokens import create_token
-from annotation import queues, services
+from annotation import datasets, queues, services
 from annotation.export import parse_value
-from annotation.models import LabelSchema, Queue
+from annotation.models import EvaluationDataset, LabelSchema, Queue
 from tests.factories import (
     make_admin,
     make_experiment,
     make_judge_entry,
     make_reviewer,
+    make_span,
     make_trace,
     make_viewer,
 )
@@ -174,6 +175,68 @@ class JudgeQueueTests(JudgePagesData, TestCase):
         client = Client(enforce_csrf_checks=True)
         client.force_login(self.admin)
         self.assertEqual(self.post(client).status_code, 403)
+
+
+class JudgeDatasetTests(JudgePagesData, TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        cls.dataset_url = reverse("annotation:judge-dataset", args=[cls.experiment.pk])
+        make_span(cls.wrong, inputs={"question": "is it?"}, outputs={"answer": "yes"})
+
+    def post(self, client=None, **data):
+        payload = {"name": "correct", "source": "judge-a", "dataset_name": "hard cases", **data}
+        return (client or self.client).post(self.dataset_url, payload)
+
+    def test_only_admins_add_to_datasets(self):
+        self.assertEqual(self.post().status_code, 302)
+        for person in (self.viewer, self.rita):
+            self.client.force_login(person)
+            self.assertEqual(self.post().status_code, 403)
+        self.assertFalse(EvaluationDataset.objects.exists())
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(self.admin)
+        self.assertEqual(self.post(client).status_code, 403)
+
+    def test_disagreements_become_records_with_the_gold_value_as_expectation(self):
+        self.client.force_login(self.admin)
+        page = self.client.get(self.detail_url, {"name": "correct", "source": "judge-a"})
+        self.assertContains(page, self.dataset_url)
+        response = self.post()
+        dataset = EvaluationDataset.objects.get()
+        self.assertRedirects(response, dataset.get_absolute_url())
+        self.assertEqual(list(dataset.experiments.all()), [self.experiment])
+        [record] = dataset.records.all()
+        self.assertEqual(record.inputs, {"question": "is it?"})
+        self.assertEqual(record.expectations, {"correct": False})
+        self.assertEqual((record.source_type, record.source_id), ("TRACE", self.wrong.trace_id))
+        self.assertEqual(dataset.created_by, self.admin.username)
+
+    def test_adding_twice_merges_into_the_chosen_dataset(self):
+        self.client.force_login(self.admin)
+        self.post()
+        dataset = EvaluationDataset.objects.get()
+        response = self.post(dataset=dataset.pk, dataset_name="")
+        self.assertRedirects(response, dataset.get_absolute_url())
+        self.assertEqual(dataset.records.count(), 1)
+        self.assertEqual(EvaluationDataset.objects.count(), 1)
+
+    def test_only_the_experiments_datasets_can_be_chosen_and_a_new_one_needs_a_name(self):
+        self.client.force_login(self.admin)
+        other = datasets.create_dataset(name="elsewhere", experiments=[], tags={})
+        response = self.post(dataset=other.pk)
+        self.assertContains(response, "Select a valid choice")
+        response = self.post(dataset_name=" ")
+        self.assertContains(response, "Name the new dataset, or choose one.")
+        self.assertFalse(other.records.exists())
+        self.assertEqual(EvaluationDataset.objects.count(), 1)
+
+    def test_a_judge_without_disagreements_adds_nothing(self):
+        self.client.force_login(self.admin)
+        judged_item(self.experiment, True, True, (self.rita, self.ravi), source="judge-b")
+        response = self.post(source="judge-b")
+        self.assertContains(response, "nothing would be added")
+        self.assertFalse(EvaluationDataset.objects.exists())
 
 
 class JudgePairsTests(JudgePagesData, TestCase):
