@@ -4,7 +4,8 @@ MLflow wire shapes.
 Rules it owns, as MLflow 3.17.2's server keeps them:
 - A record's key is its inputs as canonical JSON (sorted keys): merging a record whose
   inputs match one already in the dataset updates it. Expectations and tags merge key by
-  key, outputs are replaced when given, and its id, source and creation time stay. Records
+  key, outputs (any JSON value: a string when the app returns one) are replaced when given,
+  and its id, source and creation time stay. Records
   made from traces and from dicts dedup against each other.
 - Every change advances the dataset's ``last_update_time`` and gives it a new ``digest``;
   ``schema`` (the JSON type of each input, output and expectation key) and ``profile``
@@ -95,7 +96,7 @@ def _check_record(record) -> dict:
     inputs = record.get("inputs")
     if not isinstance(inputs, dict) or not inputs:
         raise DatasetError("Each record needs non-empty `inputs` (a JSON object).")
-    for field in ("outputs", "expectations", "tags"):
+    for field in ("expectations", "tags"):
         if record.get(field) is not None and not isinstance(record[field], dict):
             raise DatasetError(f"A record's `{field}` must be a JSON object.")
     source = record.get("source")
@@ -150,7 +151,7 @@ def _new_record(dataset, key, record, moment) -> DatasetRecord:
         dataset=dataset,
         inputs_hash=key,
         inputs=record["inputs"],
-        outputs=record.get("outputs") or {},
+        outputs=record.get("outputs") if record.get("outputs") is not None else {},
         expectations=record.get("expectations") or {},
         tags=record.get("tags") or {},
         source=source,
@@ -192,7 +193,8 @@ def _schema(dataset: EvaluationDataset, changed: list[DatasetRecord]) -> dict:
     for record in changed:
         for field in ("inputs", "outputs", "expectations"):
             types = schema.setdefault(field, {})
-            for key, value in getattr(record, field).items():
+            values = getattr(record, field)
+            for key, value in values.items() if isinstance(values, dict) else ():
                 types.setdefault(key, _json_type(value))
     return schema
 
