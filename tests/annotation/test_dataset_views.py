@@ -98,3 +98,10 @@ class DatasetViewTests(TestCase):
         csv_text = b"".join(self.client.get(export, {"format": "csv"}).streaming_content).decode()
         self.assertIn("dataset_record_id,inputs,outputs", csv_text.splitlines()[0])
         self.assertIn('{""question"": ""q0""}', csv_text)
+
+    def test_a_records_outputs_may_be_any_json_value_as_in_mlflow(self):
+        dataset = datasets.create_dataset(name="plain", experiments=[], tags={})
+        datasets.merge_records(dataset=dataset, records=[{"inputs": {"q": 1}, "outputs": "A"}])
+        self.assertEqual(dataset.records.get().outputs, "A")
+        dataset.refresh_from_db()
+        self.assertEqual(dataset.schema["outputs"], {})
