@@ -179,8 +179,6 @@ def _trace_view(trace, span, tree_options) -> dict:
         "trace": trace,
         **tree_context(trace, span, **tree_options),
         "detail": describe_span(span) if span else None,
-        "request_shown": show_value(trace.request_preview),
-        "response_shown": show_value(trace.response_preview),
     }
 
 

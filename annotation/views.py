@@ -391,8 +391,6 @@ def _review_context(
         "span_summary": _span_summary(trace, seen.assessments),
         **_chain(request, trace, from_query, list(back)),
         "from_query": from_query,
-        "request_shown": show_value(trace.request_preview),
-        "response_shown": show_value(trace.response_preview),
         "can_write": can_write(request.user),
         "run": run_of(trace),
     }

@@ -33,7 +33,7 @@
     when: onList,
     run: function () {
       const row = document.activeElement && document.activeElement.closest("#trace-rows tr");
-      if (!row || document.activeElement.matches("a, button")) return false;
+      if (!row || document.activeElement.matches("a, button, summary")) return false;
       row.querySelector("a[data-trace-link]").click();
     },
   });

@@ -54,6 +54,21 @@ class SessionViewTests(TestCase):
         response = self.client.get(self.url)
         self.assertRedirects(response, f"{reverse('login')}?next={self.url}")
 
+    def test_it_shows_chat_turns_readably_with_their_json_behind(self):
+        chat = '{"messages": [{"role": "user", "content": "Caf\\u00e9 <open>?"}]}'
+        make_trace(session="chat/42", request_time=T0 + 9000, request_preview=chat)
+        response = self.client.get(self.url)
+        self.assertContains(
+            response, '<div class="preview-text">Café &lt;open&gt;?</div>', html=True
+        )
+        self.assertContains(
+            response,
+            '<details class="raw-json"><summary>JSON</summary><pre>{&quot;messages&quot;: '
+            "[{&quot;role&quot;: &quot;user&quot;, &quot;content&quot;: "
+            "&quot;Caf\\u00e9 &lt;open&gt;?&quot;}]}</pre></details>",
+            html=True,
+        )
+
     def test_it_lists_the_turns_oldest_first_with_request_and_response(self):
         response = self.client.get(self.url)
         self.assertContains(response, "chat/42")

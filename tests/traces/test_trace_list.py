@@ -1,4 +1,5 @@
 import html
+import json
 import re
 
 from django.test import TestCase
@@ -78,6 +79,37 @@ class TraceListTests(TestCase):
             self.assertNotContains(response, "<img src=x")
             self.assertNotContains(response, "<b>eve</b>")
             self.assertContains(response, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
+
+    def test_it_shows_readable_previews_with_the_raw_json_one_click_away(self):
+        chat = {"messages": [{"role": "user", "content": "Refund \u2192 card?"}]}
+        answer = {"choices": [{"message": {"role": "assistant", "content": "Yes, in 5 days."}}]}
+        make_trace(request_preview=json.dumps(chat), response_preview=json.dumps(answer))
+        for headers in ({}, HTMX):
+            response = self.client.get(LIST, headers=headers)
+            self.assertContains(response, '<div class="clamp">Refund → card?</div>', html=True)
+            self.assertContains(response, '<div class="clamp">Yes, in 5 days.</div>', html=True)
+            self.assertContains(
+                response, '<div class="clamp">How do refunds work?</div>', html=True
+            )
+            self.assertContains(
+                response,
+                '<details class="raw-json"><summary>JSON</summary>'
+                f"<pre>{html.escape(json.dumps(chat))}</pre></details>",
+                html=True,
+            )
+            # A plain string has no JSON worth showing behind it.
+            self.assertContains(response, '<div class="clamp">Within 30 days.</div>', html=True)
+            self.assertContains(response, "<summary>JSON</summary>", count=3)
+
+    def test_it_escapes_readable_previews(self):
+        payload = '<script>alert("x")</script>'
+        make_trace(
+            request_preview=json.dumps({"question": payload}),
+            response_preview=json.dumps({"messages": [{"role": "assistant", "content": payload}]}),
+        )
+        response = self.client.get(LIST)
+        self.assertNotContains(response, "<script>alert")
+        self.assertContains(response, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;", count=2)
 
     def test_it_shows_how_to_send_traces_when_there_are_none(self):
         Trace.objects.all().delete()

@@ -1,9 +1,12 @@
-"""Formatting of MLflow's numbers for people: epoch milliseconds, durations, JSON values."""
+"""Formatting of MLflow's values for people: epoch milliseconds, durations, JSON values,
+request and response previews."""
 
 import json
 from datetime import UTC, datetime
 
 from django import template
+
+from traces.previews import readable_preview as _readable_preview
 
 register = template.Library()
 
@@ -35,3 +38,9 @@ def json_value(value):
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+@register.filter
+def readable_preview(preview, side):
+    """A request or response preview: its readable text and raw JSON (``traces.previews``)."""
+    return _readable_preview(preview or "", side)
