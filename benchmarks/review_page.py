@@ -1,4 +1,4 @@
-"""Time to open the review page of the 2,000-span demo trace, and a feedback round trip.
+"""Time to open the review page of the 2,000-span demo trace, the trace list, and the writes.
 
     .venv/bin/python benchmarks/review_page.py
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tm_bench_review \
@@ -15,7 +15,10 @@ Measured:
 - the htmx request that loads the next page (100) of the root's children;
 - a feedback submit round trip: an htmx POST of a thumbs-down on a retriever span, which
   writes through annotation.services and answers with the re-rendered span region
-  (a different span each time, as a reviewer moving through the run would).
+  (a different span each time, as a reviewer moving through the run would);
+- the trace list's first page (50 rows with readable previews and feedback badges);
+- submit and next in a queue: the POST of an item's answer, its redirect, and the next
+  item's page, on a queue of the demo's support traces made here for the Reviewer.
 """
 
 import os
@@ -66,7 +69,9 @@ def main() -> None:
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
+        from annotation import queues
         from annotation.demo import BIG_TRACE_SPANS, seed
+        from annotation.models import LabelSchema
         from traces.models import Span, Trace
 
         started = time.perf_counter()
@@ -85,7 +90,26 @@ def main() -> None:
         client = Client()
         from django.contrib.auth import get_user_model
 
-        client.force_login(get_user_model().objects.get(username="rita"))
+        reviewer = get_user_model().objects.get(username="rita")
+        client.force_login(reviewer)
+        helpful = LabelSchema.objects.get(name="helpful")
+        queue = queues.create_queue(
+            name="Benchmark: submit and next",
+            traces=Trace.objects.filter(experiment__name="bookshop-support-prod").order_by(
+                "request_time"
+            )[: RUNS + WARMUPS + 1],
+            schemas=[helpful],
+            annotators=[reviewer],
+        )
+        assert queue.items.count() == RUNS + WARMUPS + 1, queue.items.count()
+        first = queues.next_assignment(queue=queue, user=reviewer)
+        item_url = [reverse("annotation:queue-item", args=[queue.pk, first.item.position])]
+
+        def submit_and_next(i):
+            response = client.post(item_url[0], {f"s{helpful.pk}-value": "true"}, follow=True)
+            item_url[0] = response.redirect_chain[-1][0]
+            return response
+
         page_url = trace.get_absolute_url()
         children_url = reverse("traces:span-children", args=[trace.trace_id, root.span_id])
         create_url = reverse("annotation:assessment-create", args=[trace.trace_id])
@@ -111,6 +135,10 @@ def main() -> None:
                     headers=htmx,
                 )
             ),
+            "Open the trace list (50 rows)": median_ms(
+                lambda i: client.get(reverse("traces:list"))
+            ),
+            "Submit a queue answer and open the next item": median_ms(submit_and_next),
         }
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"Load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs")
