@@ -7,6 +7,22 @@ from .models import Assessment, LabelSchema
 from .validation import check_against_schema
 
 ValueType = LabelSchema.ValueType
+AppliesTo = LabelSchema.AppliesTo
+
+# The fields only some value types have; saving with another type empties them.
+TYPE_FIELDS = {
+    ValueType.NUMERIC: ("min_value", "max_value", "step"),
+    ValueType.CATEGORICAL: ("options", "multi_select"),
+    ValueType.BOOLEAN: ("positive_label", "negative_label"),
+    ValueType.TEXT: ("max_length",),
+}
+# Span types narrow a schema that applies to spans.
+SPAN_TARGETS = (AppliesTo.SPAN, AppliesTo.BOTH)
+
+
+def _empty(name: str):
+    field = LabelSchema._meta.get_field(name)
+    return None if field.null else field.get_default()
 
 
 class LinesField(forms.CharField):
@@ -40,6 +56,8 @@ class LabelSchemaForm(forms.ModelForm):
     span_types = CommaListField(
         required=False, help_text="e.g. LLM, RETRIEVER. Leave empty for every span type."
     )
+    # The applies_to values that show span_types, for the form's script.
+    span_targets = " ".join(SPAN_TARGETS)
     # Sent by the "Save anyway" button once the editor has seen how many stored values break.
     confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
@@ -85,26 +103,31 @@ class LabelSchemaForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         value_type = cleaned.get("value_type")
-        if value_type != ValueType.NUMERIC:
-            cleaned["min_value"] = cleaned["max_value"] = cleaned["step"] = None
-        else:
-            low, high, step = (cleaned.get(k) for k in ("min_value", "max_value", "step"))
+        if value_type == ValueType.NUMERIC:
+            low, high, step = (cleaned.get(k) for k in TYPE_FIELDS[ValueType.NUMERIC])
             if low is not None and high is not None and low > high:
                 self.add_error("max_value", "The maximum must not be below the minimum.")
             if step is not None and step <= 0:
                 self.add_error("step", "The step must be positive.")
         if value_type == ValueType.CATEGORICAL and len(cleaned.get("options") or []) < 2:
             self.add_error("options", "A categorical schema needs at least two options.")
-        if value_type != ValueType.CATEGORICAL:
-            cleaned["options"] = []
-            cleaned["multi_select"] = False
-        if value_type != ValueType.BOOLEAN:
-            cleaned["positive_label"] = cleaned["negative_label"] = ""
-        if value_type != ValueType.TEXT:
-            cleaned["max_length"] = None
-        if cleaned.get("applies_to") == LabelSchema.AppliesTo.TRACE:
+        for other, names in TYPE_FIELDS.items():
+            if other != value_type:
+                cleaned.update((name, _empty(name)) for name in names)
+        if cleaned.get("applies_to") not in SPAN_TARGETS:
             cleaned["span_types"] = []
         return cleaned
+
+    def type_fieldsets(self) -> list[dict]:
+        """The fields of each value type, for one fieldset per type."""
+        return [
+            {
+                "value_type": value_type,
+                "legend": value_type.label,
+                "fields": [self[n] for n in names],
+            }
+            for value_type, names in TYPE_FIELDS.items()
+        ]
 
     def invalid_existing(self) -> int:
         """How many stored, live assessments with this name the new rules would reject."""

@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import LabelSchema
+from annotation.schema_forms import TYPE_FIELDS
 from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 
 
@@ -63,6 +64,33 @@ class SchemaEditorTests(TestCase):
 
     def setUp(self):
         self.client.force_login(self.admin)
+
+    def test_without_javascript_every_types_fields_show_in_their_own_fieldset(self):
+        response = self.client.get(reverse("annotation:schema-create"))
+        content = response.content.decode()
+        self.assertNotIn(" hidden", content.split("data-schema-form", 1)[1].split("</form>")[0])
+        for value_type, names in TYPE_FIELDS.items():
+            fieldset = content.split(f'data-shown-for="{value_type}"', 1)[1].split("</fieldset>")[0]
+            self.assertIn(f"{value_type.label} only", fieldset)
+            for name in names:
+                self.assertIn(f'name="{name}"', fieldset)
+        spans = content.split('data-shown-when="applies_to" data-shown-for="span both"')[1]
+        self.assertIn('name="span_types"', spans.split("</fieldset>")[0])
+        self.assertContains(response, 'src="/static/js/schema_form.js"')
+        self.assertNotContains(response, "style=")
+
+    def test_saving_empties_the_fields_of_other_types_and_of_spans(self):
+        data = schema_data(
+            positive_label="Good",
+            options="a\nb",
+            max_length="5",
+            span_types="LLM",
+            applies_to="trace",
+        )
+        self.client.post(reverse("annotation:schema-create"), data)
+        schema = LabelSchema.objects.get(name="stars")
+        self.assertEqual((schema.positive_label, schema.options, schema.max_length), ("", [], None))
+        self.assertEqual(schema.span_types, [])
 
     def test_an_admin_creates_a_numeric_schema(self):
         response = self.client.post(reverse("annotation:schema-create"), schema_data())
