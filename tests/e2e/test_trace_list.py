@@ -89,3 +89,22 @@ def test_question_mark_lists_the_shortcuts(page, live_server, login, traces):
     expect(help_dialog.get_by_text("Next trace")).to_be_visible()
     page.keyboard.press("Escape")
     expect(help_dialog).to_be_hidden()
+
+
+def test_a_previews_raw_json_opens_from_the_keyboard_and_stays_on_the_list(
+    page, live_server, login
+):
+    chat = '{"messages": [{"role": "user", "content": "Où est ma commande \\u2192 IW-7?"}]}'
+    make_trace(request_preview=chat, response_preview='"On its way."')
+    login(page, make_reviewer())
+    row = rows(page).first
+    expect(row.locator(".clamp").first).to_have_text("Où est ma commande → IW-7?")
+    raw = row.locator("details.raw-json pre")
+    expect(raw).to_be_hidden()
+    row.get_by_role("link").first.focus()
+    page.keyboard.press("Tab")
+    expect(row.locator("summary")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(raw).to_be_visible()
+    expect(raw).to_have_text(chat)
+    assert page.url == f"{live_server.url}/"
