@@ -25,6 +25,7 @@ from .models import Assessment, EvaluationDataset, LabelSchema, Queue, SourceTyp
 
 DAY_MS = 24 * 3600 * 1000
 EXPERIMENTS = ["bookshop-support-prod", "bookshop-support-staging", "returns-agent-eval"]
+CHAT_EXPERIMENT = "bookshop-support-staging"
 TRACE_COUNT = 300
 SESSION_COUNT = 60
 BIG_TRACE_SPANS = 2000
@@ -378,15 +379,18 @@ def _trace(rng, n, experiment, user, session, request_time, report) -> Trace | N
     builder = _SpanBuilder(trace, request_time * 1_000_000)
     depth = rng.randint(2, 6)
     model = rng.choice(content.MODELS)
-    root = builder.add("support_agent", "AGENT", None, {"question": question}, None, 2)
+    inputs, outputs = _root_io(experiment, question, answer)
+    root = builder.add("support_agent", "AGENT", None, inputs, None, 2)
     _agent_steps(builder, rng, root, topic, question, answer, model, depth, failed)
     builder.finish()
-    root.outputs = None if failed else {"answer": answer}
+    root.outputs = None if failed else outputs
     if failed:
         root.status = Span.Status.ERROR
         root.status_message = "Tool call failed"
-    trace.request_preview = json.dumps({"question": question}, ensure_ascii=False)
-    trace.response_preview = "" if failed else json.dumps({"answer": answer}, ensure_ascii=False)
+    # The staging app is a chat app whose client escapes non-ASCII, as MLflow's does by default.
+    ascii_only = experiment.name == CHAT_EXPERIMENT
+    trace.request_preview = json.dumps(inputs, ensure_ascii=ascii_only)
+    trace.response_preview = "" if failed else json.dumps(outputs, ensure_ascii=ascii_only)
     trace.execution_duration = (builder.clock - root.start_time_ns) // 1_000_000
     _count_spans(trace, builder.spans)
     trace.save()
@@ -394,6 +398,18 @@ def _trace(rng, n, experiment, user, session, request_time, report) -> Trace | N
     report.add("traces")
     report.add("spans", len(builder.spans))
     return trace
+
+
+def _root_io(experiment, question: str, answer: str) -> tuple[dict, dict]:
+    """The support agent's inputs and outputs: a question and an answer, or a chat turn."""
+    if experiment.name != CHAT_EXPERIMENT:
+        return {"question": question}, {"answer": answer}
+    messages = [
+        {"role": "system", "content": "You are the bookshop’s support agent."},
+        {"role": "user", "content": question},
+    ]
+    reply = {"role": "assistant", "content": answer}
+    return {"messages": messages}, {"choices": [{"index": 0, "message": reply}]}
 
 
 def _agent_steps(builder, rng, parent, topic, question, answer, model, depth, failed):
