@@ -37,8 +37,16 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is required for the browser tests"; exit 1; }
 
-## test: install test dependencies and chromium, lint, then run the whole suite
-test: $(VENV)/.test chromium
+## axe-core for the accessibility sweep (package.json), installed when missing or changed
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq npm; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+## test: install test dependencies, chromium and axe-core, lint, then run the whole suite
+test: $(VENV)/.test chromium node_modules/axe-core/axe.min.js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
