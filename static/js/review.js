@@ -11,17 +11,24 @@
 
   // ---- Span tree -------------------------------------------------------------------
 
+  // Each treeitem is a row; its children's group is the row's next sibling, which it owns.
+  function parentOf(item) {
+    const group = item.closest('[role="group"]');
+    return group ? group.previousElementSibling : null;
+  }
+
+  function groupOf(item) {
+    const next = item.nextElementSibling;
+    return next && next.matches('[role="group"]') ? next : null;
+  }
+
   function items() {
-    return Array.from(tree.querySelectorAll('[role="treeitem"]')).filter(function (item) {
-      const group = item.parentElement.closest('[role="treeitem"]');
-      return !group || isVisible(group);
-    });
+    return Array.from(tree.querySelectorAll('[role="treeitem"]')).filter(isVisible);
   }
 
   function isVisible(item) {
-    for (let node = item; node; node = node.parentElement.closest('[role="treeitem"]')) {
-      const parent = node.parentElement.closest('[role="treeitem"]');
-      if (parent && parent.getAttribute("aria-expanded") !== "true") return false;
+    for (let parent = parentOf(item); parent; parent = parentOf(parent)) {
+      if (parent.getAttribute("aria-expanded") !== "true") return false;
     }
     return true;
   }
@@ -40,8 +47,7 @@
     item.setAttribute("aria-expanded", "true");
     if (!item.hasAttribute("data-loaded") && window.htmx) {
       item.setAttribute("data-loaded", "");
-      const group = item.querySelector(':scope > [role="group"]');
-      htmx.ajax("GET", item.dataset.childrenUrl, { target: group, swap: "outerHTML" });
+      htmx.ajax("GET", item.dataset.childrenUrl, { target: groupOf(item), swap: "outerHTML" });
     }
   }
 
@@ -61,7 +67,7 @@
     if (!item || event.ctrlKey || event.metaKey || event.altKey) return;
     const visible = items();
     const index = visible.indexOf(item);
-    const parent = item.parentElement.closest('[role="treeitem"]');
+    const parent = parentOf(item);
     switch (event.key) {
       case "ArrowDown":
         focusItem(visible[index + 1]);
@@ -78,7 +84,7 @@
       case "ArrowRight":
         if (item.getAttribute("aria-expanded") === "false") expand(item);
         else if (item.getAttribute("aria-expanded") === "true") {
-          focusItem(item.querySelector('[role="group"] > [role="treeitem"]'));
+          focusItem(groupOf(item).querySelector('[role="treeitem"]'));
         }
         break;
       case "ArrowLeft":
@@ -87,7 +93,7 @@
         break;
       case "Enter":
       case " ":
-        item.querySelector(":scope > .node-row .node-link").click();
+        item.querySelector(".node-link").click();
         break;
       default:
         return;

@@ -51,13 +51,13 @@ def test_the_selected_span_detail_is_on_screen(page, live_server, login, long_tr
     assert in_viewport(page, inputs)
     if size is WIDE:
         # Beside the tree: the clicked row stays visible and keeps focus for the arrows.
-        assert in_viewport(page, item.locator(".node-row"))
+        assert in_viewport(page, item)
         expect(item).to_be_focused()
     else:
         expect(title).to_be_focused()
         page.get_by_role("link", name="Back to the span tree").click()
         expect(item).to_be_focused()
-        expect(item.locator(".node-row")).to_be_in_viewport()
+        expect(item).to_be_in_viewport()
 
 
 def test_the_trace_request_and_the_span_feedback_are_one_link_away(
