@@ -11,6 +11,7 @@ from .models import (
     QueueAssignment,
     QueueItem,
 )
+from .schema_cache import schemas_changed
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -59,6 +60,18 @@ class LabelSchemaAdmin(admin.ModelAdmin):
     list_display = ["name", "title", "kind", "value_type", "applies_to"]
     list_filter = ["value_type", "applies_to"]
     search_fields = ["name", "title"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        schemas_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        schemas_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        schemas_changed()
 
 
 class QueueItemInline(admin.TabularInline):

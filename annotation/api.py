@@ -208,18 +208,17 @@ def trace_search(request):
 def assessment_create(request, trace_id):
     """CreateAssessment; with ``overrides`` it replaces that feedback, which turns invalid."""
     data = Params.of(request).dict("assessment", required=True)
+    # The service's insert finds the trace; its one transaction is the request's.
     try:
-        # Its key and id are all an assessment needs; the rest of the row is not read.
-        trace = Trace.objects.only("id", "trace_id").get(trace_id=trace_id)
+        created = _create(request.user, trace_id, data)
     except Trace.DoesNotExist:
         raise _trace_not_found(trace_id) from None
-    with transaction.atomic():
-        created = _create(request.user, trace, data)
-        return json_response({"assessment": serializers.assessment(created, trace_id)})
+    return json_response({"assessment": serializers.assessment(created, trace_id)})
 
 
-def _create(user, trace: Trace, data, *, span_may_follow: bool = False) -> Assessment:
-    """``span_may_follow``: StartTraceV3 may come before the spans its assessments name."""
+def _create(user, trace: Trace | str, data, *, span_may_follow: bool = False) -> Assessment:
+    """``trace``: a Trace, or a trace id the service's insert looks up itself.
+    ``span_may_follow``: StartTraceV3 may come before the spans its assessments name."""
     if not isinstance(data, dict):
         raise ApiError("An assessment must be an object.")
     if sum(kind in data for kind in _KINDS) != 1:
@@ -243,13 +242,14 @@ def _create(user, trace: Trace, data, *, span_may_follow: bool = False) -> Asses
     if overrides:
         if "feedback" not in data:
             raise ApiError("Only feedback can override another assessment.")
-        _get_assessment(user, trace.trace_id, overrides)
+        trace_id = trace.trace_id if isinstance(trace, Trace) else trace
+        _get_assessment(user, trace_id, overrides)
         value, _ = serializers.feedback_fields(data["feedback"])
         try:
             return services.override_feedback(assessment_id=overrides, value=value, **common)
         except Assessment.DoesNotExist:
             raise not_found(
-                f"Assessment with ID '{overrides}' not found for trace '{trace.trace_id}'"
+                f"Assessment with ID '{overrides}' not found for trace '{trace_id}'"
             ) from None
     common["span_id"] = _optional_text(data, "span_id", max_length=SPAN_ID_LENGTH) or None
     common["span_may_follow"] = span_may_follow
@@ -304,15 +304,14 @@ def assessment_update(request, trace_id, assessment_id):
         else:
             changes["metadata"] = data.get("metadata") or {}
     try:
-        with transaction.atomic():
-            updated = services.update_assessment(
-                assessment_id=assessment_id, actor=request.user, **changes
-            )
-            return json_response({"assessment": serializers.assessment(updated, trace_id)})
+        updated = services.update_assessment(
+            assessment_id=assessment_id, actor=request.user, **changes
+        )
     except Assessment.DoesNotExist:
         raise not_found(
             f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
         ) from None
+    return json_response({"assessment": serializers.assessment(updated, trace_id)})
 
 
 def _article(kind: str) -> str:

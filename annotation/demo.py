@@ -22,6 +22,7 @@ from traces.models import Experiment, Run, Span, Trace, now_ms
 from . import datasets, quality, queues, review_queues, services, span_questions
 from . import demo_content as content
 from .models import Assessment, EvaluationDataset, LabelSchema, Queue, SourceType
+from .schema_cache import schemas_changed
 
 DAY_MS = 24 * 3600 * 1000
 EXPERIMENTS = ["bookshop-support-prod", "bookshop-support-staging", "returns-agent-eval"]
@@ -165,6 +166,7 @@ def _evaluation(experiment: Experiment, people: dict, report: SeedReport) -> Non
     )  # fmt: skip
     if created:
         schema.experiments.set([experiment])
+        schemas_changed()
     report.add("label schemas", int(created))
     if not Queue.objects.filter(experiment=experiment, name="Evaluation triage").exists():
         queue = review_queues.create_custom(
@@ -213,6 +215,7 @@ def _schemas(report: SeedReport) -> None:
         schema, created = LabelSchema.objects.get_or_create(name=spec.pop("name"), defaults=spec)
         if created:
             schema.experiments.set(Experiment.objects.filter(name__in=experiments))
+            schemas_changed()
         report.add("label schemas", int(created))
 
 

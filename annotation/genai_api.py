@@ -27,6 +27,7 @@ from traces.rest import (
 from . import label_schema_wire as wire
 from . import review_queues
 from .models import Assessment, LabelSchema, Queue, QueueItem
+from .schema_cache import schemas_changed
 
 MAX_LIST_RESULTS = 50_000
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
@@ -103,6 +104,7 @@ def label_schema_create(request):
                 **fields,
             )
             schema.experiments.set([experiment])
+            schemas_changed()
     except IntegrityError:
         raise _name_taken(name, experiment) from None
     return json_response({"label_schema": wire.to_wire(schema)})
@@ -165,6 +167,7 @@ def label_schema_update(request):
                 schema.save()
         except IntegrityError:
             raise _name_taken(schema.name, None) from None
+        schemas_changed()
     return json_response({"label_schema": wire.to_wire(schema)})
 
 
@@ -184,7 +187,9 @@ def _rename(schema: LabelSchema, name: str) -> None:
 def label_schema_delete(request):
     schema_id = Params.of(request).str("schema_id", required=True)
     # Answers stay on their traces, as in MLflow; an unknown id is not an error.
-    LabelSchema.objects.filter(schema_id=schema_id).delete()
+    with transaction.atomic():
+        LabelSchema.objects.filter(schema_id=schema_id).delete()
+        schemas_changed()
     return json_response({})
 
 

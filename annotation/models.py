@@ -301,6 +301,16 @@ class LabelSchema(models.Model):
         return self.title or self.name
 
 
+class LabelSchemaVersion(models.Model):
+    """One row whose token every write of label schemas renews, so each worker process knows
+    when its copy of them (annotation.schema_cache) is stale."""
+
+    token = models.CharField(max_length=32)
+
+    def __str__(self):
+        return self.token
+
+
 class Queue(models.Model):
     """A labeling project: traces to label with chosen schemas by chosen annotators."""
 

@@ -6,6 +6,7 @@ has seen how many and confirmed; the stored values themselves are never changed.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.roles import admin_required
 
 from .models import Assessment, LabelSchema
+from .schema_cache import schemas_changed
 from .schema_forms import LabelSchemaForm
 
 
@@ -56,7 +58,9 @@ def _edit(request, schema):
     if request.method == "POST" and form.is_valid():
         invalid = form.invalid_existing()
         if not invalid or form.cleaned_data["confirm"]:
-            form.save()
+            with transaction.atomic():
+                form.save()
+                schemas_changed()
             verb = "created" if creating else "saved"
             messages.success(request, f"Schema '{schema.name}' {verb}.")
             return redirect("annotation:schema-list")

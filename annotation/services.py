@@ -22,18 +22,24 @@ Invariants it owns:
 - An assessment names a span of its trace. Only the trace info a traced app sends
   (``span_may_follow=True``) may name a span that has not arrived yet: the client's async
   queue can send it before the spans, and the assessment attaches when the span comes.
+  Given a trace id instead of a Trace, the insert itself finds the trace (and the span), so
+  a write costs its two inserts; only a failed one asks which was missing.
+- Schemas are read from this process's copy (annotation.schema_cache), at most
+  ``SCHEMA_CACHE_SECONDS`` behind a change made in another process.
 
 Events: callers in the UI emit the ``assessment-saved`` htmx event after a successful write.
 """
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts.roles import can_write, is_admin
 from traces.models import Trace, now_ms
 
 from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
+from .schema_cache import schema_named
 from .validation import (
     check_against_schema,
     check_json_value,
@@ -99,17 +105,19 @@ class _Unset:
 UNSET = _Unset()
 
 
-def log_feedback(*, trace: Trace, name: str, value=None, error: dict | None = None, **fields):
+def log_feedback(
+    *, trace: Trace | str, name: str, value=None, error: dict | None = None, **fields
+) -> Assessment:
     """Record a judgement of a trace or one of its spans; ``fields`` as in ``_create``."""
     return _create(trace=trace, kind=Kind.FEEDBACK, name=name, value=value, error=error, **fields)
 
 
-def log_expectation(*, trace: Trace, name: str, value, **fields) -> Assessment:
+def log_expectation(*, trace: Trace | str, name: str, value, **fields) -> Assessment:
     """Record the ground truth for a trace or span; ``fields`` as in ``_create``."""
     return _create(trace=trace, kind=Kind.EXPECTATION, name=name, value=value, **fields)
 
 
-def log_issue(*, trace: Trace, issue_id: str, issue_name: str, **fields) -> Assessment:
+def log_issue(*, trace: Trace | str, issue_id: str, issue_name: str, **fields) -> Assessment:
     """Link a trace or span to an issue (MLflow 3's issue reference); ``fields`` as in ``_create``.
 
     The assessment's name is the issue's id and its value the issue's name, as in MLflow.
@@ -142,7 +150,7 @@ def override_feedback(
     if old.valid:
         old.valid = False
         _save(old, Action.INVALIDATE, actor, actor_label)
-    return _create(
+    return _insert(
         trace=old.trace,
         kind=Kind.FEEDBACK,
         name=name or old.name,
@@ -220,10 +228,31 @@ def restore(
     return _save(assessment, Action.RESTORE, actor, actor_label)
 
 
-@transaction.atomic
-def _create(
+def _create(*, trace: Trace | str, **fields) -> Assessment:
+    """Insert a new assessment and its revision in one transaction; ``fields`` as in
+    ``_insert``. A trace given by id that is not there raises Trace.DoesNotExist."""
+    try:
+        with transaction.atomic():
+            return _insert(trace=trace, **fields)
+    except _NoTarget:
+        if not Trace.objects.filter(trace_id=trace).exists():
+            raise Trace.DoesNotExist(f"Trace with ID '{trace}' not found.") from None
+        raise _unknown_span(fields.get("span_id"), trace) from None
+
+
+class _NoTarget(Exception):
+    """The insert found no trace (or no span) of the id it was given."""
+
+
+def _unknown_span(span_id: str, trace_id: str) -> ValidationError:
+    return ValidationError(
+        f"Span '{span_id}' is not part of trace '{trace_id}'.", code="unknown_span"
+    )
+
+
+def _insert(
     *,
-    trace: Trace,
+    trace: Trace | str,
     kind: str,
     name: str,
     value,
@@ -242,7 +271,6 @@ def _create(
     check_json_value(value)
     timestamp = create_time if create_time is not None else now_ms()
     assessment = Assessment(
-        trace=trace,
         kind=kind,
         name=check_name(name),
         value=value,
@@ -260,11 +288,18 @@ def _create(
     _set_error(assessment, error)
     if span_id and span_may_follow:
         check_span_id(span_id)
-    elif span_id and not trace.spans.filter(span_id=span_id).exists():
-        raise ValidationError(
-            f"Span '{span_id}' is not part of trace '{trace.trace_id}'.", code="unknown_span"
-        )
-    _check_one_per_annotator(assessment, _check_schema(assessment))
+    must_have_span = bool(span_id) and not span_may_follow
+    if isinstance(trace, Trace):
+        if must_have_span and not trace.spans.filter(span_id=span_id).exists():
+            raise _unknown_span(span_id, trace.trace_id)
+        assessment.trace = trace
+    else:
+        # The trace's key comes from the insert's own subquery; NULL when it is not there.
+        target = Trace.objects.filter(trace_id=trace)
+        if must_have_span:
+            target = target.filter(spans__span_id=span_id)
+        assessment.trace_id = Subquery(target.order_by().values("pk"))
+    _check_one_per_annotator(assessment, _check_schema(assessment), trace)
     _store(assessment)
     _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
     return assessment
@@ -309,9 +344,8 @@ def _set_error(assessment: Assessment, error: dict | None) -> None:
 
 def _check_schema(assessment: Assessment) -> LabelSchema | None:
     """Check the value against the LabelSchema of its name, if there is one; return it."""
-    try:
-        schema = LabelSchema.objects.get(name=assessment.name)
-    except LabelSchema.DoesNotExist:
+    schema = schema_named(assessment.name)
+    if schema is None:
         return None
     check_against_schema(
         schema, kind=assessment.kind, value=assessment.value, span_id=assessment.span_id
@@ -319,7 +353,9 @@ def _check_schema(assessment: Assessment) -> LabelSchema | None:
     return schema
 
 
-def _check_one_per_annotator(assessment: Assessment, schema: LabelSchema | None) -> None:
+def _check_one_per_annotator(
+    assessment: Assessment, schema: LabelSchema | None, trace: Trace | str
+) -> None:
     """A person gives one answer per schema and target when the schema says so; they edit it."""
     if assessment.annotator_id is None or assessment.source_type != SourceType.HUMAN:
         return
@@ -328,7 +364,7 @@ def _check_one_per_annotator(assessment: Assessment, schema: LabelSchema | None)
     duplicate = (
         Assessment.objects.live()
         .filter(
-            trace=assessment.trace,
+            **({"trace": trace} if isinstance(trace, Trace) else {"trace__trace_id": trace}),
             span_id=assessment.span_id,
             name=assessment.name,
             annotator_id=assessment.annotator_id,
@@ -365,6 +401,8 @@ def _store(assessment: Assessment) -> None:
         assessment.save()
     except IntegrityError as exc:
         text = str(exc)
+        if not isinstance(assessment.trace_id, int) and "trace_id" in text:
+            raise _NoTarget from None  # the NOT NULL of a trace the subquery did not find
         for constraint, message in _DUPLICATES.items():
             if constraint in text or _SQLITE_COLUMNS.get(constraint, constraint) in text:
                 raise ValidationError(

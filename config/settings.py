@@ -181,6 +181,9 @@ TRACEMARK_AUTH_FAILURE_WINDOW = env_int("AUTH_FAILURE_WINDOW_SECONDS", 300)
 # How long a worker remembers an API token's user: the most a revoked token, deactivated
 # account or changed role keeps working in other worker processes.
 TRACEMARK_TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 2)
+# How long a worker checks assessment writes against its copy of the label schemas before it
+# asks whether they changed: the most a schema change takes to reach other worker processes.
+TRACEMARK_SCHEMA_CACHE_SECONDS = env_int("SCHEMA_CACHE_SECONDS", 2)
 # Reverse proxies in front of Tracemark that append to X-Forwarded-For (1 behind the nginx
 # config in deploy/); 0 reads the client address from the connection alone.
 TRACEMARK_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

@@ -16,3 +16,11 @@ def _forget_remembered_tokens():
     from accounts import tokens
 
     tokens._cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _forget_label_schemas():
+    # Likewise for the worker's copy of the label schemas (annotation.schema_cache).
+    from annotation import schema_cache
+
+    schema_cache.forget()

@@ -66,6 +66,8 @@ def tracemark_url(django_db_setup, django_db_blocker, tmp_path_factory):
         "MAX_SPAN_UPLOAD_BYTES": str(MAX_SPAN_UPLOAD_BYTES),
         # Bad-credential tests must not lock the test client's address out.
         "AUTH_MAX_FAILURES": "100000",
+        # Tests change label schemas from their own process: the server asks on every write.
+        "SCHEMA_CACHE_SECONDS": "0",
     }
     yield from run_gunicorn(env, port, log, "--workers", "2", "--threads", "4")
 

@@ -231,10 +231,12 @@ def test_feedback_on_an_unknown_trace_is_not_found(mlflow):
 
 def test_a_value_breaking_the_label_schema_is_invalid(mlflow, trace_id):
     from annotation.models import LabelSchema
+    from annotation.schema_cache import schemas_changed
 
     LabelSchema.objects.create(
         name="stars", value_type=LabelSchema.ValueType.NUMERIC, min_value=1, max_value=5
     )
+    schemas_changed()
 
     with pytest.raises(MlflowException) as error:
         mlflow.log_feedback(trace_id=trace_id, name="stars", value=9, source=JUDGE)

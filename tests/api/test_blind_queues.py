@@ -7,6 +7,7 @@ from mlflow.exceptions import MlflowException
 from accounts.tokens import create_token
 from annotation import queues
 from annotation.models import Assessment, LabelSchema
+from annotation.schema_cache import schemas_changed
 from tests.api.conftest import server_db
 from tests.factories import make_reviewer
 from traces.models import Trace
@@ -29,6 +30,7 @@ def blind_queue(mlflow, reviewer):
         trace_ids.append(mlflow.get_last_active_trace_id())
     mlflow.flush_trace_async_logging()
     helpful = LabelSchema.objects.create(name="helpful", value_type=LabelSchema.ValueType.BOOLEAN)
+    schemas_changed()
     ravi = make_reviewer(username="ravi")
     queue = queues.create_queue(
         name="Helpfulness",

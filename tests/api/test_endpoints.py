@@ -315,18 +315,20 @@ class AssessmentWriteTests(ApiTestCase):
                 "rationale": "fine",
             }
         }
-        self.api.get("/api/3.0/mlflow/server-info")  # the token's first use is recorded
+        # The token's first use is recorded, and the worker reads the label schemas.
+        self.api.post(url, feedback, content_type="application/json")
 
-        # The trace (the token and its role are remembered); then, in the savepoint of the
-        # write and its answer and the service's own, as tests run in a transaction, the
-        # LabelSchema, the assessment and its revision.
-        with self.assertNumQueries(8):
+        # The token, its role and the schemas are remembered, and the insert finds the trace
+        # itself: in the write's transaction (a savepoint, as tests run in one), the
+        # assessment and its revision.
+        with self.assertNumQueries(4):
             response = self.api.post(url, feedback, content_type="application/json")
 
         self.assertEqual(response.status_code, 200)
-        created = Assessment.objects.get()
+        assessment_id = response.json()["assessment"]["assessment_id"]
+        created = Assessment.objects.get(assessment_id=assessment_id)
         self.assertEqual((created.value, created.annotator, created.version), (4, self.user, 1))
-        self.assertEqual(created.revisions.get().action, "create")
+        self.assertEqual((created.trace, created.revisions.get().action), (trace, "create"))
 
 
 class AuthTests(ApiTestCase):
