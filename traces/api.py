@@ -151,7 +151,10 @@ def otlp_traces(request):
         body = read_body(request, settings.TRACEMARK_MAX_SPAN_UPLOAD_BYTES)
         records = ingest.parse_otlp(body, media_type)
         if records:
-            ingest.store_spans(get_experiment_or_404(experiment_id), records)
+            # A new trace's experiment is looked up inside; an existing trace names its own.
+            ingest.store_spans(parse_id(experiment_id, where="experiment id"), records)
+    except Experiment.DoesNotExist:
+        raise not_found(f"Could not find experiment with ID '{experiment_id}'") from None
     except ingest.TraceTooLarge as exc:
         raise trace_too_large(str(exc)) from None
     except ingest.IngestError as exc:

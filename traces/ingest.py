@@ -13,7 +13,11 @@ Invariants:
   server does. Until StartTraceV3 arrives (it marks the trace ``infoFinalized``), the root
   span decides the trace's state, times and previews, so a plain OpenTelemetry app that never
   sends trace info still gets a complete trace. Once finalized, spans no longer change them.
-- ``Trace.span_count`` is recounted in the same transaction as every span write.
+- ``Trace.span_count`` and ``span_bytes`` change in the same transaction as every span
+  write, by what it inserted and replaced. A span batch is one INSERT … ON CONFLICT DO
+  NOTHING; only re-sent spans take a second statement. The trace row is locked only when a
+  root span may change it or spans replace others; an existing trace names its experiment,
+  so the experiment is looked up only for a new trace.
 - OTLP spans are read as the MLflow server reads them: filed under ``tr-`` + the OTLP trace
   id whatever ``mlflow.traceRequestId`` they carry, with OpenTelemetry GenAI conventions
   mapped by ``otel_conventions``.
@@ -29,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, Q, Sum, Value, When
+from django.db.models.functions import Coalesce, Least
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -524,9 +528,10 @@ def _check_events(events, where: str) -> None:
 
 
 @transaction.atomic
-def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
+def store_spans(experiment: Experiment | int, records: list[SpanRecord]) -> None:
     """Upsert spans, creating IN_PROGRESS traces for unknown trace ids.
 
+    ``experiment`` (or its id) is looked up only for a new trace: Experiment.DoesNotExist.
     Raises TraceTooLarge beyond a trace's limits, and IngestError for what cannot be stored.
     """
     sizes = check_records(records)
@@ -534,67 +539,150 @@ def store_spans(experiment: Experiment, records: list[SpanRecord]) -> None:
     by_trace: dict[str, list[SpanRecord]] = {}
     for record in by_key.values():
         by_trace.setdefault(record.trace_id, []).append(record)
-
-    traces = _lock_or_create(
-        {
-            trace_id: Trace(
-                trace_id=trace_id,
-                experiment=experiment,
-                request_time=min(r.start_time_ns for r in spans) // 1_000_000,
-            )
-            for trace_id, spans in by_trace.items()
-        }
-    )
+    traces = _traces_for_spans(experiment, by_trace)
     for trace_id, trace in traces.items():
         _check_trace_limits(trace, by_trace[trace_id], sizes)
-    Span.objects.bulk_create(
-        [
-            Span(
-                trace=traces[r.trace_id],
-                span_id=r.span_id,
-                parent_span_id=r.parent_span_id,
-                name=r.name,
-                span_type=r.span_type,
-                start_time_ns=r.start_time_ns,
-                end_time_ns=r.end_time_ns,
-                status=r.status,
-                status_message=r.status_message,
-                inputs=r.inputs,
-                outputs=r.outputs,
-                attributes=r.attributes,
-                events=r.events,
-                size_bytes=sizes[r.trace_id, r.span_id],
+    rows = [
+        Span(
+            trace=traces[r.trace_id],
+            span_id=r.span_id,
+            parent_span_id=r.parent_span_id,
+            name=r.name,
+            span_type=r.span_type,
+            start_time_ns=r.start_time_ns,
+            end_time_ns=r.end_time_ns,
+            status=r.status,
+            status_message=r.status_message,
+            inputs=r.inputs,
+            outputs=r.outputs,
+            attributes=r.attributes,
+            events=r.events,
+            size_bytes=sizes[r.trace_id, r.span_id],
+        )
+        for r in by_key.values()
+    ]
+    inserted = _insert_new(rows)
+    replaced = [row for row in rows if (row.trace_id, row.span_id) not in inserted]
+    replaced_bytes = _replace(replaced, traces) if replaced else {}
+    for trace_id, trace in traces.items():
+        spans = by_trace[trace_id]
+        added = sum(1 for r in spans if (trace.pk, r.span_id) in inserted)
+        grown = sum(sizes[trace_id, r.span_id] for r in spans) - replaced_bytes.get(trace.pk, 0)
+        _count_spans(trace, spans, added, grown)
+
+
+def _traces_for_spans(experiment, by_trace: dict[str, list[SpanRecord]]) -> dict[str, Trace]:
+    """The traces of the spans, created when missing; locked only where a root span is among
+    them, since only a root span changes more of the trace row than its span totals."""
+    locked = [trace_id for trace_id, spans in by_trace.items() if _has_root(spans)]
+    traces = _lock(locked) if locked else {}
+    unlocked = [trace_id for trace_id in by_trace if trace_id not in locked]
+    if unlocked:
+        traces.update(_fetch(unlocked))
+    missing = [trace_id for trace_id in by_trace if trace_id not in traces]
+    if missing:
+        if not isinstance(experiment, Experiment):
+            experiment = Experiment.objects.by_id(experiment)
+        Trace.objects.bulk_create(
+            [
+                Trace(
+                    trace_id=trace_id,
+                    experiment=experiment,
+                    request_time=min(r.start_time_ns for r in by_trace[trace_id]) // 1_000_000,
+                )
+                for trace_id in missing
+            ],
+            ignore_conflicts=True,
+        )
+        traces.update(_lock(missing))
+    return traces
+
+
+def _has_root(spans: list[SpanRecord]) -> bool:
+    return any(r.parent_span_id is None for r in spans)
+
+
+def _fetch(trace_ids) -> dict[str, Trace]:
+    """Without a root span, only the totals and the request time are read and changed."""
+    fields = ("trace_id", "state", "request_time", "span_count", "span_bytes")
+    traces = Trace.objects.filter(trace_id__in=list(trace_ids)).only(*fields)
+    return {trace.trace_id: trace for trace in traces}
+
+
+_SPAN_FIELDS = [f for f in Span._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_new(rows: list[Span]) -> set[tuple[int, str]]:
+    """Insert the spans that are not stored yet in one statement (per batch); return the
+    (trace pk, span id) of those it inserted. The ORM's bulk_create says nothing of which
+    rows it inserted, so the statement is written here from the model's metadata."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _SPAN_FIELDS)
+    row_sql = "(" + ", ".join(["%s"] * len(_SPAN_FIELDS)) + ")"
+    key = f"{quote(Span._meta.get_field('trace').column)}, {quote('span_id')}"
+    batch = max(1, connection.ops.bulk_batch_size(_SPAN_FIELDS, rows))
+    inserted = set()
+    with connection.cursor() as cursor:
+        for first in range(0, len(rows), batch):
+            chunk = rows[first : first + batch]
+            params = [
+                f.get_db_prep_save(f.pre_save(row, True), connection)
+                for row in chunk
+                for f in _SPAN_FIELDS
+            ]
+            cursor.execute(
+                f"INSERT INTO {quote(Span._meta.db_table)} ({columns}) "  # noqa: S608
+                f"VALUES {', '.join([row_sql] * len(chunk))} "
+                f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}",
+                params,
             )
-            for r in by_key.values()
-        ],
+            inserted.update((trace_pk, span_id) for trace_pk, span_id in cursor.fetchall())
+    return inserted
+
+
+def _replace(rows: list[Span], traces: dict[str, Trace]) -> dict[int, int]:
+    """Overwrite re-sent spans under their traces' locks; return the bytes they replaced, by
+    trace pk."""
+    _lock(trace.trace_id for trace in traces.values() if trace.pk in {r.trace_id for r in rows})
+    old = (
+        Span.objects.filter(trace__in={row.trace_id for row in rows})
+        .filter(span_id__in={row.span_id for row in rows})
+        .values_list("trace_id", "span_id", "size_bytes")
+    )
+    wanted = {(row.trace_id, row.span_id) for row in rows}
+    replaced: dict[int, int] = {}
+    for trace_pk, span_id, size in old:
+        if (trace_pk, span_id) in wanted:
+            replaced[trace_pk] = replaced.get(trace_pk, 0) + size
+    Span.objects.bulk_create(
+        rows,
         update_conflicts=True,
         unique_fields=["trace", "span_id"],
         update_fields=_SPAN_UPDATE_FIELDS,
         batch_size=500,
     )
-    for trace_id, trace in traces.items():
-        if INFO_FINALIZED not in trace.trace_metadata:
-            _complete_from_spans(trace, by_trace[trace_id])
-        # The UPDATE counts the spans itself: exact under the trace's lock, and no query of
-        # its own.
-        spans = Span.objects.filter(trace=trace.pk).order_by().values("trace")
-        trace.span_count = Subquery(spans.annotate(n=Count("id")).values("n"))
-        trace.span_bytes = Subquery(spans.annotate(size=Sum("size_bytes")).values("size"))
+    return replaced
+
+
+def _count_spans(trace: Trace, spans: list[SpanRecord], added: int, grown: int) -> None:
+    """Add the batch to the trace's totals; before StartTraceV3, a root span also fills in
+    what the trace info would say (the trace is locked then)."""
+    if _has_root(spans) and INFO_FINALIZED not in trace.trace_metadata:
+        _complete_from_spans(trace, spans)
+        trace.span_count = F("span_count") + added
+        trace.span_bytes = F("span_bytes") + grown
         trace.save()
-
-
-def _lock_or_create(new_traces: dict[str, Trace]) -> dict[str, Trace]:
-    """Lock the traces, creating the missing ones first (racing writers are fine).
-
-    Most calls find their trace (all but a trace's first span, and StartTraceV3), so the
-    lock comes first and only what it did not find is inserted and then locked.
-    """
-    traces = _lock(new_traces)
-    missing = [trace for trace_id, trace in new_traces.items() if trace_id not in traces]
-    if missing:
-        Trace.objects.bulk_create(missing, ignore_conflicts=True)
-        traces.update(_lock(trace.trace_id for trace in missing))
-    return traces
+        return
+    changes = {"span_count": F("span_count") + added, "span_bytes": F("span_bytes") + grown}
+    earliest = min(r.start_time_ns for r in spans) // 1_000_000
+    if trace.state == Trace.State.IN_PROGRESS and earliest < trace.request_time:
+        # Unlocked: a StartTraceV3 committed since the read keeps its request time.
+        still_open = Q(state=Trace.State.IN_PROGRESS) & ~Q(trace_metadata__has_key=INFO_FINALIZED)
+        changes["request_time"] = Case(
+            When(still_open, then=Least(F("request_time"), Value(earliest))),
+            default=F("request_time"),
+        )
+    Trace.objects.filter(pk=trace.pk).update(**changes)
 
 
 def _lock(trace_ids) -> dict[str, Trace]:
@@ -651,18 +739,18 @@ def _preview(value) -> str:
 def start_trace(info: TraceInfo) -> tuple[Trace, bool]:
     """Store StartTraceV3's trace info; returns the trace and whether this finalized it.
 
-    Raises Experiment.DoesNotExist for an unknown experiment.
+    Raises Experiment.DoesNotExist for an unknown experiment; the experiment is looked up
+    only when the trace is new or moves to another one.
     """
-    experiment = Experiment.objects.by_id(info.experiment_id)
-    trace = _lock_or_create(
-        {
-            info.trace_id: Trace(
-                trace_id=info.trace_id, experiment=experiment, request_time=info.request_time
-            )
-        }
-    )[info.trace_id]
+    trace = _lock([info.trace_id]).get(info.trace_id)
+    if trace is None or trace.experiment_id != info.experiment_id:
+        experiment = Experiment.objects.by_id(info.experiment_id)
+        if trace is None:
+            new = Trace(trace_id=info.trace_id, experiment=experiment, request_time=0)
+            Trace.objects.bulk_create([new], ignore_conflicts=True)
+            trace = _lock([info.trace_id])[info.trace_id]
+        trace.experiment = experiment
     first = INFO_FINALIZED not in trace.trace_metadata
-    trace.experiment = experiment
     trace.request_time = info.request_time
     trace.execution_duration = info.execution_duration
     trace.state = info.state
