@@ -2,6 +2,15 @@
 
     .venv/bin/python benchmarks/api.py            # full run, a few minutes
     .venv/bin/python benchmarks/api.py --quick    # small sizes, to check the setup
+    .venv/bin/python benchmarks/api.py --mlflow-venv VENV   # the write path beside MLflow's
+
+``--mlflow-venv`` (or the MLFLOW_SERVER_VENV environment variable) names a virtualenv outside
+the repository holding the full MLflow server, the version Tracemark reports (e.g. ``python
+-m venv VENV && VENV/bin/pip install mlflow==3.17.2 "psycopg[binary]"``). The benchmark then runs
+the same client workload (10-span traces on 8 threads, log_feedback on 1 and 8 threads,
+override_feedback, update_assessment, get_trace) against Tracemark and against ``VENV/bin/mlflow
+server --backend-store-uri postgresql://… --workers 2`` (uvicorn) on its own database, two
+interleaved runs each, and prints both beside the goals with the load average of each run.
 
 Tracemark runs as in production: gunicorn with config/gunicorn.conf.py (two gthread workers
 for two cores, four threads each; the module says why) on PostgreSQL, DEBUG off, on a
@@ -63,7 +72,7 @@ LIVE_EXPERIMENT = "bench-live"
 USERS = 200
 TEAMS = 50
 
-# MLflow 3.17.2 server, 2 workers on PostgreSQL, same kind of machine (issue 8).
+# MLflow 3.17.2 server, 2 workers on PostgreSQL, same kind of machine, measured once.
 MLFLOW = {
     "ingest_1": 4.8,
     "ingest_8": 9.5,
@@ -337,6 +346,17 @@ def server_pss_mb(master_pid: int) -> tuple[float, int]:
     return total_kb / 1024, len(pids)
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (uvicorn's workers are grandchildren)."""
+    pids = [pid]
+    for found in pids:
+        try:
+            pids += map(int, Path(f"/proc/{found}/task/{found}/children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return pids
+
+
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -400,15 +420,23 @@ def log_trace(mlflow, n: int, spans: int) -> str:
 
 def measure(url: str, token: str, store_id: str, sizes: dict, results: dict) -> None:
     configure_client(url, token)
-    import mlflow
-    import requests
-    from mlflow import MlflowClient
-    from mlflow.entities import AssessmentSource, Feedback
-
-    mlflow.set_tracking_uri(url)
     results["keep_alive"] = keep_alive_round_trips(url, token, 200)
+    trace_ids = measure_writes(url, sizes, results, single_thread_ingest=True)
+    measure_reads(url, token, store_id, sizes, results, trace_ids)
+
+
+def measure_writes(url: str, sizes: dict, results: dict, single_thread_ingest: bool) -> list:
+    """The workload both servers get: 10-span traces, log_feedback, override_feedback,
+    update_assessment and get_trace through the client; returns the logged trace ids."""
+    import mlflow
+    from mlflow.entities import AssessmentSource, Feedback
+    from mlflow.store.tracking.rest_store import RestStore
+
+    # The client remembers the last server's version and its span exporter.
+    RestStore._get_server_version.cache_clear()
+    mlflow.tracing.reset()
+    mlflow.set_tracking_uri(url)
     mlflow.set_experiment(LIVE_EXPERIMENT)
-    client = MlflowClient(url)
     source = AssessmentSource(source_type="HUMAN", source_id="bench-reviewer")
     counter = itertools.count()
     trace_ids: list[str] = []
@@ -418,7 +446,8 @@ def measure(url: str, token: str, store_id: str, sizes: dict, results: dict) -> 
 
     timed(5, 1, ingest)
     n = sizes["ingest_traces"]
-    results["ingest_1"] = timed(n, 1, ingest)
+    if single_thread_ingest:
+        results["ingest_1"] = timed(n, 1, ingest)
     results["ingest_8"] = timed(2 * n, 8, ingest)
     print(f"ingest done ({len(trace_ids)} traces)", file=sys.stderr)
 
@@ -464,7 +493,21 @@ def measure(url: str, token: str, store_id: str, sizes: dict, results: dict) -> 
         ),
     )
     print("override and update done", file=sys.stderr)
+    results["get_10"] = timed(
+        sizes["get_repeats"], 1, lambda i: mlflow.get_trace(trace_ids[i % len(trace_ids)])
+    )
+    return trace_ids
 
+
+def measure_reads(
+    url: str, token: str, store_id: str, sizes: dict, results: dict, trace_ids: list
+) -> None:
+    """Searches of the store, and get_trace of a 10-span and a big trace, client and raw."""
+    import mlflow
+    import requests
+    from mlflow import MlflowClient
+
+    client = MlflowClient(url)
     rng = random.Random(8)
     store_size = sizes["store_traces"]
     searches = {
@@ -506,6 +549,7 @@ def measure(url: str, token: str, store_id: str, sizes: dict, results: dict) -> 
     spans = len(mlflow.get_trace(big_id).data.spans)
     if spans != sizes["big_spans"]:
         raise SystemExit(f"The big trace came back with {spans} spans.")
+    results["get_5000"] = timed(sizes["big_repeats"], 1, lambda i: mlflow.get_trace(big_id))
     for key, trace_id, repeats in (
         ("get_10", None, sizes["get_repeats"]),
         ("get_5000", big_id, sizes["big_repeats"]),
@@ -516,9 +560,6 @@ def measure(url: str, token: str, store_id: str, sizes: dict, results: dict) -> 
             answer = raw.get(f"{url}/api/3.0/mlflow/traces/get", params=params, timeout=60)
             answer.raise_for_status()
 
-        results[key] = timed(
-            repeats, 1, lambda i, trace_id=trace_id: mlflow.get_trace(trace_id or trace_ids[i])
-        )
         results[key + "_raw"] = timed(repeats, 1, get_raw)
     print("get_trace done", file=sys.stderr)
 
@@ -715,6 +756,139 @@ def print_table(rows: list[tuple]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
+# -- beside the MLflow server -----------------------------------------------------------
+
+MLFLOW_VENV_ENV = "MLFLOW_SERVER_VENV"
+# (label, result key, figure, goal, whether Tracemark meets it given MLflow's figure)
+COMPARED = [
+    ("ingest 10-span traces/s, 8 threads", "ingest_8", "rate", ">= 3x MLflow", 3.0),
+    ("log_feedback calls/s, 8 threads", "feedback_8", "rate", ">= 3x MLflow", 3.0),
+    ("log_feedback p50 ms, 1 thread", "feedback_1", "p50", "< 5", 5),
+    ("update_assessment p50 ms", "update", "p50", "< 8", 8),
+    ("override_feedback p50 ms (GET + POST)", "override", "p50", "< 12", 12),
+    ("get_trace 10 spans p50 ms", "get_10", "p50", "< 12", 12),
+    ("  server CPU ms per trace, 8 threads", "ingest_8", "cpu", "<= 45 (+ DB)", 45),
+    ("  server CPU ms per log_feedback, 8 threads", "feedback_8", "cpu", "<= 3 (+ DB)", 3),
+]
+
+
+def start_mlflow(venv: Path, database_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """``mlflow server`` with 2 uvicorn workers on ``database_url``, in its own process group."""
+    port = free_port()
+    artifacts = tempfile.mkdtemp(prefix="mlflow-bench-artifacts-")
+    command = [
+        str(venv / "bin" / "mlflow"), "server",
+        "--backend-store-uri", database_url,
+        "--artifacts-destination", artifacts,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        # A worker busy starting on a loaded machine must not be restarted mid-run.
+        "--uvicorn-opts", "--timeout-worker-healthcheck 60",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180  # it migrates its empty database first
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"mlflow server did not start:\n{log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                answered = sock.recv(64).split(b" ")[1:2] == [b"200"]
+            if answered and log_path.read_text().count("Application startup complete") >= 2:
+                return server, url
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop_group(server)
+    raise SystemExit(f"mlflow server did not answer within 180 s:\n{log_path.read_text()}")
+
+
+def stop_group(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=5)
+
+
+def run_writes(system: str, args, sizes: dict, venv: Path) -> dict:
+    """One run of the shared workload against a fresh server and database of ``system``."""
+    name = f"{args.database}_{system}"
+    admin_url = f"{args.postgres}/postgres"
+    recreate_database(admin_url, name)
+    log_path = Path(tempfile.gettempdir()) / f"{name}-server.log"
+    server = None
+    try:
+        if system == "tracemark":
+            os.environ["DATABASE_URL"] = f"{args.postgres}/{name}"
+            from django.db import connections
+
+            connections["default"].settings_dict["NAME"] = name
+            token, _ = prepare_database(0)
+            server, url = start_server(os.environ["DATABASE_URL"], False, log_path)
+        else:
+            token = "unused"  # noqa: S105 - MLflow's server runs without authentication here
+            backend = args.postgres.replace("postgres://", "postgresql://", 1) + f"/{name}"
+            server, url = start_mlflow(venv, backend, log_path)
+        SERVER_PIDS[:] = process_tree(server.pid)
+        configure_client(url, token)
+        results = {"load_before": load_average()}
+        measure_writes(url, sizes, results, single_thread_ingest=False)
+        results["load_after"] = load_average()
+        return results
+    finally:
+        if server is not None:
+            (stop_server if system == "tracemark" else stop_group)(server)
+        drop_database(admin_url, name)
+
+
+def figure(timing: Timing, kind: str) -> float:
+    return {"rate": timing.per_second, "p50": timing.p50, "cpu": timing.server_cpu_ms}[kind]
+
+
+def compare_with_mlflow(args, sizes: dict, venv: Path) -> None:
+    setup_django()
+    runs = []
+    for n in range(2):
+        for system in ("tracemark", "mlflow"):
+            print(f"run {n + 1}: {system}", file=sys.stderr)
+            runs.append((n, system, run_writes(system, args, sizes, venv)))
+    by = {(n, system): results for n, system, results in runs}
+    table = [("measure", "MLflow (run 1 / 2)", "Tracemark (run 1 / 2)", "goal", "met?")]
+    for label, key, kind, goal, bound in COMPARED:
+        mlflow_figures = [figure(by[n, "mlflow"][key], kind) for n in range(2)]
+        ours = [figure(by[n, "tracemark"][key], kind) for n in range(2)]
+        if kind == "rate":
+            met = all(t >= bound * m for t, m in zip(ours, mlflow_figures, strict=True))
+        else:
+            met = all(t <= bound if kind == "cpu" else t < bound for t in ours)
+        table.append(
+            (
+                label,
+                " / ".join(f"{value:.1f}" for value in mlflow_figures),
+                " / ".join(f"{value:.1f}" for value in ours),
+                goal,
+                "yes" if met else "NO",
+            )
+        )
+    print(f"\nTracemark beside MLflow's server ({os.cpu_count()} cores, PostgreSQL)")
+    for n, system, results in runs:
+        print(
+            f"run {n + 1} {system:9}  load average before: {results['load_before']}"
+            f"   after: {results['load_after']}"
+        )
+    print("(server CPU: the server's processes, PostgreSQL apart)\n")
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the setup")
@@ -725,6 +899,12 @@ def main() -> None:
         "--plain-gunicorn", action="store_true", help="command-line flags, no config module"
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--mlflow-venv",
+        type=Path,
+        default=os.environ.get(MLFLOW_VENV_ENV),
+        help=f"virtualenv with the full MLflow server (or ${MLFLOW_VENV_ENV}): compare with it",
+    )
     for name, default in SIZES["full"].items():
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=f"default {default:,}")
     args = parser.parse_args()
@@ -735,6 +915,9 @@ def main() -> None:
 
     database_url = f"{args.postgres}/{args.database}"
     os.environ.update({**SERVER_ENV, "DATABASE_URL": database_url})
+    if args.mlflow_venv:
+        compare_with_mlflow(args, sizes, Path(args.mlflow_venv))
+        return
     recreate_database(f"{args.postgres}/postgres", args.database)
     server = None
     try:
