@@ -70,7 +70,7 @@ from traces.models import Experiment, Span, Trace
 from . import agreement
 from .gold import ENTRY_FIELDS, gold_by_question, gold_of_rows, is_decision
 from .models import Assessment, AssessmentRevision, Kind, Queue
-from .queues import ADJUDICATION_KEY
+from .queues import ADJUDICATION_KEY, SESSION_KEY
 
 CHUNK_ROWS = 2000
 WIDE_BATCH = 500
@@ -293,6 +293,8 @@ INPUT_COLUMNS = ["root_span_inputs", "root_span_outputs"]
 # What one assessment says, in the same order in every shape that lists assessments.
 ENTRY_COLUMNS = [
     "span_id",
+    # The session a session item's answer is about (queues.SESSION_KEY); empty otherwise.
+    "session_id",
     "kind",
     "name",
     "value",
@@ -329,6 +331,10 @@ REVISION_COLUMNS = [
     *ENTRY_COLUMNS,
     "metadata",
 ]
+
+
+def session_of(metadata) -> str:
+    return (metadata or {}).get(SESSION_KEY, "")
 
 
 def wanted_assessments(options: ExportOptions) -> QuerySet[Assessment]:
@@ -432,6 +438,7 @@ def _long_record(row: dict, is_gold: bool, options: ExportOptions) -> dict:
     record.update(
         assessment_id=row["assessment_id"],
         span_id=row["span_id"],
+        session_id=session_of(row["metadata"]),
         kind=row["kind"],
         name=row["name"],
         value=row["value"],
@@ -490,6 +497,7 @@ def revision_table(traces: QuerySet[Trace], options: ExportOptions):
                 "experiment_id": str(row["assessment__trace__experiment_id"]),
                 "experiment": row["assessment__trace__experiment__name"],
                 "span_id": snapshot.get("span_id"),
+                "session_id": session_of(snapshot.get("metadata")),
                 "kind": snapshot.get("kind"),
                 "name": snapshot.get("name"),
                 "value": snapshot.get("value"),

@@ -423,6 +423,9 @@ class QueueSpanQuestion(models.Model):
 class QueueItem(models.Model):
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="items")
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="queue_items")
+    # A session item is a whole multi-turn session, answered on the trace that was its last
+    # turn when it was added (annotation.session_items); empty for a single trace.
+    session_id = models.CharField(max_length=255, blank=True, default="")
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"
@@ -446,6 +449,11 @@ class QueueItem(models.Model):
         ordering = ["queue", "position"]
         constraints = [
             models.UniqueConstraint(fields=["queue", "trace"], name="queue_item_unique_trace"),
+            models.UniqueConstraint(
+                fields=["queue", "session_id"],
+                condition=~Q(session_id=""),
+                name="queue_item_unique_session",
+            ),
         ]
         indexes = [
             models.Index(

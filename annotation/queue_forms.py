@@ -12,8 +12,10 @@ from accounts.roles import Role
 from traces.filters import TraceFilter
 from traces.models import Trace
 
+from . import session_items
 from .forms import form_for, initial_value
 from .models import LabelSchema, Queue
+from .session_item_forms import SessionIdsField
 
 MAX_ITEMS = 5000
 # Query-string keys of the trace list that page through it rather than filter it.
@@ -42,7 +44,11 @@ class QueueForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What to look for."
     )
     source = forms.ChoiceField(
-        choices=[("filter", "Traces matching a trace-list filter"), ("ids", "These trace ids")],
+        choices=[
+            ("filter", "Traces matching a trace-list filter"),
+            ("ids", "These trace ids"),
+            ("sessions", "These session ids"),
+        ],
         initial="filter",
         widget=forms.RadioSelect,
         label="Items",
@@ -54,8 +60,14 @@ class QueueForm(forms.Form):
         help_text="The trace list's address or query string, e.g. state=ERROR&user=alice. "
         "Empty takes every trace.",
     )
+    whole_sessions = forms.BooleanField(
+        required=False,
+        label="One item per session",
+        help_text="Each item is a whole session of the matching traces, labeled as one "
+        "conversation.",
+    )
     limit = forms.IntegerField(
-        min_value=1, max_value=MAX_ITEMS, initial=100, help_text="At most this many traces."
+        min_value=1, max_value=MAX_ITEMS, initial=100, help_text="At most this many items."
     )
     trace_ids = forms.CharField(
         required=False,
@@ -63,6 +75,7 @@ class QueueForm(forms.Form):
         label="Trace ids",
         help_text="tr-… ids separated by spaces, commas or new lines.",
     )
+    session_ids = SessionIdsField()
     schemas = forms.ModelMultipleChoiceField(
         queryset=LabelSchema.objects.exclude(applies_to=LabelSchema.AppliesTo.SPAN),
         required=False,
@@ -130,11 +143,20 @@ class QueueForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("source") == "ids":
+        source, limit = cleaned.get("source"), cleaned.get("limit")
+        by_session = source == "sessions" or (source == "filter" and cleaned.get("whole_sessions"))
+        cleaned["by_session"] = by_session
+        if source == "ids":
             cleaned["traces"] = self._traces_from_ids(cleaned.get("trace_ids", ""))
-        elif "filter_query" in cleaned and cleaned.get("limit"):
-            cleaned["traces"] = self._traces_from_filter(cleaned["filter_query"], cleaned["limit"])
-        if cleaned.get("traces") == []:
+        elif source == "sessions":
+            cleaned["sessions"] = cleaned.get("session_ids") or []
+        elif "filter_query" in cleaned and limit:
+            traces = self._filtered_traces(cleaned["filter_query"])
+            if traces is not None and by_session:
+                cleaned["sessions"] = session_items.sessions_of(traces, limit)
+            elif traces is not None:
+                cleaned["traces"] = list(traces[:limit])
+        if cleaned.get("traces") == [] or cleaned.get("sessions") == []:
             self.add_error(None, "No trace matches; the queue would be empty.")
         schemas, optional = cleaned.get("schemas"), cleaned.get("optional_schemas")
         if schemas is not None and optional is not None:
@@ -147,7 +169,7 @@ class QueueForm(forms.Form):
             self.add_error("overlap", "Overlap cannot exceed the number of annotators chosen.")
         return cleaned
 
-    def _traces_from_filter(self, query: str, limit: int) -> list[Trace] | None:
+    def _filtered_traces(self, query: str):
         filterset = TraceFilter(
             QueryDict(query), queryset=Trace.objects.all(), request=self.request
         )
@@ -157,7 +179,7 @@ class QueueForm(forms.Form):
             )
             self.add_error("filter_query", f"This filter does not work: {problems}")
             return None
-        return list(filterset.qs.order_by(*filterset.sort_order.ordering())[:limit])
+        return filterset.qs.order_by(*filterset.sort_order.ordering())
 
     def _traces_from_ids(self, text: str) -> list[Trace] | None:
         ids = list(dict.fromkeys(t for t in re.split(r"[\s,]+", text) if t))

@@ -18,7 +18,7 @@ from accounts.roles import admin_required, is_admin, write_required
 from traces.span_detail import describe_span, show_value
 from traces.tree import TYPE_LABELS, opening_span, tree_context
 
-from . import quality, queues
+from . import quality, queues, session_items
 from .forms import ReviewQueryForm, form_for
 from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
@@ -79,16 +79,24 @@ def queue_list(request):
 @login_required
 @admin_required
 def queue_create(request):
-    initial = {"filter_query": request.GET.get("filter", "")}
+    initial = {
+        "filter_query": request.GET.get("filter", ""),
+        "whole_sessions": request.GET.get("sessions") == "1",
+    }
     form = QueueForm(request.POST or None, request=request, initial=initial)
     span_forms = span_question_formset(request.POST or None)
     if request.method == "POST" and form.is_valid() and span_forms.is_valid():
         data = form.cleaned_data
+        create, items = (
+            (session_items.create_session_queue, {"session_ids": data["sessions"]})
+            if data["by_session"]
+            else (queues.create_queue, {"traces": data["traces"]})
+        )
         try:
-            queue = queues.create_queue(
+            queue = create(
+                **items,
                 name=data["name"],
                 description=data["description"],
-                traces=data["traces"],
                 schemas=data["schemas"],
                 required_schemas=data["required_schemas"],
                 annotators=data["annotators"],
@@ -104,7 +112,7 @@ def queue_create(request):
             form.add_error(None, exc)
         else:
             messages.success(
-                request, f"Queue '{queue.name}' created with {len(data['traces'])} items."
+                request, f"Queue '{queue.name}' created with {queue.items.count()} items."
             )
             return redirect("annotation:queue-detail", queue.pk)
     context = {"form": form, "span_forms": span_forms, "span_types": TYPE_LABELS}
@@ -234,6 +242,7 @@ def queue_item(request, queue_id, position):
             a for a in queues.others_answers(item=item, user=request.user) if not hidden.hides(a)
         ],
         "blindings": hidden.blindings_for(item.trace_id),
+        "conversation": session_items.conversation(item),
     }
     return render(request, "annotation/queue_item.html", context)
 

@@ -20,6 +20,9 @@ Invariants it owns:
 - An item is done for a person only once they have answered every schema the queue marks
   required (``required_schemas``) that applies to the item; a submission without any
   answer is refused and changes nothing.
+- A session item (annotation.session_items) is labeled like a trace item on the trace that
+  was the session's last turn when it was added; its answers and decisions also name the
+  session under ``SESSION_KEY``.
 - Every label goes through annotation.services; an Admin's adjudication is an expectation
   (for expectation schemas) or a feedback overriding one of the annotators' answers, and
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
@@ -75,6 +78,8 @@ from .models import (
 Status = QueueAssignment.Status
 QUEUE_KEY = "tracemark.queue"
 ADJUDICATION_KEY = "tracemark.adjudicated_in_queue"
+# Names the session a session item's answer is about (see annotation.session_items).
+SESSION_KEY = "tracemark.session_id"
 TAKEN = (Status.ASSIGNED, Status.DONE)
 
 
@@ -120,7 +125,7 @@ def create_queue(
             "Required schemas must be among the queue's schemas.", code="required_not_chosen"
         )
     span_questions.check_targets(targets, schemas)
-    _check_schemas_apply(schemas + [t.schema for t in targets], {t.experiment_id for t in traces})
+    check_schemas_apply(schemas + [t.schema for t in targets], {t.experiment_id for t in traces})
     if not annotators:
         raise ValidationError("A queue needs at least one annotator.", code="no_annotators")
     if any(not can_write(user) for user in annotators):
@@ -160,7 +165,7 @@ def create_queue(
     return queue
 
 
-def _check_schemas_apply(schemas, experiment_ids: set[int]) -> None:
+def check_schemas_apply(schemas, experiment_ids: set[int]) -> None:
     """Refuse schemas scoped to experiments that leave out some of the queue's traces."""
     scopes: dict[int, set[int]] = defaultdict(set)
     rows = LabelSchema.experiments.through.objects.filter(labelschema__in=schemas).values_list(
@@ -405,7 +410,11 @@ def record_status(item: QueueItem, status: str, username: str) -> None:
 def _record_answer(item, schema, previous, value, rationale, actor, span_id=None) -> Assessment:
     if previous is not None:
         return services.update_assessment(
-            assessment_id=previous.assessment_id, value=value, rationale=rationale, actor=actor
+            assessment_id=previous.assessment_id,
+            value=value,
+            rationale=rationale,
+            metadata=_item_metadata(item, {}),
+            actor=actor,
         )
     log = services.log_expectation if schema.kind == Kind.EXPECTATION else services.log_feedback
     return log(
@@ -415,9 +424,14 @@ def _record_answer(item, schema, previous, value, rationale, actor, span_id=None
         value=value,
         rationale=rationale,
         source_id=actor.get_username(),
-        metadata={QUEUE_KEY: str(item.queue_id)},
+        metadata=_item_metadata(item, {QUEUE_KEY: str(item.queue_id)}),
         actor=actor,
     )
+
+
+def _item_metadata(item: QueueItem, metadata: dict) -> dict:
+    """An answer's metadata, naming the session when the item is one."""
+    return {**metadata, SESSION_KEY: item.session_id} if item.session_id else metadata
 
 
 def _own(item: QueueItem, user):
@@ -875,7 +889,7 @@ def adjudicate(
         .filter(trace_id=item.trace_id, span_id=span_id, name=schema.name, valid=True)
         .first()
     )
-    metadata = {ADJUDICATION_KEY: str(queue.pk)}
+    metadata = _item_metadata(item, {ADJUDICATION_KEY: str(queue.pk)})
     # Another Admin's feedback decision stays theirs: this one overrides it.
     theirs = previous is not None and previous.annotator_id != actor.pk
     if previous is not None and not (theirs and previous.kind == Kind.FEEDBACK):

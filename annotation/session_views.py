@@ -1,4 +1,6 @@
-"""A multi-turn session: every turn with what people, judges and code said about it.
+"""A multi-turn session: every turn with what people, judges and code said about it, and
+the answers about the whole session (given on a session queue item, see
+annotation.session_items), which are stored on a turn but shown apart.
 
 It shows traces with their assessments, so it lives in annotation (``traces`` never imports
 ``annotation``), and a blind queue hides others' answers here as on the review page.
@@ -29,6 +31,11 @@ def _shown_assessments() -> Prefetch:
     )
 
 
+def _is_about(assessment: Assessment, session_id: str) -> bool:
+    """Whether an entry answers a question about the whole session (a session item's)."""
+    return assessment.metadata.get(queues.SESSION_KEY) == session_id
+
+
 @require_GET
 @login_required
 def session_detail(request, session_id):
@@ -47,8 +54,11 @@ def session_detail(request, session_id):
     truncated = len(turns) > SESSION_TURNS_LIMIT
     turns = turns[:SESSION_TURNS_LIMIT]
     hidden = queues.hidden_answers(user=request.user, traces=turns)
+    about_session = []
     for trace in turns:
-        trace.shown_assessments = [a for a in trace.shown_assessments if not hidden.hides(a)]
+        shown = [a for a in trace.shown_assessments if not hidden.hides(a)]
+        about_session += [a for a in shown if _is_about(a, session_id)]
+        trace.shown_assessments = [a for a in shown if not _is_about(a, session_id)]
         trace.blindings = hidden.blindings_for(trace.pk)
     badges = feedback.summarize(
         (trace.pk, a.name, a.value, 1)
@@ -58,5 +68,10 @@ def session_detail(request, session_id):
     )
     for trace in turns:
         trace.feedback_badges = badges.get(trace.pk, [])
-    context = {"session_id": session_id, "turns": turns, "truncated": truncated}
+    context = {
+        "session_id": session_id,
+        "turns": turns,
+        "truncated": truncated,
+        "about_session": about_session,
+    }
     return render(request, "annotation/session_detail.html", context)

@@ -8,6 +8,7 @@ from . import (
     quality_views,
     queue_views,
     schema_views,
+    session_item_views,
     session_views,
     views,
 )
@@ -57,6 +58,11 @@ urlpatterns = [
         "queues/<int:queue_id>/disagreements/",
         queue_views.queue_disagreements,
         name="queue-disagreements",
+    ),
+    path(
+        "queues/<int:queue_id>/sessions/",
+        session_item_views.queue_add_sessions,
+        name="queue-add-sessions",
     ),
     path("queues/<int:queue_id>/items/<int:position>/", queue_views.queue_item, name="queue-item"),
     path(
