@@ -1,0 +1,131 @@
+"""Session items: building them from sessions, the last trace, dedupe, answers' metadata."""
+
+from unittest import mock
+
+from django.core.exceptions import ValidationError
+from django.test import TestCase
+
+from annotation import queues, session_items
+from annotation.models import Assessment, LabelSchema, QueueItem
+from tests.factories import make_experiment, make_reviewer, make_trace
+
+SESSION_KEY = queues.SESSION_KEY
+
+
+def make_session(session, turns, start=1_000_000, **kwargs):
+    return [
+        make_trace(session=session, request_time=start + n * 1000, **kwargs) for n in range(turns)
+    ]
+
+
+class BuildSessionItemsTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.ann, cls.bob = make_reviewer(), make_reviewer()
+        cls.schema = LabelSchema.objects.create(name="resolved", value_type="boolean")
+        cls.a = make_session("sess-a", 3)
+        cls.b = make_session("sess-b", 2)
+
+    def make_queue(self, session_ids, **kwargs):
+        return session_items.create_session_queue(
+            name=kwargs.pop("name", "Conversations"),
+            session_ids=session_ids,
+            schemas=[self.schema],
+            annotators=[self.ann, self.bob],
+            **kwargs,
+        )
+
+    def test_one_item_per_session_on_its_last_trace_in_the_given_order(self):
+        queue = self.make_queue(["sess-b", "sess-a", "sess-b"])
+        self.assertEqual(
+            [(i.position, i.session_id, i.trace) for i in queue.items.all()],
+            [(1, "sess-b", self.b[-1]), (2, "sess-a", self.a[-1])],
+        )
+
+    def test_the_last_trace_breaks_time_ties_by_trace_id(self):
+        twins = [
+            make_trace(session="sess-tie", request_time=5, trace_id=t) for t in ("tr-2", "tr-1")
+        ]
+        self.assertEqual(session_items.last_traces(["sess-tie"])["sess-tie"], twins[0])
+
+    def test_it_refuses_sessions_without_traces(self):
+        with self.assertRaises(ValidationError) as caught:
+            self.make_queue(["sess-a", "sess-nowhere"])
+        self.assertEqual(caught.exception.code, "unknown_session")
+        self.assertFalse(QueueItem.objects.exists())
+
+    def test_adding_sessions_appends_only_new_ones(self):
+        queue = self.make_queue(["sess-a"])
+        make_session("sess-c", 1)
+        added = session_items.add_sessions(queue=queue, session_ids=["sess-a", "sess-c", "sess-c"])
+        self.assertEqual([(i.position, i.session_id) for i in added], [(2, "sess-c")])
+        again = session_items.add_sessions(queue=queue, session_ids=["sess-c"])
+        self.assertEqual(again, [])
+        self.assertEqual(queue.items.count(), 2)
+
+    def test_a_trace_item_for_the_same_last_trace_counts_as_the_session(self):
+        queue = queues.create_queue(
+            name="Traces", traces=[self.b[-1]], schemas=[self.schema], annotators=[self.ann]
+        )
+        self.assertEqual(session_items.add_sessions(queue=queue, session_ids=["sess-b"]), [])
+
+    def test_adding_sessions_checks_the_schemas_experiments(self):
+        scoped = LabelSchema.objects.create(name="scoped", value_type="boolean")
+        scoped.experiments.set([self.a[0].experiment])
+        queue = session_items.create_session_queue(
+            name="Scoped", session_ids=["sess-a"], schemas=[scoped], annotators=[self.ann]
+        )
+        make_session("sess-elsewhere", 1, experiment=make_experiment())
+        with self.assertRaises(ValidationError) as caught:
+            session_items.add_sessions(queue=queue, session_ids=["sess-elsewhere"])
+        self.assertEqual(caught.exception.code, "schema_not_in_experiment")
+
+    def test_answers_land_on_the_last_trace_and_name_the_session(self):
+        queue = self.make_queue(["sess-a"], overlap=2)
+        for person, value in ((self.ann, True), (self.bob, False)):
+            turn = queues.next_assignment(queue=queue, user=person)
+            queues.submit(assignment=turn, values={"resolved": value}, actor=person)
+        answers = Assessment.objects.filter(name="resolved")
+        self.assertEqual({a.trace_id for a in answers}, {self.a[-1].pk})
+        self.assertEqual({a.metadata[SESSION_KEY] for a in answers}, {"sess-a"})
+        self.assertEqual(queues.progress(queue).complete_items, 1)
+        [found] = queues.disagreements(queue)
+        decision = queues.adjudicate(
+            item=found.item, schema=self.schema, value=True, actor=self.ann
+        )
+        self.assertEqual(decision.metadata[SESSION_KEY], "sess-a")
+        self.assertEqual(decision.trace_id, self.a[-1].pk)
+
+    def test_a_session_that_gains_turns_keeps_its_item_on_the_queued_trace(self):
+        queue = self.make_queue(["sess-a"])
+        later = make_trace(session="sess-a", request_time=9_000_000)
+        session_items.add_sessions(queue=queue, session_ids=["sess-a"])
+        [item] = queue.items.all()
+        self.assertEqual(item.trace, self.a[-1])
+        shown = session_items.conversation(item)
+        self.assertEqual([t.trace for t in shown.turns], self.a)
+        self.assertEqual([t.number for t in shown.turns], [1, 2, 3])
+        self.assertEqual(shown.later_turns, 1)
+        self.assertNotIn(later, [t.trace for t in shown.turns])
+
+    def test_a_trace_item_has_no_conversation(self):
+        queue = queues.create_queue(
+            name="Traces", traces=[self.b[0]], schemas=[self.schema], annotators=[self.ann]
+        )
+        self.assertIsNone(session_items.conversation(queue.items.get()))
+
+    def test_long_sessions_show_their_latest_turns(self):
+        make_session("sess-long", 4)
+        queue = self.make_queue(["sess-long"])
+        with mock.patch.object(session_items, "CONVERSATION_TURNS", 2):
+            shown = session_items.conversation(queue.items.get())
+        self.assertEqual([t.number for t in shown.turns], [3, 4])
+        self.assertEqual(shown.earlier_turns, 2)
+
+    def test_turns_read_as_text(self):
+        self.assertEqual(
+            session_items._readable('{"question": "Where is <b>my</b> order?"}')["text"],
+            "Where is <b>my</b> order?",
+        )
+        self.assertEqual(session_items._readable("not json")["text"], "not json")
+        self.assertEqual(session_items._readable('{"a": 1, "b": 2}')["kind"], "json")
