@@ -19,7 +19,7 @@ from accounts.roles import Role, set_role
 from traces import ingest, otel_conventions
 from traces.models import Experiment, Run, Span, Trace, now_ms
 
-from . import datasets, quality, queues, review_queues, services, span_questions
+from . import datasets, quality, queues, review_queues, services, session_items, span_questions
 from . import demo_content as content
 from .models import Assessment, EvaluationDataset, LabelSchema, Queue, SourceType
 from .schema_cache import schemas_changed
@@ -32,6 +32,7 @@ SESSION_COUNT = 60
 BIG_TRACE_SPANS = 2000
 DEMO_QUEUE = "Returns agent spot check"
 SPAN_QUEUE = "Retrieval relevance"
+SESSION_QUEUE = "Support conversations"
 QUEUE_REQUIRED = ["helpful", "policy_followed"]
 LONG_RESPONSE = 220  # characters; longer answers fail the length check
 LENIENT_FROM = 110  # characters of response from which the lenient demo judge passes all
@@ -77,6 +78,13 @@ SCHEMAS = [
         "applies_to": "trace",
         "experiments": ["returns-agent-eval"],
         "instructions": "Thumbs up when the agent applied the 30-day returns policy correctly.",
+    },
+    {
+        "name": "conversation_resolved",
+        "title": "Conversation resolved?",
+        "value_type": "boolean",
+        "applies_to": "trace",
+        "instructions": "Thumbs up when, by the last turn, the customer has what they came for.",
     },
     {
         "name": "expected_answer",
@@ -126,6 +134,7 @@ def seed(*, password: str) -> SeedReport:
     _control_queue(experiments[0], people, report)
     _queue(experiments[2], people, report)
     _span_queue(experiments[0], people, report)
+    _session_queue(experiments[0], people, report)
     _evaluation(experiments[0], people, report)
     return report
 
@@ -272,6 +281,31 @@ def _span_queue(experiment, people, report: SeedReport) -> None:
             }
             queues.submit(assignment=turn, values={}, span_values=spans, actor=person)
             report.add("assessments", len(spans))
+    report.add("queues")
+
+
+def _session_queue(experiment, people, report: SeedReport) -> None:
+    """A blind queue of whole conversations: rita and ravi each answer some, and differ on
+    one, so the queue page shows agreement and a disagreement to decide."""
+    if Queue.objects.filter(name=SESSION_QUEUE).exists():
+        return
+    traces = Trace.objects.filter(experiment=experiment).order_by("request_time", "trace_id")
+    queue = session_items.create_session_queue(
+        name=SESSION_QUEUE,
+        description="Read each conversation to its end: was the customer's problem solved?",
+        session_ids=session_items.sessions_of(traces, 6),
+        schemas=LabelSchema.objects.filter(name="conversation_resolved"),
+        annotators=[people["rita"], people["ravi"]],
+        overlap=2,
+        created_by=people["admin"],
+    )
+    for name, answers in (("rita", [True, True, False, True]), ("ravi", [True, False, False])):
+        for value in answers:
+            turn = queues.next_assignment(queue=queue, user=people[name])
+            queues.submit(
+                assignment=turn, values={"conversation_resolved": value}, actor=people[name]
+            )
+            report.add("assessments")
     report.add("queues")
 
 

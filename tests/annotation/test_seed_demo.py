@@ -7,7 +7,14 @@ from django.test import TestCase
 
 from accounts.roles import Role, role_of
 from annotation import judge_report, queues
-from annotation.demo import BIG_TRACE_SPANS, DEMO_QUEUE, SESSION_COUNT, SPAN_QUEUE, TRACE_COUNT
+from annotation.demo import (
+    BIG_TRACE_SPANS,
+    DEMO_QUEUE,
+    SESSION_COUNT,
+    SESSION_QUEUE,
+    SPAN_QUEUE,
+    TRACE_COUNT,
+)
 from annotation.models import (
     Assessment,
     AssessmentRevision,
@@ -131,6 +138,24 @@ class SeedDemoTests(TestCase):
         [disagreement] = queues.disagreements(queue)
         self.assertIsNotNone(disagreement.span_id)
         self.assertEqual(disagreement.schema.name, "retrieval_relevant")
+
+    def test_it_shows_a_queue_of_whole_sessions_with_a_disagreement(self):
+        queue = Queue.objects.get(name=SESSION_QUEUE)
+        items = list(queue.items.select_related("trace"))
+        self.assertEqual(len(items), 6)
+        for item in items:
+            self.assertEqual(item.trace.session, item.session_id)
+            later = Trace.objects.filter(
+                session=item.session_id, request_time__gt=item.trace.request_time
+            )
+            self.assertFalse(later.exists())
+            self.assertGreater(Trace.objects.filter(session=item.session_id).count(), 1)
+        answers = Assessment.objects.filter(name="conversation_resolved")
+        self.assertEqual(answers.count(), 7)
+        self.assertEqual(
+            {a.metadata[queues.SESSION_KEY] for a in answers}, {i.session_id for i in items[:4]}
+        )
+        self.assertEqual(len(queues.disagreements(queue)), 1)
 
     def test_it_shows_evaluation_runs_an_mlflow_queue_and_a_dataset(self):
         runs = list(Run.objects.order_by("name"))
