@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from accounts.roles import Role
@@ -156,8 +156,10 @@ class QueueForm(forms.Form):
                 cleaned["sessions"] = session_items.sessions_of(traces, limit)
             elif traces is not None:
                 cleaned["traces"] = list(traces[:limit])
-        if cleaned.get("traces") == [] or cleaned.get("sessions") == []:
+        if cleaned.get("traces") == []:
             self.add_error(None, "No trace matches; the queue would be empty.")
+        if cleaned.get("sessions") == []:
+            self.add_error(None, "No session matches; the queue would be empty.")
         schemas, optional = cleaned.get("schemas"), cleaned.get("optional_schemas")
         if schemas is not None and optional is not None:
             optional = set(optional)
@@ -169,7 +171,7 @@ class QueueForm(forms.Form):
             self.add_error("overlap", "Overlap cannot exceed the number of annotators chosen.")
         return cleaned
 
-    def _filtered_traces(self, query: str):
+    def _filtered_traces(self, query: str) -> QuerySet[Trace] | None:
         filterset = TraceFilter(
             QueryDict(query), queryset=Trace.objects.all(), request=self.request
         )

@@ -67,6 +67,12 @@ class SessionQueueViewTests(TestCase):
         queue = Queue.objects.get(name="Chats")
         self.assertEqual([i.session_id for i in queue.items.all()], ["sess-1"])
 
+    def test_a_filter_without_sessions_is_refused_on_the_form(self):
+        make_trace(user="loner")
+        response = self.create(source="filter", filter_query="user=loner", whole_sessions="on")
+        self.assertContains(response, "No session matches; the queue would be empty.")
+        self.assertFalse(Queue.objects.exists())
+
     def test_unknown_sessions_are_refused_on_the_form(self):
         response = self.create(source="sessions", session_ids="sess-1, nowhere")
         self.assertContains(response, "No traces in session nowhere.")
@@ -135,6 +141,22 @@ class SessionQueueViewTests(TestCase):
         self.assertContains(page, "Solved &lt;b&gt;it&lt;/b&gt;")
         self.assertEqual(page.context["about_session"], [answer])
         self.assertNotIn(answer, page.context["turns"][-1].shown_assessments)
+
+    def test_the_decide_page_links_the_whole_conversation(self):
+        queue = session_items.create_session_queue(
+            name="Pair",
+            session_ids=["sess-1"],
+            schemas=[self.schema],
+            annotators=[self.ann, self.admin],
+            overlap=2,
+        )
+        for person, value in ((self.ann, True), (self.admin, False)):
+            turn = queues.next_assignment(queue=queue, user=person)
+            queues.submit(assignment=turn, values={"resolved": value}, actor=person)
+        self.client.force_login(self.admin)
+        url = reverse("annotation:queue-adjudicate", args=[queue.pk, 1, self.schema.pk])
+        response = self.client.get(url)
+        self.assertContains(response, f'href="{reverse("annotation:session", args=["sess-1"])}"')
 
     def test_the_export_names_the_session_of_session_answers(self):
         queue = self.session_queue()
