@@ -6,6 +6,8 @@ Rules it owns:
   annotation.queues, like any item's, and name the session under ``queues.SESSION_KEY``; so
   progress, agreement, disagreements, decisions, blind mode, control items and exports treat
   it as one item, and the session page shows the answers as the session's.
+- A session item is asked the queue's trace-level questions; a queue with span questions
+  takes no sessions, since its item page shows the conversation rather than a span tree.
 - One item per session in a queue: a session added again, or whose last trace is already an
   item of the queue, is left as it is.
 - A session that gains turns after it was added keeps its item on the trace it was added
@@ -29,6 +31,8 @@ from .models import Queue, QueueItem
 
 # The turns a session item shows, the latest ones when a session is longer.
 CONVERSATION_TURNS = 200
+# A session item shows the conversation, not one trace's span tree.
+NO_SPAN_QUESTIONS = "Sessions are labeled as conversations; span questions cannot be asked of them."
 
 
 def last_traces(session_ids) -> dict[str, Trace]:
@@ -66,6 +70,8 @@ def _last_traces_of_all(session_ids: list[str]) -> dict[str, Trace]:
 @transaction.atomic
 def create_session_queue(*, session_ids, **options) -> Queue:
     """A queue (``queues.create_queue``'s options) with one item per session, in order."""
+    if options.get("span_targets"):
+        raise ValidationError(NO_SPAN_QUESTIONS, code="session_span_question")
     session_ids = list(dict.fromkeys(session_ids))
     traces = _last_traces_of_all(session_ids)
     queue = queues.create_queue(traces=[traces[s] for s in session_ids], **options)
@@ -84,6 +90,8 @@ def add_sessions(*, queue: Queue, session_ids) -> list[QueueItem]:
     session_ids = list(dict.fromkeys(session_ids))
     if not session_ids:
         raise ValidationError("Give at least one session id.", code="no_sessions")
+    if queue.span_questions.exists():
+        raise ValidationError(NO_SPAN_QUESTIONS, code="session_span_question")
     traces = _last_traces_of_all(session_ids)
     queues.check_schemas_apply(
         list(queue.schemas.all()), {trace.experiment_id for trace in traces.values()}

@@ -5,9 +5,9 @@ from unittest import mock
 from django.core.exceptions import ValidationError
 from django.test import TestCase
 
-from annotation import queues, session_items
+from annotation import queues, session_items, span_questions
 from annotation.models import Assessment, LabelSchema, QueueItem
-from tests.factories import make_experiment, make_reviewer, make_trace
+from tests.factories import make_experiment, make_reviewer, make_span, make_trace
 
 SESSION_KEY = queues.SESSION_KEY
 
@@ -79,6 +79,20 @@ class BuildSessionItemsTests(TestCase):
         with self.assertRaises(ValidationError) as caught:
             session_items.add_sessions(queue=queue, session_ids=["sess-elsewhere"])
         self.assertEqual(caught.exception.code, "schema_not_in_experiment")
+
+    def test_sessions_take_no_span_questions(self):
+        target = span_questions.SpanTarget(self.schema, span_type="LLM")
+        with self.assertRaises(ValidationError) as caught:
+            self.make_queue(["sess-a"], span_targets=[target])
+        self.assertEqual(caught.exception.code, "session_span_question")
+        traced = make_trace(session="sess-spans")
+        make_span(traced, span_type="LLM")
+        queue = queues.create_queue(
+            name="Spans", traces=[traced], schemas=[], span_targets=[target], annotators=[self.ann]
+        )
+        with self.assertRaises(ValidationError) as caught:
+            session_items.add_sessions(queue=queue, session_ids=["sess-a"])
+        self.assertEqual(caught.exception.code, "session_span_question")
 
     def test_answers_land_on_the_last_trace_and_name_the_session(self):
         queue = self.make_queue(["sess-a"], overlap=2)
