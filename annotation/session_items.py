@@ -16,7 +16,6 @@ Rules it owns:
   adding the session to another queue labels the longer conversation.
 """
 
-import json
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -24,7 +23,6 @@ from django.db import transaction
 from django.db.models import Count, Max, OuterRef, Q, Subquery
 
 from traces.models import Trace
-from traces.span_detail import show_value
 
 from . import queues
 from .models import Queue, QueueItem
@@ -113,8 +111,6 @@ def add_sessions(*, queue: Queue, session_ids) -> list[QueueItem]:
 class Turn:
     number: int
     trace: Trace
-    request: dict  # show_value's shape, for traces/_span_value.html
-    response: dict
 
 
 @dataclass(frozen=True)
@@ -140,27 +136,5 @@ def conversation(item: QueueItem) -> Conversation | None:
     shown.reverse()
     counts = session.aggregate(before=Count("pk", filter=until), after=Count("pk", filter=~until))
     earlier = counts["before"] - len(shown)
-    turns = [
-        Turn(
-            number=earlier + n,
-            trace=trace,
-            request=_readable(trace.request_preview),
-            response=_readable(trace.response_preview),
-        )
-        for n, trace in enumerate(shown, 1)
-    ]
+    turns = [Turn(number=earlier + n, trace=trace) for n, trace in enumerate(shown, 1)]
     return Conversation(item.session_id, turns, earlier, counts["after"])
-
-
-def _readable(preview: str) -> dict:
-    """A turn's request or response for reading: the text of a one-field JSON object such
-    as ``{"question": "..."}``, else the value as the span detail shows it."""
-    try:
-        value = json.loads(preview)
-    except ValueError:
-        return show_value(preview)
-    if isinstance(value, dict) and len(value) == 1:
-        [inner] = value.values()
-        if isinstance(inner, str):
-            return show_value(inner)
-    return show_value(value)

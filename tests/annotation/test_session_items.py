@@ -135,11 +135,3 @@ class BuildSessionItemsTests(TestCase):
             shown = session_items.conversation(queue.items.get())
         self.assertEqual([t.number for t in shown.turns], [3, 4])
         self.assertEqual(shown.earlier_turns, 2)
-
-    def test_turns_read_as_text(self):
-        self.assertEqual(
-            session_items._readable('{"question": "Where is <b>my</b> order?"}')["text"],
-            "Where is <b>my</b> order?",
-        )
-        self.assertEqual(session_items._readable("not json")["text"], "not json")
-        self.assertEqual(session_items._readable('{"a": 1, "b": 2}')["kind"], "json")
