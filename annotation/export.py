@@ -49,6 +49,7 @@ workers (``--worker-class gthread``) or a timeout above the export time, and the
 import contextlib
 import csv
 import datetime
+import functools
 import itertools
 import json
 import re
@@ -75,6 +76,7 @@ from .queues import ADJUDICATION_KEY, SESSION_KEY
 CHUNK_ROWS = 2000
 WIDE_BATCH = 500
 FLUSH_CHARS = 64 * 1024
+CACHED_TEXT = 200
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 # After NFKC normalisation (which maps the full-width and small forms to these), or as is.
 FORMULA_SIGNS = frozenset("=+-@\u2212")
@@ -191,9 +193,7 @@ def starts_formula(text: str) -> bool:
 
 def csv_cell(value, *, raw: bool, as_json: bool = False) -> str:
     if type(value) is str and not as_json:
-        if raw or not starts_formula(value):
-            return value
-        return "'" + value
+        return value if raw else _unsafe_text(value)
     if value is None:
         return ""
     if value is True or value is False:
@@ -201,6 +201,16 @@ def csv_cell(value, *, raw: bool, as_json: bool = False) -> str:
     if type(value) is int or type(value) is float:
         return repr(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def _unsafe_text(text: str) -> str:
+    """The text, with a leading ``'`` when it starts a formula."""
+    return "'" + text if starts_formula(text) else text
+
+
+# Most short text cells repeat (names, kinds, sources, annotators, experiments); a bounded
+# cache of short ones keeps memory flat.
+_safe_text = functools.lru_cache(maxsize=4096)(_unsafe_text)
 
 
 class _Buffer:
@@ -226,11 +236,20 @@ def _header_cell(column: str, raw: bool) -> str:
     return text if _BARE_HEADER.fullmatch(text) else '"' + text.replace('"', '""') + '"'
 
 
-def _row_cell(value, raw: bool, as_json: bool):
+def _json_cell(value, raw: bool) -> str:
+    return csv_cell(value, raw=raw, as_json=True)
+
+
+def _row_cell(value, raw: bool):
     # Numbers go to the writer as numbers, which it leaves unquoted (str() is their JSON form).
-    if (type(value) is int or type(value) is float) and not as_json:
+    kind = type(value)
+    if kind is str:
+        if raw:
+            return value
+        return _safe_text(value) if len(value) <= CACHED_TEXT else _unsafe_text(value)
+    if kind is int or kind is float:
         return value
-    return csv_cell(value, raw=raw, as_json=as_json)
+    return csv_cell(value, raw=raw)
 
 
 def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bool):
@@ -241,14 +260,10 @@ def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bo
         buffer.write("\ufeff")
     buffer.write(",".join(_header_cell(column, raw) for column in columns) + "\r\n")
     yield buffer.take()
-    as_json = [column in JSON_COLUMNS for column in columns]
+    cells = [(column, _json_cell if column in JSON_COLUMNS else _row_cell) for column in columns]
+    writerow = writer.writerow
     for record in records:
-        writer.writerow(
-            [
-                _row_cell(record[column], raw, is_json)
-                for column, is_json in zip(columns, as_json, strict=True)
-            ]
-        )
+        writerow([cell(record[column], raw) for column, cell in cells])
         if buffer.size >= FLUSH_CHARS:
             yield buffer.take()
     yield buffer.take()
@@ -290,6 +305,22 @@ TRACE_COLUMNS = [
     "response_preview",
 ]
 INPUT_COLUMNS = ["root_span_inputs", "root_span_outputs"]
+# Where TRACE_COLUMNS come from: a trace row (wide) and an assessment row (long).
+WIDE_TRACE_FIELDS = (
+    "trace_id",
+    "experiment_id",
+    "experiment_name",
+    "client_request_id",
+    "user",
+    "session",
+    "request_time",
+    "request_preview",
+    "response_preview",
+)
+LONG_TRACE_FIELDS = tuple(
+    "trace__experiment__name" if name == "experiment_name" else f"trace__{name}"
+    for name in WIDE_TRACE_FIELDS
+)
 # What one assessment says, in the same order in every shape that lists assessments.
 ENTRY_COLUMNS = [
     "span_id",
@@ -377,15 +408,7 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions):
         )
         columns = TRACE_COLUMNS + INPUT_COLUMNS + ASSESSMENT_COLUMNS
     fields = [
-        "trace__trace_id",
-        "trace__experiment_id",
-        "trace__experiment__name",
-        "trace__client_request_id",
-        "trace__user",
-        "trace__session",
-        "trace__request_time",
-        "trace__request_preview",
-        "trace__response_preview",
+        *LONG_TRACE_FIELDS,
         "assessment_id",
         "span_id",
         "kind",
@@ -414,28 +437,37 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions):
         for _, group in itertools.groupby(stream, key=lambda row: row["trace_id"]):
             group = list(group)
             gold_ids = {i for gold in gold_of_rows(group).values() for i in gold.assessment_ids}
+            trace = _trace_record(group[0], LONG_TRACE_FIELDS, options)
             for row in group:
-                yield _long_record(row, row["assessment_id"] in gold_ids, options)
+                yield trace | _long_record(row, row["assessment_id"] in gold_ids)
 
     return columns, records()
 
 
-def _long_record(row: dict, is_gold: bool, options: ExportOptions) -> dict:
+def _trace_record(row: dict, fields: tuple[str, ...], options: ExportOptions) -> dict:
+    """TRACE_COLUMNS (and INPUT_COLUMNS when asked) from a row naming them with ``fields``."""
+    trace_id, experiment_id, experiment, request_id, user, session, time_ms, request, response = (
+        row[name] for name in fields
+    )
     record = {
-        "trace_id": row["trace__trace_id"],
-        "experiment_id": str(row["trace__experiment_id"]),
-        "experiment": row["trace__experiment__name"],
-        "client_request_id": row["trace__client_request_id"],
-        "user": row["trace__user"],
-        "session": row["trace__session"],
-        "trace_time": iso_ms(row["trace__request_time"]),
-        "request_preview": row["trace__request_preview"],
-        "response_preview": row["trace__response_preview"],
+        "trace_id": trace_id,
+        "experiment_id": str(experiment_id),
+        "experiment": experiment,
+        "client_request_id": request_id,
+        "user": user,
+        "session": session,
+        "trace_time": iso_ms(time_ms),
+        "request_preview": request,
+        "response_preview": response,
     }
     if options.include_inputs:
         record["root_span_inputs"] = row["root_span_inputs"]
         record["root_span_outputs"] = row["root_span_outputs"]
-    record.update(
+    return record
+
+
+def _long_record(row: dict, is_gold: bool) -> dict:
+    return dict(
         assessment_id=row["assessment_id"],
         span_id=row["span_id"],
         session_id=session_of(row["metadata"]),
@@ -459,7 +491,6 @@ def _long_record(row: dict, is_gold: bool, options: ExportOptions) -> dict:
         is_gold=is_gold,
         adjudication=row["decision"],
     )
-    return record
 
 
 def revision_table(traces: QuerySet[Trace], options: ExportOptions):
@@ -606,18 +637,7 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
         .order_by("-request_time", "trace_id")
         .annotate(experiment_name=F("experiment__name"))
     )
-    fields = [
-        "pk",
-        "trace_id",
-        "experiment_id",
-        "experiment_name",
-        "client_request_id",
-        "user",
-        "session",
-        "request_time",
-        "request_preview",
-        "response_preview",
-    ]
+    fields = ["pk", *WIDE_TRACE_FIELDS]
     if options.include_inputs:
         rows = rows.annotate(
             root_span_inputs=_root_span("inputs", "pk"),
@@ -668,20 +688,7 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _wide_record(trace: dict, answers: list[tuple], gold: dict, keys, annotators, options) -> dict:
-    record = {
-        "trace_id": trace["trace_id"],
-        "experiment_id": str(trace["experiment_id"]),
-        "experiment": trace["experiment_name"],
-        "client_request_id": trace["client_request_id"],
-        "user": trace["user"],
-        "session": trace["session"],
-        "trace_time": iso_ms(trace["request_time"]),
-        "request_preview": trace["request_preview"],
-        "response_preview": trace["response_preview"],
-    }
-    if options.include_inputs:
-        record["root_span_inputs"] = trace["root_span_inputs"]
-        record["root_span_outputs"] = trace["root_span_outputs"]
+    record = _trace_record(trace, WIDE_TRACE_FIELDS, options)
     by_key: dict[tuple, list] = {}
     by_annotator: dict[tuple, list] = {}
     for _, kind, name, value, username, source_id, source_type in answers:
