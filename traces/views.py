@@ -11,6 +11,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from . import feedback
 from .filters import TraceFilter
+from .list_rows import trace_rows
 from .models import Trace, TraceAttachment
 from .pagination import keyset_page
 
@@ -29,11 +30,12 @@ def trace_list(request):
     filterset = TraceFilter(request.GET, queryset=queryset, request=request)
     page = keyset_page(filterset.qs, filterset.sort_order, request.GET)
     feedback.attach_badges(page.rows, user=request.user)
+    review_query = _review_query(request, filterset.sort_order)
     context = {
         "filter": filterset,
         "page": page,
+        "rows": trace_rows(page.rows, query=request.GET, review_query=review_query),
         "sort": filterset.sort_order,
-        "review_query": _review_query(request, filterset.sort_order),
     }
     template_name = "traces/trace_list.html"
     if request.htmx and not request.htmx.boosted:

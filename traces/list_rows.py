@@ -1,0 +1,73 @@
+"""The trace list's rows as its template shows them, computed in Python once per row.
+
+Rendering was most of the list's server time: per row an include, two date filters, two
+truncations, a ``querystring`` tag and two ``reverse()`` calls through the template engine.
+Here each row's links and texts are computed directly (each URL pattern reversed once per
+page, then filled in per row), and the row template only prints them. The output is the same
+HTML as the filters and tags gave.
+"""
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from django.urls import reverse
+from django.utils import dateformat
+from django.utils.text import Truncator
+from django.utils.timezone import localtime
+
+from .templatetags.trace_format import duration, ms_datetime
+
+_PLACEHOLDER = "tracemark-placeholder"
+# The characters reverse() leaves unquoted in a path argument.
+_PATH_SAFE = "!$&'()*+,;=/~:@"
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    trace: object
+    review_url: str
+    started_iso: str
+    started: str
+    duration: str
+    user_url: str
+    user_label: str
+    session_url: str
+    session_label: str
+    badges: list
+
+
+def _path_filler(name: str):
+    """``reverse(name, args=[value])`` for any value, reversing the pattern only once."""
+    prefix, _, suffix = reverse(name, args=[_PLACEHOLDER]).partition(_PLACEHOLDER)
+    return lambda value: prefix + quote(value, safe=_PATH_SAFE) + suffix
+
+
+def trace_rows(traces, *, query, review_query: str) -> list[TraceRow]:
+    """``query`` is the list's QueryDict; a user link keeps it, less the page cursor."""
+    review_url = _path_filler("annotation:trace-review")
+    session_url = _path_filler("annotation:session")
+    params = query.copy()
+    params.pop("after", None)
+    params.pop("before", None)
+    rows = []
+    for trace in traces:
+        started = localtime(ms_datetime(trace.request_time))
+        user_url = ""
+        if trace.user:
+            params["user"] = trace.user
+            user_url = f"?{params.urlencode()}"
+        rows.append(
+            TraceRow(
+                trace=trace,
+                review_url=f"{review_url(trace.trace_id)}?{review_query}",
+                started_iso=dateformat.format(started, "c"),
+                started=dateformat.format(started, "Y-m-d H:i:s"),
+                duration=duration(trace.execution_duration),
+                user_url=user_url,
+                user_label=Truncator(trace.user).chars(24),
+                session_url=session_url(trace.session) if trace.session else "",
+                session_label=Truncator(trace.session).chars(16),
+                badges=trace.feedback_badges,
+            )
+        )
+    return rows
