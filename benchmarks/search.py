@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/search.py                 # every case, 30 runs each
     .venv/bin/python benchmarks/search.py --only tags --explain
+    .venv/bin/python benchmarks/search.py --scales 2000,20000,200000  # growth with the table
 
 DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/tm_bench_search; the database is
 created if missing, migrated, and filled unless it already holds the rows: 20,000 traces
@@ -25,6 +26,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,6 +101,7 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
     os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     import django
 
     django.setup()
@@ -134,7 +137,7 @@ def sentence(rng: random.Random, words: int, hello: bool) -> str:
     return " ".join(picked).capitalize() + "."
 
 
-def create_rows() -> None:
+def create_rows(traces: int = TRACES) -> None:
     """Bulk-create the benchmark data (bypasses ingest and services; see the module doc)."""
     from django.core.management import call_command
     from django.db import connection, transaction
@@ -145,15 +148,15 @@ def create_rows() -> None:
     call_command("migrate", verbosity=0)
     experiment, _ = Experiment.objects.get_or_create(name=EXPERIMENT)
     have = Trace.objects.filter(experiment=experiment).count()
-    if have >= TRACES:
+    if have >= traces:
         print(f"Reusing {have} traces in experiment {EXPERIMENT!r}.", file=sys.stderr)
         return
     Trace.objects.filter(experiment=experiment).delete()
     rng = random.Random(7)
     batch = 2_000
-    print(f"Creating {TRACES} traces…", file=sys.stderr)
-    for first in range(0, TRACES, batch):
-        numbers = range(first, min(first + batch, TRACES))
+    print(f"Creating {traces} traces…", file=sys.stderr)
+    for first in range(0, traces, batch):
+        numbers = range(first, min(first + batch, traces))
         traces, spans, feedback = [], [], []
         for n in numbers:
             state = rng.choices(["OK", "ERROR", "IN_PROGRESS"], weights=[90, 8, 2])[0]
@@ -277,13 +280,90 @@ def server_milliseconds(connection, sql: str, params, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def get_trace_times(experiment, runs: int) -> list[float]:
+    """Milliseconds of GetTraceInfoV3 plus traces/get of one trace, per run."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from accounts.tokens import create_token
+    from traces.models import Trace
+
+    user = get_user_model().objects.filter(username="search-bench-admin").first()
+    if user is None:
+        user = get_user_model().objects.create_superuser("search-bench-admin")
+    _, raw = create_token(user=user, name="search benchmark")
+    client = Client(headers={"Authorization": f"Bearer {raw}"})
+    trace_ids = list(
+        Trace.objects.filter(experiment=experiment).values_list("trace_id", flat=True)[:runs]
+    )
+    times = []
+    for trace_id in trace_ids[:3] + trace_ids:
+        started = time.perf_counter()
+        for response in (
+            client.get(f"/api/3.0/mlflow/traces/{trace_id}", secure=True),
+            client.get("/api/3.0/mlflow/traces/get", {"trace_id": trace_id}, secure=True),
+        ):
+            assert response.status_code == 200, response.content
+        times.append((time.perf_counter() - started) * 1000)
+    return times[3:]
+
+
+def scale_line(traces: int, runs: int) -> None:
+    """One line of ``--scales``, in a process of its own whose database holds ``traces``."""
+    from django.db import connection
+
+    from traces.models import Experiment, Trace
+    from traces.search import search_traces
+
+    create_database()
+    create_rows(traces)
+    experiment = Experiment.objects.get(name=EXPERIMENT)
+    times = []
+    for _, filter_string, order_by in CASES:
+        for run in range(runs + 2):
+            started = time.perf_counter()
+            search_traces(
+                Trace.objects.filter(experiment_id__in=[experiment.id]),
+                filter_string=filter_string,
+                order_by=order_by,
+                max_results=PAGE_SIZE,
+                page_token=None,
+            )
+            if run >= 2:
+                times.append((time.perf_counter() - started) * 1000)
+    gets = get_trace_times(experiment, runs)
+    print(
+        f"{traces:>8} {percentile(times, 0.95):>10.1f} {statistics.median(gets):>9.1f}"
+        f" {percentile(gets, 0.95):>9.1f} {os.getloadavg()[0]:>5.2f}"
+        f"  {connection.settings_dict['NAME']}",
+        flush=True,
+    )
+
+
+def scales(numbers: list[int], runs: int) -> None:
+    base = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    print(f"{'traces':>8} {'search p95':>10} {'get p50':>9} {'get p95':>9} {'load':>5}")
+    for traces in numbers:
+        env = {**os.environ, "DATABASE_URL": f"{base}_{traces}"}
+        command = [sys.executable, __file__, "--scale-line", str(traces), "--runs", str(runs)]
+        subprocess.run(command, env=env, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="timed runs per case and page")
     parser.add_argument("--only", default="", help="run the cases whose label contains this")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE too")
+    parser.add_argument("--scales", help="comma-separated trace counts, e.g. 2000,20000,200000")
+    parser.add_argument("--scale-line", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scales:
+        scales([int(n) for n in args.scales.split(",")], args.runs)
+        return
     setup_django()
+    if args.scale_line:
+        scale_line(args.scale_line, args.runs)
+        return
     from django.db import connection
 
     from traces.models import Experiment, Trace
