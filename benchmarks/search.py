@@ -137,7 +137,7 @@ def sentence(rng: random.Random, words: int, hello: bool) -> str:
     return " ".join(picked).capitalize() + "."
 
 
-def create_rows(traces: int = TRACES) -> None:
+def create_rows(count: int = TRACES) -> None:
     """Bulk-create the benchmark data (bypasses ingest and services; see the module doc)."""
     from django.core.management import call_command
     from django.db import connection, transaction
@@ -148,15 +148,15 @@ def create_rows(traces: int = TRACES) -> None:
     call_command("migrate", verbosity=0)
     experiment, _ = Experiment.objects.get_or_create(name=EXPERIMENT)
     have = Trace.objects.filter(experiment=experiment).count()
-    if have >= traces:
+    if have >= count:
         print(f"Reusing {have} traces in experiment {EXPERIMENT!r}.", file=sys.stderr)
         return
     Trace.objects.filter(experiment=experiment).delete()
     rng = random.Random(7)
     batch = 2_000
-    print(f"Creating {traces} traces…", file=sys.stderr)
-    for first in range(0, traces, batch):
-        numbers = range(first, min(first + batch, traces))
+    print(f"Creating {count} traces…", file=sys.stderr)
+    for first in range(0, count, batch):
+        numbers = range(first, min(first + batch, count))
         traces, spans, feedback = [], [], []
         for n in numbers:
             state = rng.choices(["OK", "ERROR", "IN_PROGRESS"], weights=[90, 8, 2])[0]
