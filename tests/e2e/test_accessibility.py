@@ -23,7 +23,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from annotation import judge_report, queues
-from annotation.demo import DEMO_QUEUE
+from annotation.demo import DEMO_QUEUE, SESSION_QUEUE, SPAN_QUEUE
 from annotation.models import AssessmentRevision, EvaluationDataset, LabelSchema, Queue
 from tests.e2e.audit import Auditor
 from tests.factories import PASSWORD
@@ -102,6 +102,8 @@ def _invite(page):
 
 
 queue_page = url("annotation:queue-detail", lambda d: d.queue.pk)
+span_queue_page = url("annotation:queue-detail", lambda d: d.span_queue.pk)
+session_queue_page = url("annotation:queue-detail", lambda d: d.session_queue.pk)
 trace_list = url("traces:list")
 
 VISITS = [
@@ -146,6 +148,8 @@ VISITS = [
     Visit("annotation:queue-detail", REVIEWER, queue_page),
     Visit("annotation:queue-item", REVIEWER, queue_page, then=_label_next),
     Visit("annotation:queue-item", REVIEWER, queue_page, "submitted empty", then=_submit_empty),
+    Visit("annotation:queue-item", REVIEWER, span_queue_page, "span questions", then=_label_next),
+    Visit("annotation:queue-item", REVIEWER, session_queue_page, "session", then=_label_next),
     Visit("annotation:dataset-list", REVIEWER, url("annotation:dataset-list")),
     Visit(
         "annotation:dataset-detail",
@@ -174,6 +178,14 @@ VISITS = [
     Visit("annotation:queue-create", ADMIN, url("annotation:queue-create")),
     Visit("annotation:queue-detail", ADMIN, queue_page),
     Visit("annotation:queue-detail", ADMIN, queue_page, "flash message", then=_reopen_first_item),
+    Visit("annotation:queue-detail", ADMIN, span_queue_page, "span questions"),
+    Visit("annotation:queue-detail", ADMIN, session_queue_page, "sessions"),
+    Visit(
+        "annotation:queue-disagreements",
+        ADMIN,
+        url("annotation:queue-disagreements", lambda d: d.span_queue.pk),
+        "span questions",
+    ),
     Visit(
         "annotation:queue-disagreements",
         ADMIN,
@@ -227,6 +239,7 @@ EXEMPT = {
     "annotation:queue-status": "POST only: redirects to the queue page (swept)",
     "annotation:queue-item-reopen": "POST only: redirects to the queue page (swept)",
     "annotation:queue-reassign": "POST only: redirects to the queue page (swept)",
+    "annotation:queue-add-sessions": "POST only: redirects to the queue page (swept)",
     "annotation:queue-item-activity": "POST only: the queue item's heartbeat, no content",
     "annotation:queue-assignments": DOWNLOAD,
     "annotation:judge-queue": "POST only: redirects to the new queue's page (swept)",
@@ -278,6 +291,8 @@ def _demo() -> SimpleNamespace:
     [judge, *_] = judge_report.build(experiment, user=people["admin"])
     return SimpleNamespace(
         queue=queue,
+        span_queue=Queue.objects.get(name=SPAN_QUEUE),
+        session_queue=Queue.objects.get(name=SESSION_QUEUE),
         disagreement=queues.disagreements(queue)[0],
         experiment=experiment,
         judge=judge.key,
