@@ -69,7 +69,7 @@ from traces.filters import TraceFilter
 from traces.models import Experiment, Span, Trace
 
 from . import agreement
-from .gold import ENTRY_FIELDS, gold_by_question, gold_of_rows, is_decision
+from .gold import ENTRY_FIELDS, gold_by_question, gold_of_rows, is_decision, overrides_machine
 from .models import Assessment, AssessmentRevision, Kind, Queue
 from .queues import ADJUDICATION_KEY, SESSION_KEY
 
@@ -398,7 +398,7 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions):
     rows = (
         selected_assessments(traces, options)
         .order_by("trace_id", "create_time", "id")
-        .annotate(decision=is_decision(), overrides_source=F("overrides__source_type"))
+        .annotate(decision=is_decision(), overrides_machine=overrides_machine())
     )
     columns = TRACE_COLUMNS + ASSESSMENT_COLUMNS
     if options.include_inputs:

@@ -25,16 +25,10 @@ from typing import NamedTuple
 
 from django.db.models import (
     BooleanField,
-    Case,
-    CharField,
     ExpressionWrapper,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     TextField,
-    Value,
-    When,
 )
 from django.db.models.functions import Cast
 
@@ -61,7 +55,7 @@ class Entry(NamedTuple):
     source_type: str
     person: str  # the annotator's pk, else the source id: one answer per person
     is_decision: bool
-    overrides_source: str | None  # source type of the entry it overrides
+    overrides_machine: bool  # whether it overrides a judge's or code's entry
     updated: int
 
 
@@ -98,7 +92,7 @@ def gold_of(entries: Iterable[Entry]) -> Gold | None:
                 entry.value, GoldSource.DECISION, entry.rationale, frozenset([entry.assessment_id])
             )
         if entry.source_type == SourceType.HUMAN:
-            if override is None and entry.overrides_source in MACHINE_SOURCES:
+            if override is None and entry.overrides_machine:
                 override = entry
             answers.setdefault(entry.person, entry)
     if override is not None:
@@ -131,19 +125,22 @@ def is_decision():
     return ExpressionWrapper(Q(metadata__has_key=ADJUDICATION_KEY), output_field=BooleanField())
 
 
-def overridden_source():
-    """Annotates the source type of the entry an assessment overrides; looked up only for
-    the few that override one, rather than joining every assessment to another."""
-    target = Assessment.objects.filter(pk=OuterRef("overrides_id")).order_by().values("source_type")
-    return Case(
-        When(overrides_id__isnull=True, then=Value(None)),
-        default=Subquery(target),
-        output_field=CharField(),
+def overrides_machine():
+    """Annotates whether a live assessment overrides a judge's or code's entry. The few such
+    overrides are one uncorrelated subquery (through the index of live overrides), which the
+    database evaluates once, rather than a lookup or a join for every assessment."""
+    overrides = Assessment.objects.filter(
+        overrides__isnull=False,
+        deleted_at__isnull=True,
+        overrides__source_type__in=MACHINE_SOURCES,
+    )
+    return ExpressionWrapper(
+        Q(pk__in=overrides.order_by().values("pk")), output_field=BooleanField()
     )
 
 
 # What the rule reads of an assessment row: ``.values(*ENTRY_FIELDS)`` with
-# ``decision=is_decision()`` and ``overrides_source=overridden_source()`` annotated.
+# ``decision=is_decision()`` and ``overrides_machine=overrides_machine()`` annotated.
 ENTRY_FIELDS = (
     "trace_id",
     "span_id",
@@ -157,7 +154,7 @@ ENTRY_FIELDS = (
     "valid",
     "deleted_at",
     "decision",
-    "overrides_source",
+    "overrides_machine",
     "last_update_time",
 )
 
@@ -184,7 +181,7 @@ def _entry(row: dict) -> Entry:
         source_type=row["source_type"],
         person=_person(row["annotator_id"], row["source_id"]),
         is_decision=row["decision"],
-        overrides_source=row["overrides_source"],
+        overrides_machine=row["overrides_machine"],
         updated=row["last_update_time"],
     )
 
@@ -215,7 +212,7 @@ def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
     rows = (
         assessments.filter(deleted_at__isnull=True, valid=True, source_type=SourceType.HUMAN)
         .annotate(
-            decision=is_decision(), overrides_source=overridden_source(), value_json=value_text()
+            decision=is_decision(), overrides_machine=overrides_machine(), value_json=value_text()
         )
         .order_by("id")
         .values_list(
@@ -228,13 +225,13 @@ def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
             "annotator_id",
             "source_id",
             "decision",
-            "overrides_source",
+            "overrides_machine",
             "last_update_time",
         )
     )
     by_question: dict[Question, list[Entry]] = defaultdict(list)
     for trace, span, name, assessment_id, value, rationale, annotator, source, *rest in rows:
-        decision, overrides_source, updated = rest
+        decision, overrides, updated = rest
         by_question[trace, span, name].append(
             Entry(
                 assessment_id,
@@ -243,7 +240,7 @@ def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
                 SourceType.HUMAN,
                 _person(annotator, source),
                 decision,
-                overrides_source,
+                overrides,
                 updated,
             )
         )

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -530,11 +530,19 @@ def hidden_answers_condition(*, user) -> Q:
     loads assessments inside its own query: the trace list's badges and feedback filter
     (through settings.TRACEMARK_HIDDEN_ANSWERS, since traces cannot import annotation), the
     experiment overview, the exports, and the API's reads and search filters. It adds no
-    query of its own."""
-    items = _blind_items(user).filter(
-        trace=OuterRef("trace"), queue__schemas__name=OuterRef("name")
+    query of its own: the hidden entries' ids are an uncorrelated subquery, which the
+    database evaluates once (and estimates as cheap) rather than once per row."""
+    hidden = (
+        Assessment.objects.filter(
+            source_type=SourceType.HUMAN,
+            trace__queue_items__in=_blind_items(user),
+            name=F("trace__queue_items__queue__schemas__name"),
+        )
+        .exclude(annotator_id=user.pk)
+        .order_by()
+        .values("pk")
     )
-    return Q(source_type=SourceType.HUMAN) & ~Q(annotator_id=user.pk) & Exists(items)
+    return Q(pk__in=hidden)
 
 
 def others_answers(*, item: QueueItem, user) -> list[Assessment]:

@@ -7,7 +7,7 @@ from annotation.gold import (
     gold_by_question,
     gold_of_rows,
     is_decision,
-    overridden_source,
+    overrides_machine,
 )
 from annotation.models import Assessment, LabelSchema
 from tests.factories import make_admin, make_judge_entry, make_reviewer, make_span, make_trace
@@ -199,7 +199,7 @@ class GoldReadsTests(TestCase):
 
         rows = (
             Assessment.objects.annotate(
-                decision=is_decision(), overrides_source=overridden_source()
+                decision=is_decision(), overrides_machine=overrides_machine()
             )
             .order_by("id")
             .values(*ENTRY_FIELDS)
