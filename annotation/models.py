@@ -109,6 +109,13 @@ class Assessment(models.Model):
             models.Index(fields=["name", "kind"], name="assessment_name_kind_idx"),
             models.Index(fields=["annotator", "trace"], name="assessment_annotator_idx"),
             models.Index(fields=["last_update_time"], name="assessment_updated_idx"),
+            # People's live answers, a small part of the rows where judges score everything:
+            # the judge report finds the questions people answered from it alone.
+            models.Index(
+                fields=["trace", "name"],
+                condition=Q(source_type=SourceType.HUMAN, deleted_at__isnull=True),
+                name="assessment_live_human_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=Kind.values), name="assessment_kind_valid"),
