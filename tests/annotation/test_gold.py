@@ -218,3 +218,33 @@ class GoldReadsTests(TestCase):
         tiny = by_rows[agreed.pk, None, "tiny"].value
         self.assertEqual((tiny, str(tiny)), (0.0, "-0.0"))
         self.assertIs(type(by_rows[agreed.pk, None, "huge"].value), float)
+
+    def test_only_live_overrides_of_a_judge_or_code_are_marked(self):
+        trace = make_trace()
+        of_judge = services.override_feedback(
+            assessment_id=judge(trace, True).assessment_id,
+            value=False,
+            source_id="ravi",
+            actor=self.ravi,
+        )
+        of_person = services.override_feedback(
+            assessment_id=answer(trace, self.rita, True, name="other").assessment_id,
+            value=False,
+            source_id=self.admin.get_username(),
+            actor=self.admin,
+        )
+        deleted = services.override_feedback(
+            assessment_id=judge(trace, True, name="third").assessment_id,
+            value=False,
+            source_id="ravi",
+            actor=self.ravi,
+        )
+        services.delete_assessment(assessment_id=deleted.assessment_id, actor=self.ravi)
+        marked = dict(
+            Assessment.objects.annotate(machine=overrides_machine()).values_list(
+                "assessment_id", "machine"
+            )
+        )
+        self.assertIs(marked[of_judge.assessment_id], True)
+        self.assertIs(marked[of_person.assessment_id], False)
+        self.assertIs(marked[deleted.assessment_id], False)
