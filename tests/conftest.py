@@ -10,17 +10,14 @@ def _allow_sync_orm_in_async_contexts():
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(autouse=True)
-def _forget_remembered_tokens():
-    # Each test starts with a worker that remembers no API token, whatever ran before.
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Each test starts with a worker that remembers no API token and no label schema
+    # (accounts.tokens, annotation.schema_cache), whatever ran before. A hook, not a
+    # fixture: it runs before a test class's setUpTestData too, which may write through
+    # the caches while the previous class's rolled-back rows are still remembered.
     from accounts import tokens
-
-    tokens._cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _forget_label_schemas():
-    # Likewise for the worker's copy of the label schemas (annotation.schema_cache).
     from annotation import schema_cache
 
+    tokens._cache.clear()
     schema_cache.forget()

@@ -337,4 +337,4 @@ class ServerErrorTests(ValidationTestCase):
         try:
             raise RuntimeError("a bug")
         except RuntimeError:
-            self.assertIn(b"<h1>", rest.server_error(page).content)
+            self.assertIn(b"Something went wrong", rest.server_error(page).content)
