@@ -52,7 +52,7 @@ class CommaListField(LinesField):
 
 
 class LabelSchemaForm(forms.ModelForm):
-    options = LinesField(required=False, help_text="Categorical: one option per line.")
+    options = LinesField(required=False, help_text="One option per line.")
     span_types = CommaListField(
         required=False, help_text="e.g. LLM, RETRIEVER. Leave empty for every span type."
     )
@@ -88,7 +88,13 @@ class LabelSchemaForm(forms.ModelForm):
         }
         help_texts = {
             "name": "The assessment name it governs, as the API and exports see it.",
-            "step": "Numeric: the spacing of allowed values (1 for a 1-5 rating).",
+            # Each shows inside its value type's fieldset, so none repeats the type's name
+            # (the model's help texts do, for the admin, which shows every field at once).
+            "step": "The spacing of allowed values (1 for a 1-5 rating).",
+            "multi_select": "An answer may be a list of several options.",
+            "positive_label": "What true means, shown instead of Yes (e.g. Helpful).",
+            "negative_label": "What false means, shown instead of No (e.g. Unhelpful).",
+            "max_length": "The longest answer allowed, in characters.",
             "experiments": "The review page and queues offer it on traces of these experiments. "
             "Tick none for every experiment.",
         }

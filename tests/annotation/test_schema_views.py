@@ -79,6 +79,14 @@ class SchemaEditorTests(TestCase):
         self.assertContains(response, 'src="/static/js/schema_form.js"')
         self.assertNotContains(response, "style=")
 
+    def test_help_texts_in_a_types_fieldset_do_not_repeat_the_type(self):
+        response = self.client.get(reverse("annotation:schema-create"))
+        for value_type in TYPE_FIELDS:
+            with self.subTest(value_type=value_type):
+                self.assertNotContains(response, f"{value_type.label}:")
+        self.assertContains(response, "One option per line.")
+        self.assertContains(response, "What true means, shown instead of Yes")
+
     def test_saving_empties_the_fields_of_other_types_and_of_spans(self):
         data = schema_data(
             positive_label="Good",
