@@ -19,7 +19,16 @@ from accounts.roles import Role, set_role
 from traces import ingest, otel_conventions
 from traces.models import Experiment, Run, Span, Trace, now_ms
 
-from . import datasets, quality, queues, review_queues, services, session_items, span_questions
+from . import (
+    datasets,
+    judge_report,
+    quality,
+    queues,
+    review_queues,
+    services,
+    session_items,
+    span_questions,
+)
 from . import demo_content as content
 from .models import Assessment, EvaluationDataset, LabelSchema, Queue, SourceType
 from .schema_cache import schemas_changed
@@ -35,6 +44,7 @@ SPAN_QUEUE = "Retrieval relevance"
 SESSION_QUEUE = "Support conversations"
 QUEUE_REQUIRED = ["helpful", "policy_followed"]
 LONG_RESPONSE = 220  # characters; longer answers fail the length check
+JUDGE_DATASET = "helpful: where judge-helpful-lenient is wrong"
 LENIENT_FROM = 110  # characters of response from which the lenient demo judge passes all
 
 SCHEMAS = [
@@ -136,6 +146,7 @@ def seed(*, password: str) -> SeedReport:
     _span_queue(experiments[0], people, report)
     _session_queue(experiments[0], people, report)
     _evaluation(experiments[0], people, report)
+    _judge_dataset(experiments[0], people, report)
     return report
 
 
@@ -193,6 +204,25 @@ def _evaluation(experiment: Experiment, people: dict, report: SeedReport) -> Non
         )
         datasets.merge_records(dataset=dataset, records=datasets.records_from_traces(answered))
         report.add("datasets")
+
+
+def _judge_dataset(experiment: Experiment, people: dict, report: SeedReport) -> None:
+    """The lenient judge's disagreements with gold as a dataset, made as the judge page's
+    "Add to dataset" action makes it: the traces' inputs, gold as expectations."""
+    if EvaluationDataset.objects.filter(name=JUDGE_DATASET).exists():
+        return
+    key = judge_report.JudgeKey("helpful", "judge-helpful-lenient")
+    [found] = judge_report.build(experiment, user=people["admin"], key=key)
+    traces = Trace.objects.in_bulk([pair.trace_pk for pair in found.disagreeing])
+    datasets.add_traces(
+        dataset=None,
+        name=JUDGE_DATASET,
+        traces=traces.values(),
+        experiments=[experiment],
+        expectations=judge_report.gold_expectations(found),
+        user="admin",
+    )
+    report.add("datasets")
 
 
 def _stable_hex(*parts, length: int = 32) -> str:

@@ -4,12 +4,14 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models import Sum
 from django.test import TestCase
+from django.urls import reverse
 
 from accounts.roles import Role, role_of
 from annotation import judge_report, queues
 from annotation.demo import (
     BIG_TRACE_SPANS,
     DEMO_QUEUE,
+    JUDGE_DATASET,
     SESSION_COUNT,
     SESSION_QUEUE,
     SPAN_QUEUE,
@@ -168,3 +170,18 @@ class SeedDemoTests(TestCase):
         dataset = EvaluationDataset.objects.get(name="support gold answers")
         self.assertTrue(dataset.records.exists())
         self.assertTrue(all("expected_answer" in r.expectations for r in dataset.records.all()))
+
+    def test_it_shows_a_dataset_of_a_judges_disagreements_on_the_datasets_page(self):
+        dataset = EvaluationDataset.objects.get(name=JUDGE_DATASET)
+        experiment = dataset.experiments.get()
+        key = judge_report.JudgeKey("helpful", "judge-helpful-lenient")
+        admin = get_user_model().objects.get(username="admin")
+        [report] = judge_report.build(experiment, user=admin, key=key)
+        gold = judge_report.gold_expectations(report)
+        records = list(dataset.records.all())
+        # Traces asking the same thing share a record: it is keyed by its inputs.
+        self.assertTrue(0 < len(records) <= len(gold))
+        self.assertTrue(all(type(r.expectations["helpful"]) is bool for r in records))
+        self.client.force_login(admin)
+        page = self.client.get(reverse("annotation:dataset-list"))
+        self.assertContains(page, dataset.name)
