@@ -1,8 +1,10 @@
-"""Annotators, for Admins: create or invite people, set roles, deactivate, API tokens.
+"""Annotators, for Admins: create or invite people, set roles, deactivate, API tokens,
+password links; and the page a form posted with a stale CSRF token gets.
 
 Deactivation never deletes: assessments and revisions stay attributed to the person.
-A new API token's secret and an invitation link are shown once, in the response to the
-POST that made them, and are never stored in readable form.
+A new API token's secret and an invitation or password link are shown once, in the response
+to the POST that made them, and are never stored in readable form. Tracemark sends no
+email: a person who forgot their password gets a new link from an Admin.
 
 How much each person labeled and how often they agree with others is annotation's to say:
 the module settings.TRACEMARK_ANNOTATOR_ACTIVITY names provides ``with_activity(people)``,
@@ -148,6 +150,18 @@ def annotator_active(request, person_id):
 @require_POST
 @login_required
 @admin_required
+def annotator_password_link(request, person_id):
+    """A new link where the person chooses a password; the old one works until then."""
+    person = _get_person(person_id)
+    if not person.is_active:
+        messages.error(request, f"{person.get_username()} is deactivated: reactivate them first.")
+        return redirect("accounts:annotator-detail", person.pk)
+    return _detail(request, person, password_link=_invite_link(request, person))
+
+
+@require_POST
+@login_required
+@admin_required
 def token_create(request, person_id):
     person = _get_person(person_id)
     form = TokenForm(request.POST)
@@ -166,3 +180,8 @@ def token_revoke(request, person_id, token_id):
     tokens.revoke_token(token)
     messages.success(request, f"Token {token.name} ({token.prefix}…) revoked.")
     return redirect("accounts:annotator-detail", person_id)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: the form was open too long or across a sign-in; reload and retry."""
+    return render(request, "403_csrf.html", status=403)

@@ -158,7 +158,9 @@ WHITENOISE_AUTOREFRESH = not STATIC_MANIFEST
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "login"
+# No LOGOUT_REDIRECT_URL: signing out says so (registration/logged_out.html) and leads back
+# to sign-in. A form posted with a stale CSRF token gets the app's 403 page, not Django's.
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 
 # Which assessments a user may not see yet (blind queues). traces' list and filters call it
 # without importing annotation, as auth calls AUTHENTICATION_BACKENDS.

@@ -95,6 +95,16 @@ def _reopen_first_item(page):
     page.locator(".messages").wait_for()
 
 
+def _password_link(page):
+    page.get_by_role("button", name="Make a password link").click()
+    page.get_by_label("Password link").wait_for()
+
+
+def _sign_out(page):
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="You are signed out").wait_for()
+
+
 def _invite(page):
     page.get_by_label("Username").fill("nora")
     page.get_by_role("button", name=re.compile("^Add")).click()
@@ -110,7 +120,6 @@ VISITS = [
     Visit("login", ANONYMOUS, url("login")),
     Visit("login", ANONYMOUS, url("login"), "failed sign-in", then=_bad_sign_in),
     Visit("password_reset", ANONYMOUS, url("password_reset")),
-    Visit("password_reset_done", ANONYMOUS, url("password_reset_done")),
     Visit(
         "password_reset_confirm",
         ANONYMOUS,
@@ -215,9 +224,18 @@ VISITS = [
         "invitation link",
         then=_invite,
     ),
+    Visit(
+        "accounts:annotator-password-link",
+        ADMIN,
+        url("accounts:annotator-detail", lambda d: d.rita),
+        "new password link",
+        then=_password_link,
+    ),
     Visit("password_change", ADMIN, url("password_change")),
     Visit("password_change_done", ADMIN, url("password_change_done")),
     Visit(NOT_FOUND, REVIEWER, lambda d: "/no-such-page/", status=404),
+    # Last for its role: it ends the session the other visits share.
+    Visit("logout", REVIEWER, trace_list, "signed out", then=_sign_out),
 ]
 
 API = "an MLflow or OTLP endpoint: JSON for programs, no page"
@@ -227,7 +245,6 @@ EXEMPT = {
     "mlflow-version": API,
     "health": API,
     "otlp-traces": API,
-    "logout": "POST only: redirects to the sign-in page (swept)",
     "annotation:assessment-create": FRAGMENTS,
     "annotation:assessment-edit": FRAGMENTS,
     "annotation:assessment-override": FRAGMENTS,
