@@ -115,6 +115,14 @@ class BooleanForm(AssessmentForm):
         widget=forms.RadioSelect,
     )
 
+    def __init__(self, *args, schema=None, **kwargs):
+        super().__init__(*args, schema=schema, **kwargs)
+        if schema is not None and (schema.positive_label or schema.negative_label):
+            self.fields["value"].choices = [
+                ("true", schema.yes_label),
+                ("false", schema.no_label),
+            ]
+
 
 class NumericForm(AssessmentForm):
     value_type = ValueType.NUMERIC

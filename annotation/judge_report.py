@@ -123,6 +123,7 @@ class JudgeReport:
     biases: list[BiasCheck]
     pairs: list[Pair]
     step: float | None = None
+    schema: LabelSchema | None = None
 
     @functools.cached_property
     def by_week(self) -> list[tuple[str, Figures]]:
@@ -474,6 +475,7 @@ def _report(
         biases=_bias_checks(pairs),
         pairs=pairs,
         step=step,
+        schema=schema,
     )
 
 

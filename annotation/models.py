@@ -307,6 +307,15 @@ class LabelSchema(models.Model):
     def __str__(self):
         return self.title or self.name
 
+    @property
+    def yes_label(self) -> str:
+        """How true is shown: the schema's positive label, else Yes (the key stays y)."""
+        return self.positive_label or "Yes"
+
+    @property
+    def no_label(self) -> str:
+        return self.negative_label or "No"
+
 
 class LabelSchemaVersion(models.Model):
     """One row whose token every write of label schemas renews, so each worker process knows

@@ -220,6 +220,8 @@ def queue_item(request, queue_id, position):
         else:
             return _go_on(request, queue)
     hidden = queues.hidden_answers(user=request.user, traces=[item.trace])
+    asked = [*forms, *(form for group in span_forms for form in group.forms)]
+    by_name = {form.schema.name: form.schema for form in asked}
     query = ReviewQueryForm(request.GET)
     query.is_valid()
     options = query.tree_options()
@@ -239,7 +241,9 @@ def queue_item(request, queue_id, position):
         "skip_form": SkipForm(),
         "progress": queues.progress(queue, request.user),
         "others": [
-            a for a in queues.others_answers(item=item, user=request.user) if not hidden.hides(a)
+            (a, by_name.get(a.name))
+            for a in queues.others_answers(item=item, user=request.user)
+            if not hidden.hides(a)
         ],
         "blindings": hidden.blindings_for(item.trace_id),
         "conversation": session_items.conversation(item),

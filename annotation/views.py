@@ -76,6 +76,7 @@ class Entry:
     assessment: Assessment
     shown: dict
     mine: bool
+    schema: LabelSchema | None = None
     overrides: Assessment | None = None
     overridden_by: Assessment | None = None
     edit_form: AssessmentForm | None = None
@@ -204,10 +205,12 @@ def _fresh_form(schema, assessment, key, *, prefill=True) -> AssessmentForm:
 
 def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry:
     """A card, with the forms its reader may use: the services enforce the same rule."""
+    schema = schemas.get(assessment.name)
     entry = Entry(
         assessment=assessment,
         shown=show_value(assessment.value),
         mine=assessment.annotator_id == user.pk,
+        schema=schema,
         overrides=by_pk.get(assessment.overrides_id),
         overridden_by=overriders.get(assessment.pk),
     )
@@ -217,7 +220,6 @@ def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry
         entry.can_restore = services.permits(user, services.RESTORE, assessment)
     else:
         entry.can_delete = services.permits(user, services.DELETE, assessment)
-        schema = schemas.get(assessment.name)
         if is_editable(assessment) and services.permits(user, services.UPDATE, assessment):
             entry.edit_form = _fresh_form(schema, assessment, f"edit-{entry.key}")
         if is_overridable(assessment) and services.permits(user, services.OVERRIDE, assessment):
@@ -312,8 +314,9 @@ def _schemas(trace: Trace) -> dict[str, LabelSchema]:
     return {s.name: s for s in schemas}
 
 
-def _span_summary(trace: Trace, assessments) -> list[dict]:
-    """Live assessments on spans, grouped by span, for the overview beside the tree."""
+def _span_summary(trace: Trace, assessments, schemas) -> list[dict]:
+    """Live assessments on spans, with their schemas, grouped by span, for the overview
+    beside the tree."""
     by_span: dict[str, list[Assessment]] = {}
     for a in assessments:
         if a.span_id and not a.is_deleted:
@@ -324,7 +327,11 @@ def _span_summary(trace: Trace, assessments) -> list[dict]:
         Span.objects.filter(trace=trace, span_id__in=by_span).values_list("span_id", "name")
     )
     return [
-        {"span_id": span_id, "name": names.get(span_id, span_id), "assessments": items}
+        {
+            "span_id": span_id,
+            "name": names.get(span_id, span_id),
+            "answers": [(a, schemas.get(a.name)) for a in items],
+        }
         for span_id, items in by_span.items()
     ]
 
@@ -388,7 +395,7 @@ def _review_context(
         "detail": describe_span(span) if span else None,
         "trace_region": _build_region(request, trace, None, seen, schemas, bound),
         "span_region": span and _build_region(request, trace, span, seen, schemas, bound),
-        "span_summary": _span_summary(trace, seen.assessments),
+        "span_summary": _span_summary(trace, seen.assessments, schemas),
         **_chain(request, trace, from_query, list(back)),
         "from_query": from_query,
         "can_write": can_write(request.user),
@@ -613,6 +620,7 @@ def assessment_history(request, assessment_id):
     revisions = AssessmentRevision.objects.filter(assessment=assessment).order_by("version")
     context = {
         "assessment": assessment,
+        "schema": LabelSchema.objects.filter(name=assessment.name).first(),
         "rows": [] if blinded else _history_rows(revisions.select_related("actor")),
         "blindings": hidden.blindings_for(assessment.trace_id) if blinded else (),
         "review_url": _review_url(assessment.trace, assessment.span_id),

@@ -48,7 +48,7 @@ def test_a_queue_made_by_the_client_is_labelled_in_the_browser(
     )  # fmt: skip
     rq.add_items_to_review_queue(queue.queue_id, item_ids=traces)
 
-    label_every_item(browser, login, live_server, rita, ["Yes", "No"], keys=False)
+    label_every_item(browser, login, live_server, rita, ["Helpful", "Unhelpful"], keys=False)
 
     items = rq.list_review_queue_items(queue.queue_id)
     assert sorted(item.item_id for item in items) == sorted(traces)
