@@ -29,10 +29,13 @@ neutralised; ``value_type`` says it is a string. Every cell but a number is quot
 reader that splits on ``;`` (spreadsheets in many locales) cannot start a cell inside one;
 header cells that are plain names (``trace_id``) are left bare.
 
-Memory and time. Rows are read with ``.iterator(chunk_size=...)`` (a server-side cursor on
-PostgreSQL, inside a transaction so that it streams) as plain values, never as a list, in an
-order an index gives, and written out in chunks of about 64 KB, so memory stays flat however
-many rows there are. The CSV header and the first JSON line go out on their own, so a
+Memory and time. Rows are read as tuples with ``values_list(...).iterator(chunk_size=...)``
+(a server-side cursor on PostgreSQL, inside a transaction so that it streams), never as a
+list, in an order an index gives, and written out in chunks of about 64 KB, so memory stays
+flat however many rows there are. A table is a stream of groups: the cells its rows share (a
+trace's columns in the long shape, computed and rendered once per trace) and the rows' own
+cells. Each CSV column has one cell function chosen up front, and csv.writer writes whole
+chunks of rows at once. The CSV header and the first JSON line go out on their own, so a
 download starts at once.
 
 Why streaming and no background job. Exports are a single streamed HTTP response rather
@@ -52,16 +55,18 @@ import datetime
 import functools
 import itertools
 import json
+import operator
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
-from django.db.models import Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils.text import slugify
 
@@ -69,11 +74,22 @@ from traces.filters import TraceFilter
 from traces.models import Experiment, Span, Trace
 
 from . import agreement
-from .gold import ENTRY_FIELDS, gold_by_question, gold_of_rows, is_decision, overrides_machine
-from .models import Assessment, AssessmentRevision, Kind, Queue
+from .gold import (
+    Entry,
+    gold_by_question,
+    gold_of,
+    is_decision,
+    overrides_machine,
+    person_of,
+    value_text,
+)
+from .json_numbers import loads
+from .models import Assessment, AssessmentRevision, Kind, Queue, SourceType
 from .queues import ADJUDICATION_KEY, SESSION_KEY
 
 CHUNK_ROWS = 2000
+# Rows of a table that has no shared cells, handed to csv.writer.writerows at once.
+WRITE_ROWS = 200
 WIDE_BATCH = 500
 FLUSH_CHARS = 64 * 1024
 CACHED_TEXT = 200
@@ -120,13 +136,12 @@ class Export:
     def __iter__(self) -> Iterator[str]:
         build = {"long": long_table, "wide": wide_table, "revisions": revision_table}
         with self._reading():
-            columns, records = build[self.options.shape](self.traces, self.options)
+            table = build[self.options.shape](self.traces, self.options)
+            table = Table(table.columns, table.shared, self._counted(table.groups))
             if self.options.format == "csv":
-                yield from write_csv(
-                    columns, self._counted(records), bom=self.options.bom, raw=self.options.raw
-                )
+                yield from write_table(table, bom=self.options.bom, raw=self.options.raw)
             else:
-                yield from write_jsonl(self._counted(records))
+                yield from write_jsonl(table_records(table))
 
     def _reading(self):
         """A transaction on PostgreSQL, so the server-side cursor streams: outside one,
@@ -137,10 +152,28 @@ class Export:
             return transaction.atomic(using=self.traces.db)
         return contextlib.nullcontext()
 
-    def _counted(self, records: Iterable[dict]) -> Iterator[dict]:
-        for record in records:
-            self.rows += 1
-            yield record
+    def _counted(self, groups: Iterable[tuple]) -> Iterator[tuple]:
+        for group in groups:
+            self.rows += len(group[1])
+            yield group
+
+
+@dataclass
+class Table:
+    """Rows to export: ``groups`` yields ``(shared, rows)``, the values of the first
+    ``shared`` columns that the rows have in common and a list of the rest of each row."""
+
+    columns: list[str]
+    shared: int
+    groups: Iterable[tuple[tuple, list[tuple]]]
+
+
+def table_records(table: Table) -> Iterator[dict]:
+    """The table's rows as dicts, column names in order (one JSON object each)."""
+    columns = table.columns
+    for shared, rows in table.groups:
+        for row in rows:
+            yield dict(zip(columns, shared + row, strict=True))
 
 
 # Cells and writers
@@ -151,7 +184,13 @@ def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+# Timestamps of one trace's assessments mostly share their second.
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def value_type(value) -> str:
@@ -211,6 +250,8 @@ def _unsafe_text(text: str) -> str:
 # Most short text cells repeat (names, kinds, sources, annotators, experiments); a bounded
 # cache of short ones keeps memory flat.
 _safe_text = functools.lru_cache(maxsize=4096)(_unsafe_text)
+# A first character that no spreadsheet reads as the start of a formula (the empty text too).
+_SAFE_FIRST = frozenset({""} | {chr(code) for code in range(0x21, 0x7F)} - FORMULA_SIGNS)
 
 
 class _Buffer:
@@ -236,37 +277,79 @@ def _header_cell(column: str, raw: bool) -> str:
     return text if _BARE_HEADER.fullmatch(text) else '"' + text.replace('"', '""') + '"'
 
 
-def _json_cell(value, raw: bool) -> str:
-    return csv_cell(value, raw=raw, as_json=True)
+Cell = Callable[[object], object]
 
 
-def _row_cell(value, raw: bool):
-    # Numbers go to the writer as numbers, which it leaves unquoted (str() is their JSON form).
-    kind = type(value)
-    if kind is str:
-        if raw:
+def _cells(raw: bool) -> tuple[Cell, Cell, Cell]:
+    """What the writer gets for a value: any value, a text column's and a JSON column's.
+
+    Numbers go to the writer as numbers, which it leaves unquoted (str() is their JSON
+    form); all else as text, which it quotes. Only text that may start a formula is looked
+    at closely: a first character in ``_SAFE_FIRST`` settles it.
+    """
+
+    def text(value):
+        if type(value) is not str:
+            return any_value(value)
+        if raw or value[:1] in _SAFE_FIRST:
             return value
         return _safe_text(value) if len(value) <= CACHED_TEXT else _unsafe_text(value)
-    if kind is int or kind is float:
-        return value
-    return csv_cell(value, raw=raw)
+
+    def any_value(value):
+        kind = type(value)
+        if kind is str:
+            return text(value)
+        if kind is int or kind is float:
+            return value
+        if value is None:
+            return ""
+        if value is True or value is False:
+            return "true" if value else "false"
+        return json.dumps(value, ensure_ascii=False)
+
+    def as_json(value):
+        return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+    return any_value, text, as_json
 
 
-def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bool):
-    """Yield CSV text in chunks; columns listed in JSON_COLUMNS are always JSON text."""
+def column_cells(columns: list[str], raw: bool) -> list[Cell]:
+    """One cell function per column: JSON_COLUMNS are always JSON text, TEXT_COLUMNS hold
+    text (or None), any other column any value."""
+    any_value, text, as_json = _cells(raw)
+    return [
+        as_json if column in JSON_COLUMNS else text if column in TEXT_COLUMNS else any_value
+        for column in columns
+    ]
+
+
+def write_table(table: Table, *, bom: bool, raw: bool) -> Iterator[str]:
+    """Yield the table as CSV text in chunks; each group's shared cells are rendered once."""
     buffer = _Buffer()
     writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
     if bom:
         buffer.write("\ufeff")
-    buffer.write(",".join(_header_cell(column, raw) for column in columns) + "\r\n")
+    buffer.write(",".join(_header_cell(column, raw) for column in table.columns) + "\r\n")
     yield buffer.take()
-    cells = [(column, _json_cell if column in JSON_COLUMNS else _row_cell) for column in columns]
-    writerow = writer.writerow
-    for record in records:
-        writerow([cell(record[column], raw) for column, cell in cells])
+    cells = column_cells(table.columns, raw)
+    shared_cells, own_cells = cells[: table.shared], cells[table.shared :]
+    writerows = writer.writerows
+    for shared, rows in table.groups:
+        shown = [cell(value) for cell, value in zip(shared_cells, shared, strict=True)]
+        writerows(
+            shown + [cell(value) for cell, value in zip(own_cells, row, strict=True)]
+            for row in rows
+        )
         if buffer.size >= FLUSH_CHARS:
             yield buffer.take()
     yield buffer.take()
+
+
+def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bool):
+    """Yield CSV text in chunks from dicts holding at least ``columns``."""
+    row_of = operator.itemgetter(*columns) if len(columns) > 1 else lambda r: (r[columns[0]],)
+    groups = (((), [row_of(record) for record in batch]) for batch in _batches(records, WRITE_ROWS))
+    yield from write_table(Table(columns, 0, groups), bom=bom, raw=raw)
 
 
 def write_jsonl(records: Iterable[dict]) -> Iterator[str]:
@@ -292,6 +375,15 @@ def write_jsonl(records: Iterable[dict]) -> Iterator[str]:
 
 # Columns holding JSON documents: in CSV a string there is written as JSON ("quoted").
 JSON_COLUMNS = frozenset({"metadata", "root_span_inputs", "root_span_outputs"})
+# Columns holding text or None in every table that has them.
+TEXT_COLUMNS = frozenset(
+    {
+        *("trace_id", "experiment_id", "experiment", "client_request_id", "user", "session"),
+        *("trace_time", "request_preview", "response_preview", "assessment_id", "span_id"),
+        *("session_id", "kind", "name", "value_type", "rationale", "source_type", "source_id"),
+        *("annotator", "overrides", "error_code", "error_message", "created", "last_updated"),
+    }
+)
 
 TRACE_COLUMNS = [
     "trace_id",
@@ -387,113 +479,157 @@ def _root_span(field: str, trace_ref: str) -> Subquery:
     return Subquery(root.order_by("start_time_ns").values(field)[:1], output_field=JSONField())
 
 
-def long_table(traces: QuerySet[Trace], options: ExportOptions):
+def long_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
     """One row per assessment, grouped by trace in the order traces arrived, each trace's
     oldest first. That order follows the assessments' trace index, so on PostgreSQL the first
     rows come at once; ordering by trace time would sort every row before sending any.
 
     ``is_gold`` marks the entries that give their question its gold value (annotation.gold:
     the decision, the override of a judge, or the agreeing answers), read from the trace's
-    own rows as they stream; ``adjudication`` marks an Admin's decisions."""
+    own rows as they stream; ``adjudication`` marks an Admin's decisions. Values and
+    metadata are read as their JSON text, which json_numbers decodes faster than the
+    fields' own converters."""
     rows = (
         selected_assessments(traces, options)
         .order_by("trace_id", "create_time", "id")
-        .annotate(decision=is_decision(), overrides_machine=overrides_machine())
+        .annotate(
+            decision=is_decision(),
+            overrides_machine=overrides_machine(),
+            value_json=value_text(),
+            metadata_json=Cast("metadata", TextField()),
+        )
     )
-    columns = TRACE_COLUMNS + ASSESSMENT_COLUMNS
+    fields = ["trace_id", *LONG_TRACE_FIELDS]
     if options.include_inputs:
         rows = rows.annotate(
             root_span_inputs=_root_span("inputs", "trace"),
             root_span_outputs=_root_span("outputs", "trace"),
         )
-        columns = TRACE_COLUMNS + INPUT_COLUMNS + ASSESSMENT_COLUMNS
-    fields = [
-        *LONG_TRACE_FIELDS,
-        "assessment_id",
-        "span_id",
-        "kind",
-        "name",
-        "value",
-        "rationale",
-        "source_type",
-        "source_id",
-        "annotator__username",
-        "valid",
-        "overrides__assessment_id",
-        "deleted_at",
-        "error_code",
-        "error_message",
-        "create_time",
-        "last_update_time",
-        "version",
-        "metadata",
-        *ENTRY_FIELDS,
-    ]
-    if options.include_inputs:
         fields += INPUT_COLUMNS
+    shared = len(fields) - 1
+    fields += LONG_ENTRY_FIELDS
 
-    def records():
-        stream = rows.values(*dict.fromkeys(fields)).iterator(chunk_size=CHUNK_ROWS)
-        for _, group in itertools.groupby(stream, key=lambda row: row["trace_id"]):
+    def groups():
+        stream = rows.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
+        for pk, group in itertools.groupby(stream, key=operator.itemgetter(0)):
             group = list(group)
-            gold_ids = {i for gold in gold_of_rows(group).values() for i in gold.assessment_ids}
-            trace = _trace_record(group[0], LONG_TRACE_FIELDS, options)
-            for row in group:
-                yield trace | _long_record(row, row["assessment_id"] in gold_ids)
+            entries = [row[1 + shared :] for row in group]
+            gold_ids = _gold_ids(pk, entries)
+            yield (
+                _trace_values(group[0][1 : 1 + shared]),
+                [_long_values(entry, gold_ids) for entry in entries],
+            )
 
-    return columns, records()
-
-
-def _trace_record(row: dict, fields: tuple[str, ...], options: ExportOptions) -> dict:
-    """TRACE_COLUMNS (and INPUT_COLUMNS when asked) from a row naming them with ``fields``."""
-    trace_id, experiment_id, experiment, request_id, user, session, time_ms, request, response = (
-        row[name] for name in fields
-    )
-    record = {
-        "trace_id": trace_id,
-        "experiment_id": str(experiment_id),
-        "experiment": experiment,
-        "client_request_id": request_id,
-        "user": user,
-        "session": session,
-        "trace_time": iso_ms(time_ms),
-        "request_preview": request,
-        "response_preview": response,
-    }
-    if options.include_inputs:
-        record["root_span_inputs"] = row["root_span_inputs"]
-        record["root_span_outputs"] = row["root_span_outputs"]
-    return record
+    columns = TRACE_COLUMNS + INPUT_COLUMNS * options.include_inputs + ASSESSMENT_COLUMNS
+    return Table(columns, shared, groups())
 
 
-def _long_record(row: dict, is_gold: bool) -> dict:
-    return dict(
-        assessment_id=row["assessment_id"],
-        span_id=row["span_id"],
-        session_id=session_of(row["metadata"]),
-        kind=row["kind"],
-        name=row["name"],
-        value=row["value"],
-        value_type=value_type(row["value"]),
-        rationale=row["rationale"],
-        source_type=row["source_type"],
-        source_id=row["source_id"],
-        annotator=row["annotator__username"],
-        valid=row["valid"],
-        overrides=row["overrides__assessment_id"],
-        deleted=row["deleted_at"] is not None,
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        created=iso_ms(row["create_time"]),
-        last_updated=iso_ms(row["last_update_time"]),
-        version=row["version"],
-        metadata=row["metadata"],
-        is_gold=is_gold,
-        adjudication=row["decision"],
+# What long_table reads of each assessment after its trace's columns, in this order.
+LONG_ENTRY_FIELDS = (
+    "assessment_id",
+    "span_id",
+    "kind",
+    "name",
+    "value_json",
+    "rationale",
+    "source_type",
+    "source_id",
+    "annotator__username",
+    "annotator_id",
+    "valid",
+    "overrides__assessment_id",
+    "deleted_at",
+    "error_code",
+    "error_message",
+    "create_time",
+    "last_update_time",
+    "version",
+    "metadata_json",
+    "decision",
+    "overrides_machine",
+)
+
+
+def _trace_values(row: tuple) -> tuple:
+    """TRACE_COLUMNS (and INPUT_COLUMNS when read) from a row of WIDE_TRACE_FIELDS or
+    LONG_TRACE_FIELDS (and INPUT_COLUMNS)."""
+    trace_id, experiment_id, experiment, request_id, user, session, time_ms, *rest = row
+    return (
+        trace_id,
+        str(experiment_id),
+        experiment,
+        request_id,
+        user,
+        session,
+        iso_ms(time_ms),
+        *rest,
     )
 
 
-def revision_table(traces: QuerySet[Trace], options: ExportOptions):
+@functools.lru_cache(maxsize=4096)
+def _metadata(text: str) -> tuple[dict, str]:
+    """Metadata from its JSON text, and the session it names. Many rows share their
+    metadata; the one dict is only read."""
+    metadata = json.loads(text)
+    return metadata, session_of(metadata)
+
+
+def _gold_ids(pk: int, entries: list[tuple]) -> set[str]:
+    """The assessments that give the trace's questions their gold value (annotation.gold)."""
+    by_question: dict[tuple, list[Entry]] = {}
+    for entry in entries:
+        (assessment_id, span_id, _, name, value, rationale, source_type, source_id, _) = entry[:9]
+        (annotator_id, valid, _, deleted_at, _, _, _, updated, _, _, decision, machine) = entry[9:]
+        if deleted_at is None and valid and source_type == SourceType.HUMAN:
+            by_question.setdefault((pk, span_id, name), []).append(
+                Entry(
+                    assessment_id=assessment_id,
+                    value=loads(value),
+                    rationale=rationale,
+                    source_type=source_type,
+                    person=person_of(annotator_id, source_id),
+                    is_decision=decision,
+                    overrides_machine=machine,
+                    updated=updated,
+                )
+            )
+    found = (gold_of(question) for question in by_question.values())
+    return {i for gold in found if gold is not None for i in gold.assessment_ids}
+
+
+def _long_values(entry: tuple, gold_ids: set[str]) -> tuple:
+    assessment_id, span_id, kind, name, value, rationale, source_type, source_id, *rest = entry
+    annotator, _, valid, overrides, deleted_at, error_code, error_message, *rest = rest
+    created, updated, version, metadata, decision, _ = rest
+    value = loads(value)
+    metadata, session_id = _metadata(metadata)
+    return (
+        assessment_id,
+        span_id,
+        session_id,
+        kind,
+        name,
+        value,
+        value_type(value),
+        rationale,
+        source_type,
+        source_id,
+        annotator,
+        valid,
+        overrides,
+        deleted_at is not None,
+        error_code,
+        error_message,
+        iso_ms(created),
+        iso_ms(updated),
+        version,
+        metadata,
+        assessment_id in gold_ids,
+        decision,
+    )
+
+
+def revision_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
     """Every revision of the selected assessments, each with the full state it recorded,
     grouped by assessment (oldest first) in version order: the order of their unique index."""
     rows = (
@@ -514,38 +650,41 @@ def revision_table(traces: QuerySet[Trace], options: ExportOptions):
         )
     )
 
-    def records():
-        for row in rows.iterator(chunk_size=CHUNK_ROWS):
-            snapshot = row["snapshot"]
-            error = snapshot.get("error") or {}
-            yield {
-                "assessment_id": snapshot["assessment_id"],
-                "version": row["version"],
-                "action": row["action"],
-                "actor": row["actor_label"],
-                "changed_at": row["created_at"].isoformat(timespec="milliseconds"),
-                "trace_id": row["assessment__trace__trace_id"],
-                "experiment_id": str(row["assessment__trace__experiment_id"]),
-                "experiment": row["assessment__trace__experiment__name"],
-                "span_id": snapshot.get("span_id"),
-                "session_id": session_of(snapshot.get("metadata")),
-                "kind": snapshot.get("kind"),
-                "name": snapshot.get("name"),
-                "value": snapshot.get("value"),
-                "value_type": value_type(snapshot.get("value")),
-                "rationale": snapshot.get("rationale"),
-                "source_type": snapshot.get("source_type"),
-                "source_id": snapshot.get("source_id"),
-                "annotator": row["assessment__annotator__username"],
-                "valid": snapshot.get("valid"),
-                "overrides": snapshot.get("overrides"),
-                "deleted": snapshot.get("deleted"),
-                "error_code": error.get("error_code", ""),
-                "error_message": error.get("error_message", ""),
-                "metadata": snapshot.get("metadata"),
-            }
+    def revision(row: dict) -> tuple:
+        snapshot = row["snapshot"]
+        error = snapshot.get("error") or {}
+        return (
+            snapshot["assessment_id"],
+            row["version"],
+            row["action"],
+            row["actor_label"],
+            row["created_at"].isoformat(timespec="milliseconds"),
+            row["assessment__trace__trace_id"],
+            str(row["assessment__trace__experiment_id"]),
+            row["assessment__trace__experiment__name"],
+            snapshot.get("span_id"),
+            session_of(snapshot.get("metadata")),
+            snapshot.get("kind"),
+            snapshot.get("name"),
+            snapshot.get("value"),
+            value_type(snapshot.get("value")),
+            snapshot.get("rationale"),
+            snapshot.get("source_type"),
+            snapshot.get("source_id"),
+            row["assessment__annotator__username"],
+            snapshot.get("valid"),
+            snapshot.get("overrides"),
+            snapshot.get("deleted"),
+            error.get("error_code", ""),
+            error.get("error_message", ""),
+            snapshot.get("metadata"),
+        )
 
-    return REVISION_COLUMNS, records()
+    def groups():
+        for batch in _batches(rows.iterator(chunk_size=CHUNK_ROWS), WRITE_ROWS):
+            yield (), [revision(row) for row in batch]
+
+    return Table(REVISION_COLUMNS, 0, groups())
 
 
 def wide_value(values: list):
@@ -597,7 +736,7 @@ def own_answers(options: ExportOptions) -> QuerySet[Assessment]:
     return wanted
 
 
-def wide_table(traces: QuerySet[Trace], options: ExportOptions):
+def wide_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
     """One row per trace (labeled or not); per assessment name ``<name>`` holds the aggregate
     of the annotators' own answers (see ``own_answers`` and ``wide_value``),
     ``<name>.count`` how many values, ``<name>.gold`` the trace's gold value (annotation.gold)
@@ -650,7 +789,7 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
     answer_fields = ("trace_id", "kind", "name", "value", "annotator__username", "source_id")
     visible = Assessment.objects.exclude(options.hidden)
 
-    def records():
+    def groups():
         trace_rows = rows.values(*fields).iterator(chunk_size=WIDE_BATCH)
         for batch in _batches(trace_rows, WIDE_BATCH):
             given: dict[int, list[tuple]] = {}
@@ -663,17 +802,22 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions):
             questions = gold_by_question(visible.filter(trace_id__in=pks, span_id__isnull=True))
             for (pk, _, name), found in questions.items():
                 gold.setdefault(pk, {})[name] = found.value
-            for trace in batch:
-                yield _wide_record(
-                    trace,
-                    given.get(trace["pk"], []),
-                    gold.get(trace["pk"], {}),
-                    keys,
-                    annotators,
-                    options,
-                )
+            yield (
+                (),
+                [
+                    _wide_values(
+                        trace,
+                        given.get(trace["pk"], []),
+                        gold.get(trace["pk"], {}),
+                        keys,
+                        annotators,
+                        options,
+                    )
+                    for trace in batch
+                ],
+            )
 
-    return columns, records()
+    return Table(columns, 0, groups())
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
@@ -687,8 +831,9 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _wide_record(trace: dict, answers: list[tuple], gold: dict, keys, annotators, options) -> dict:
-    record = _trace_record(trace, WIDE_TRACE_FIELDS, options)
+def _wide_values(trace: dict, answers: list[tuple], gold: dict, keys, annotators, options) -> tuple:
+    fields = WIDE_TRACE_FIELDS + tuple(INPUT_COLUMNS) * options.include_inputs
+    values = list(_trace_values(tuple(trace[name] for name in fields)))
     by_key: dict[tuple, list] = {}
     by_annotator: dict[tuple, list] = {}
     for _, kind, name, value, username, source_id, source_type in answers:
@@ -697,14 +842,13 @@ def _wide_record(trace: dict, answers: list[tuple], gold: dict, keys, annotators
             who = _annotator_label(username, source_id, source_type)
             by_annotator.setdefault((kind, name, who), []).append(value)
     for kind, name in keys:
-        label = _column_key(kind, name)
-        values = by_key.get((kind, name), [])
-        record[label] = wide_value(values)
-        record[f"{label}.count"] = sum(value is not None for value in values)
-        record[f"{label}.gold"] = gold.get(name)
-        for who in annotators.get((kind, name), []):
-            record[f"{label}[{who}]"] = wide_value(by_annotator.get((kind, name, who), []))
-    return record
+        given = by_key.get((kind, name), [])
+        values += [wide_value(given), sum(value is not None for value in given), gold.get(name)]
+        values += [
+            wide_value(by_annotator.get((kind, name, who), []))
+            for who in annotators.get((kind, name), [])
+        ]
+    return tuple(values)
 
 
 def count_rows(traces: QuerySet[Trace], options: ExportOptions) -> int:

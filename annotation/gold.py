@@ -165,7 +165,7 @@ def value_text():
     return Cast("value", TextField())
 
 
-def _person(annotator_id, source_id) -> str:
+def person_of(annotator_id, source_id) -> str:
     return f"user:{annotator_id}" if annotator_id is not None else f"source:{source_id}"
 
 
@@ -179,14 +179,14 @@ def _entry(row: dict) -> Entry:
         value=row["value"],
         rationale=row["rationale"],
         source_type=row["source_type"],
-        person=_person(row["annotator_id"], row["source_id"]),
+        person=person_of(row["annotator_id"], row["source_id"]),
         is_decision=row["decision"],
         overrides_machine=row["overrides_machine"],
         updated=row["last_update_time"],
     )
 
 
-def _gold_per_question(by_question: dict[Question, list[Entry]]) -> dict[Question, Gold]:
+def gold_per_question(by_question: dict[Question, list[Entry]]) -> dict[Question, Gold]:
     found = {}
     for question, entries in by_question.items():
         gold = gold_of(entries)
@@ -202,7 +202,7 @@ def gold_of_rows(rows: Iterable[dict]) -> dict[Question, Gold]:
     for row in rows:
         if _counts(row):
             by_question[row["trace_id"], row["span_id"], row["name"]].append(_entry(row))
-    return _gold_per_question(by_question)
+    return gold_per_question(by_question)
 
 
 def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
@@ -238,10 +238,10 @@ def gold_by_question(assessments: QuerySet[Assessment]) -> dict[Question, Gold]:
                 loads(value),
                 rationale,
                 SourceType.HUMAN,
-                _person(annotator, source),
+                person_of(annotator, source),
                 decision,
                 overrides,
                 updated,
             )
         )
-    return _gold_per_question(by_question)
+    return gold_per_question(by_question)
