@@ -16,7 +16,10 @@ time would take far longer than the export being measured. Never do this for rea
 Each export runs in a fresh child process that reports the growth of its peak resident
 memory (ru_maxrss) over its own start, after Django is set up and connected, so the figure
 is what the export itself costs. Output goes to /dev/null; the time to the first chunk shows
-how soon a download would start.
+how soon a download would start. On a shared machine wall time follows the load, so each run
+also reports the CPU time this process spent (``time.process_time``, the database server's
+share not included) per 100,000 rows and the load average when it ended. ``--only long-csv``
+(repeatable) runs some of the exports.
 """
 
 import argparse
@@ -32,12 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = "export-benchmark"
 ANNOTATORS = 5
 PER_TRACE = 4
-RUNS = [
-    {"shape": "long", "format": "csv"},
-    {"shape": "long", "format": "jsonl"},
-    {"shape": "long", "format": "csv", "include_inputs": True},
-    {"shape": "wide", "format": "csv", "per_annotator": True},
-]
+RUNS = {
+    "long-csv": {"shape": "long", "format": "csv"},
+    "long-jsonl": {"shape": "long", "format": "jsonl"},
+    "long-csv-inputs": {"shape": "long", "format": "csv", "include_inputs": True},
+    "wide-csv": {"shape": "wide", "format": "csv", "per_annotator": True},
+}
 
 
 def setup_django() -> None:
@@ -150,6 +153,7 @@ def measure(options: dict) -> dict:
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     export = Export(traces, ExportOptions(**options))
     started = time.perf_counter()
+    cpu_started = time.process_time()
     first_chunk = None
     size = 0
     with open(os.devnull, "w", encoding="utf-8") as sink:
@@ -159,23 +163,28 @@ def measure(options: dict) -> dict:
             size += len(chunk.encode("utf-8"))
             sink.write(chunk)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         **options,
         "rows": export.rows,
         "seconds": round(elapsed, 2),
         "rows_per_second": round(export.rows / elapsed),
+        "cpu_seconds_per_100k_rows": round(cpu * 100_000 / max(export.rows, 1), 3),
+        "rows_per_cpu_second": round(export.rows / cpu),
         "first_chunk_seconds": round(first_chunk, 3),
         "megabytes_written": round(size / 1e6, 1),
         "start_rss_mb": round(baseline_kb / 1024, 1),
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "peak_memory_above_start_mb": round((peak_kb - baseline_kb) / 1024, 1),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assessments", type=int, default=200_000)
+    parser.add_argument("--only", action="append", choices=sorted(RUNS), help="runs to do")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     setup_django()
@@ -186,7 +195,8 @@ def main() -> None:
 
     create_rows(args.assessments)
     print(f"Database: {connection.vendor}", file=sys.stderr)
-    for options in RUNS:
+    for name in args.only or RUNS:
+        options = RUNS[name]
         child = subprocess.run(
             [sys.executable, __file__, "--measure", json.dumps(options)],
             check=True,
