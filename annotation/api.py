@@ -43,13 +43,12 @@ def _trace_not_found(trace_id: str) -> ApiError:
     return not_found(f"Trace with ID '{trace_id}' not found.")
 
 
-def _get_trace(user, trace_id: str) -> Trace:
-    try:
-        trace = Trace.objects.get(trace_id=trace_id)
-    except Trace.DoesNotExist:
-        raise _trace_not_found(trace_id) from None
-    serializers.prefetch_live_assessments([trace], user=user)
-    return trace
+def _get_trace(user, trace_id: str) -> tuple:
+    """The trace's info row and the assessments ``user`` sees on it, in wire shape."""
+    trace = trace_serializers.info_rows(Trace.objects.filter(trace_id=trace_id)).first()
+    if trace is None:
+        raise _trace_not_found(trace_id)
+    return trace, serializers.live_assessments([trace], user=user)[trace.id]
 
 
 def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
@@ -88,16 +87,16 @@ def start_trace(request):
             for data in info_data.get("assessments") or []:
                 _create(request.user, trace, data, span_may_follow=True)
         # Answered inside the transaction: a write that cannot be answered is not kept.
-        serializers.prefetch_live_assessments([trace], user=request.user)
-        info = serializers.trace_info(trace, exported=True)
+        assessments = serializers.live_assessments([trace], user=request.user)[trace.id]
+        info = serializers.trace_info(trace, assessments, exported=True)
         return json_response({"trace": {"trace_info": info}})
 
 
 @api_view()
 def trace_info(request, trace_id):
     """GetTraceInfoV3."""
-    trace = _get_trace(request.user, trace_id)
-    return json_response({"trace": {"trace_info": serializers.trace_info(trace)}})
+    trace, assessments = _get_trace(request.user, trace_id)
+    return json_response({"trace": {"trace_info": serializers.trace_info(trace, assessments)}})
 
 
 @api_view()
@@ -105,7 +104,7 @@ def trace_get(request):
     """GetTrace: trace info and spans; without allow_partial, only once every span is in."""
     params = Params.of(request)
     trace_id = params.str("trace_id", required=True)
-    trace = _get_trace(request.user, trace_id)
+    trace, assessments = _get_trace(request.user, trace_id)
     rest.check_span_reads([trace])
     if not params.bool("allow_partial") and trace.span_count < _expected_span_count(trace):
         raise not_found(
@@ -113,11 +112,12 @@ def trace_get(request):
         )
     rows = trace_serializers.iter_span_rows(trace)
     spans = trace_serializers.iter_otlp_spans(trace, rows)
-    payload = {"trace": {"trace_info": serializers.trace_info(trace), "spans": rest.STREAMED}}
+    info = serializers.trace_info(trace, assessments)
+    payload = {"trace": {"trace_info": info, "spans": rest.STREAMED}}
     return rest.streamed_json_response(payload, spans)
 
 
-def _expected_span_count(trace: Trace) -> int:
+def _expected_span_count(trace) -> int:
     """The span count the client reported in StartTraceV3's size stats, if any."""
     try:
         return int(json.loads(trace.trace_metadata["mlflow.trace.sizeStats"])["num_spans"])
@@ -125,38 +125,43 @@ def _expected_span_count(trace: Trace) -> int:
         return 0
 
 
-def _trace_with_spans(trace: Trace, rows: list[tuple]) -> dict:
+def _trace_with_spans(trace, assessments: list[dict], rows: list[tuple]) -> dict:
     return {
-        "trace_info": serializers.trace_info(trace),
+        "trace_info": serializers.trace_info(trace, assessments),
         "spans": trace_serializers.otlp_spans(trace, rows),
     }
 
 
-def _batch(user, trace_ids: list[str]) -> list[Trace]:
+def _batch(user, trace_ids: list[str]) -> tuple[list, dict[int, list[dict]]]:
+    """The info rows of the traces found, in the order asked, and their assessments."""
     if not trace_ids:
         raise ApiError("Missing value for required parameter 'trace_ids'.")
     if len(trace_ids) > MAX_BATCH_TRACES:
         raise ApiError(f"At most {MAX_BATCH_TRACES} trace_ids per request.")
-    found = {trace.trace_id: trace for trace in Trace.objects.filter(trace_id__in=trace_ids)}
+    rows = trace_serializers.info_rows(Trace.objects.filter(trace_id__in=trace_ids))
+    found = {trace.trace_id: trace for trace in rows}
     traces = [found[trace_id] for trace_id in dict.fromkeys(trace_ids) if trace_id in found]
-    serializers.prefetch_live_assessments(traces, user=user)
-    return traces
+    return traces, serializers.live_assessments(traces, user=user)
 
 
 @api_view()
 def trace_batch_get(request):
     """BatchGetTraces: full traces for up to MAX_BATCH_TRACES ids; unknown ids are skipped."""
-    traces = _batch(request.user, Params.of(request).str_list("trace_ids"))
+    traces, assessments = _batch(request.user, Params.of(request).str_list("trace_ids"))
     rest.check_span_reads(traces)
     rows = trace_serializers.span_rows(traces)
-    payload = {"traces": [_trace_with_spans(t, rows[t.pk]) for t in traces]} if traces else {}
+    payload = {}
+    if traces:
+        payload["traces"] = [_trace_with_spans(t, assessments[t.id], rows[t.id]) for t in traces]
     return json_response(payload)
 
 
 @api_view()
 def trace_batch_get_infos(request):
-    traces = _batch(request.user, Params.of(request).str_list("trace_ids"))
-    payload = {"trace_infos": [serializers.trace_info(t) for t in traces]} if traces else {}
+    traces, assessments = _batch(request.user, Params.of(request).str_list("trace_ids"))
+    payload = {}
+    if traces:
+        payload["trace_infos"] = [serializers.trace_info(t, assessments[t.id]) for t in traces]
     return json_response(payload)
 
 
@@ -185,6 +190,7 @@ def trace_search(request):
             max_results=min(max_results, MAX_SEARCH_RESULTS),
             page_token=params.str("page_token") or None,
             hidden=hidden_answers_condition(user=request.user),
+            fields=trace_serializers.INFO_FIELDS,
         )
     except SearchError as exc:
         raise ApiError(str(exc)) from None
@@ -192,10 +198,10 @@ def trace_search(request):
         # Python and PostgreSQL disagree on a few regular expressions (named groups, a++).
         # Requests run in autocommit, so the failed query leaves the connection usable.
         raise ApiError("The filter's regular expression is not valid for the database.") from None
-    serializers.prefetch_live_assessments(traces, user=request.user)
+    assessments = serializers.live_assessments(traces, user=request.user)
     payload = {}
     if traces:
-        payload["traces"] = [serializers.trace_info(trace) for trace in traces]
+        payload["traces"] = [serializers.trace_info(t, assessments[t.id]) for t in traces]
     if token:
         payload["next_page_token"] = token
     return json_response(payload)
@@ -213,7 +219,7 @@ def assessment_create(request, trace_id):
         created = _create(request.user, trace_id, data)
     except Trace.DoesNotExist:
         raise _trace_not_found(trace_id) from None
-    return json_response({"assessment": serializers.assessment(created, trace_id)})
+    return json_response({"assessment": serializers.saved_assessment(created, trace_id)})
 
 
 def _create(user, trace: Trace | str, data, *, span_may_follow: bool = False) -> Assessment:
@@ -274,7 +280,7 @@ def _optional_text(data: dict, name: str, *, max_length: int | None = None) -> s
 @api_view()
 def assessment_get(request, trace_id, assessment_id):
     found = _get_assessment(request.user, trace_id, assessment_id)
-    return json_response({"assessment": serializers.assessment(found, trace_id)})
+    return json_response({"assessment": serializers.saved_assessment(found, trace_id)})
 
 
 @api_view(write=True)
@@ -311,7 +317,7 @@ def assessment_update(request, trace_id, assessment_id):
         raise not_found(
             f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
         ) from None
-    return json_response({"assessment": serializers.assessment(updated, trace_id)})
+    return json_response({"assessment": serializers.saved_assessment(updated, trace_id)})
 
 
 def _article(kind: str) -> str:

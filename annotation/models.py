@@ -46,6 +46,17 @@ class SourceType(models.TextChoices):
     CODE = "CODE", "Code"
 
 
+def feedback_error(row) -> dict | None:
+    """The error of a feedback, from an Assessment or a row holding its three error columns."""
+    if not (row.error_code or row.error_message or row.stack_trace):
+        return None
+    return {
+        "error_code": row.error_code,
+        "error_message": row.error_message,
+        "stack_trace": row.stack_trace,
+    }
+
+
 class AssessmentQuerySet(models.QuerySet):
     def live(self):
         """Assessments the API and UI show: not soft-deleted (overridden ones included)."""
@@ -148,13 +159,7 @@ class Assessment(models.Model):
 
     @property
     def error(self) -> dict | None:
-        if not (self.error_code or self.error_message or self.stack_trace):
-            return None
-        return {
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "stack_trace": self.stack_trace,
-        }
+        return feedback_error(self)
 
     def snapshot(self) -> dict:
         """Every user-visible field, as stored in an AssessmentRevision."""

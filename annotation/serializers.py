@@ -7,39 +7,76 @@ travel as a JSON string in ``serialized_value``.
 
 import json
 
-from django.db.models import Prefetch, prefetch_related_objects
-
 from traces import serializers as trace_serializers
 from traces.ingest import IngestError, parse_timestamp
 from traces.rest import ApiError
 
-from .models import Assessment, Kind
+from .models import Assessment, Kind, feedback_error
 from .queues import hidden_answers_condition
 
 JSON_FORMAT = "JSON_FORMAT"
 MAX_ERROR_CODE_LENGTH = Assessment._meta.get_field("error_code").max_length
 
 
-def prefetch_live_assessments(traces, *, user) -> None:
-    """Set ``trace.live_assessments``: what the API shows ``user``, overridden ones included,
-    and what a blind queue hides from them left out inside the same query.
+# The Assessment columns ``assessment`` reads; ``trace_id`` is the trace's key.
+ASSESSMENT_FIELDS = (
+    "trace_id",
+    "assessment_id",
+    "name",
+    "kind",
+    "value",
+    "valid",
+    "span_id",
+    "source_type",
+    "source_id",
+    "create_time",
+    "last_update_time",
+    "error_code",
+    "error_message",
+    "stack_trace",
+    "rationale",
+    "metadata",
+    "overrides_id",
+)
 
-    The overridden assessments come in a second query, run only when there are any: joining
-    them made PostgreSQL hash the whole assessment table for every page of traces, and a
-    nested prefetch builds its query even when no assessment overrides another.
+
+def live_assessments(traces, *, user) -> dict[int, list[dict]]:
+    """Per trace key, the assessments the API shows ``user`` in wire shape: overridden ones
+    included, what a blind queue hides from them left out inside the same query. ``traces``
+    are Traces or ``traces.serializers.info_rows``.
+
+    The ids of overridden assessments come in a second query, run only when there are any:
+    joining them made PostgreSQL hash the whole assessment table for every page of traces.
     """
-    shown = Assessment.objects.live().exclude(hidden_answers_condition(user=user))
-    prefetch_related_objects(traces, Prefetch("assessments", shown, to_attr="live_assessments"))
-    overriding = [a for trace in traces for a in trace.live_assessments if a.overrides_id]
-    if overriding:
-        prefetch_related_objects(overriding, "overrides")
+    if not traces:
+        return {}
+    trace_ids = {trace.id: trace.trace_id for trace in traces}
+    rows = list(
+        Assessment.objects.live()
+        .exclude(hidden_answers_condition(user=user))
+        .filter(trace__in=list(trace_ids))
+        .values_list(*ASSESSMENT_FIELDS, named=True)
+    )
+    overridden_pks = {row.overrides_id for row in rows if row.overrides_id}
+    overridden = {}
+    if overridden_pks:
+        overridden = dict(
+            Assessment.objects.filter(pk__in=overridden_pks).values_list("pk", "assessment_id")
+        )
+    shown: dict[int, list[dict]] = {pk: [] for pk in trace_ids}
+    for row in rows:
+        trace_id = trace_ids[row.trace_id]
+        shown[row.trace_id].append(
+            assessment(row, trace_id, overrides=overridden.get(row.overrides_id))
+        )
+    return shown
 
 
-def trace_info(trace, *, exported: bool = False) -> dict:
-    """TraceInfoV3 of a trace passed through ``prefetch_live_assessments``."""
+def trace_info(trace, assessments: list[dict], *, exported: bool = False) -> dict:
+    """TraceInfoV3 of a Trace or an info row, with ``assessments`` (from live_assessments)."""
     info = trace_serializers.trace_info(trace, exported=exported)
-    if trace.live_assessments:
-        info["assessments"] = [assessment(a, trace.trace_id) for a in trace.live_assessments]
+    if assessments:
+        info["assessments"] = assessments
     return info
 
 
@@ -55,7 +92,14 @@ def _as_double(value):
     return value
 
 
-def assessment(a: Assessment, trace_id: str) -> dict:
+def saved_assessment(a: Assessment, trace_id: str) -> dict:
+    """An Assessment a write returned, in wire shape."""
+    return assessment(a, trace_id, overrides=a.overrides.assessment_id if a.overrides_id else None)
+
+
+def assessment(a, trace_id: str, *, overrides: str | None) -> dict:
+    """An Assessment or an ASSESSMENT_FIELDS row in wire shape; ``overrides`` is the id of
+    the assessment it overrides."""
     data = {
         "assessment_id": a.assessment_id,
         "assessment_name": a.name,
@@ -68,8 +112,9 @@ def assessment(a: Assessment, trace_id: str) -> dict:
         data["span_id"] = a.span_id
     if a.kind == Kind.FEEDBACK:
         data["feedback"] = {"value": _as_double(a.value)}
-        if a.error:
-            data["feedback"]["error"] = a.error
+        error = feedback_error(a)
+        if error:
+            data["feedback"]["error"] = error
     elif a.kind == Kind.ISSUE:
         data["issue"] = {"issue_name": a.value}
     elif isinstance(a.value, dict | list):
@@ -85,8 +130,8 @@ def assessment(a: Assessment, trace_id: str) -> dict:
         data["rationale"] = a.rationale
     if a.metadata:
         data["metadata"] = a.metadata
-    if a.overrides_id:
-        data["overrides"] = a.overrides.assessment_id
+    if overrides:
+        data["overrides"] = overrides
     data["valid"] = a.valid
     return data
 

@@ -994,16 +994,19 @@ def search_traces(
     max_results=100,
     page_token=None,
     hidden: Q | None = None,
-) -> tuple[list[Trace], str | None]:
+    fields: tuple[str, ...] = (),
+) -> tuple[list, str | None]:
     """One page of the traces in ``queryset`` that match, in order, and the next page's token.
 
     ``queryset`` is a Trace queryset the caller has already restricted to the experiments
-    searched; ``hidden`` as in ``filter_conditions``. The token is None on the last page.
+    searched; ``hidden`` as in ``filter_conditions``. With ``fields`` the page is named rows
+    of those fields instead of Traces. The token is None on the last page.
     """
     limit = _check_max_results(max_results)
     comparisons = parse_filter(filter_string)
     keys = parse_order_by(order_by)
-    names = [f"_order_{i}" for i in range(len(keys))]
+    # No leading underscore: named rows would rename the field.
+    names = [f"order_key_{i}" for i in range(len(keys))]
     queryset = queryset.filter(*filter_conditions(comparisons, hidden=hidden)).annotate(
         **{name: _order_expression(key) for name, key in zip(names, keys, strict=True)}
     )
@@ -1018,6 +1021,8 @@ def search_traces(
     queryset = queryset.order_by(*ordering)
     if page_token:
         queryset = queryset.filter(_after(keys, _decode_token(page_token, keys)))
+    if fields:
+        queryset = queryset.values_list(*fields, *names, named=True)
     rows = list(queryset[: limit + 1])
     if len(rows) <= limit:
         return rows, None

@@ -42,6 +42,29 @@ SPAN_FIELDS = (
     "events",
 )
 
+# The Trace columns trace_info and the span reads use, for reading traces as plain rows.
+INFO_FIELDS = (
+    "id",
+    "trace_id",
+    "experiment_id",
+    "request_time",
+    "execution_duration",
+    "state",
+    "trace_metadata",
+    "tags",
+    "client_request_id",
+    "request_preview",
+    "response_preview",
+    "span_count",
+    "span_bytes",
+)
+
+
+def info_rows(queryset):
+    """``queryset``'s traces as named rows of INFO_FIELDS, which every function here takes in
+    place of a Trace: API reads build no model instances."""
+    return queryset.values_list(*INFO_FIELDS, named=True)
+
 
 def ms_to_timestamp(ms: int) -> str:
     """google.protobuf.Timestamp JSON: RFC 3339 in UTC with milliseconds."""
@@ -111,7 +134,7 @@ def experiment(exp) -> dict:
 def span_rows(traces) -> dict[int, list[tuple]]:
     """Span rows (named by SPAN_FIELDS) of the given traces in one query, keyed by trace pk,
     root first then by start."""
-    rows: dict[int, list[tuple]] = {trace.pk: [] for trace in traces}
+    rows: dict[int, list[tuple]] = {trace.id: [] for trace in traces}
     queryset = (
         Span.objects.filter(trace__in=list(rows)).order_by().values_list(*SPAN_FIELDS, named=True)
     )
@@ -127,7 +150,7 @@ def iter_span_rows(trace: Trace):
     through a server-side cursor), so a read holds a chunk of the trace, not all of it."""
     is_child = ExpressionWrapper(Q(parent_span_id__isnull=False), output_field=BooleanField())
     return (
-        Span.objects.filter(trace=trace)
+        Span.objects.filter(trace_id=trace.id)
         .order_by(is_child, "start_time_ns")
         .values_list(*SPAN_FIELDS, named=True)
         .iterator(chunk_size=SPAN_READ_CHUNK)
