@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils.module_loading import import_string
 
 from .models import Trace
@@ -64,41 +64,16 @@ def value_candidates(text: str) -> list:
     return candidates
 
 
-class InCollected(Func):
-    """``expression IN (subquery)``; on PostgreSQL ``= ANY(ARRAY(subquery))``, which runs the
-    subquery once, first, and then looks the collected keys up.
-
-    PostgreSQL plans an EXISTS or IN as a semi-join and, expecting matches spread evenly, walks
-    the list's time index checking each trace; where there are none (an experiment nobody gave
-    that feedback in) it checks every trace of the experiment: seconds at a million traces.
-    Collected first, the work grows with the matching feedback instead.
-    """
-
-    output_field = BooleanField()
-    arity = 2
-
-    def as_sql(self, compiler, connection, **extra):
-        return super().as_sql(
-            compiler, connection, template="%(expressions)s", arg_joiner=" IN ", **extra
-        )
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return super().as_sql(
-            compiler, connection, template="%(expressions)s)", arg_joiner=" = ANY(ARRAY", **extra
-        )
-
-
-def has_feedback(name: str, value: str | None = None, *, user) -> InCollected:
-    """A condition on Trace rows: current feedback ``name`` that ``user`` may see, with
-    ``value`` when given; a hidden answer must not be found by filtering on it either.
-    assessment_name_kind_idx serves the subquery."""
-    feedback = visible_feedback(user).filter(name=name)
+def has_feedback(name: str, value: str | None = None, *, user) -> Exists:
+    """An Exists() on Trace rows: current feedback ``name`` that ``user`` may see, with
+    ``value`` when given; a hidden answer must not be found by filtering on it either."""
+    feedback = visible_feedback(user).filter(trace=OuterRef("pk"), name=name)
     if value is not None:
         matches = Q()
         for candidate in value_candidates(value):
             matches |= Q(value=candidate)
         feedback = feedback.filter(matches)
-    return InCollected(F("pk"), Subquery(feedback.order_by().values("trace_id")))
+    return Exists(feedback)
 
 
 def reviewed_by(user) -> Exists:
