@@ -110,14 +110,14 @@ class AssessmentForm(forms.Form):
 class BooleanForm(AssessmentForm):
     value_type = ValueType.BOOLEAN
     value = forms.TypedChoiceField(
-        choices=[("true", "Thumbs up"), ("false", "Thumbs down")],
+        choices=[("true", "Yes"), ("false", "No")],
         coerce=lambda v: v == "true",
         widget=forms.RadioSelect,
     )
 
     def __init__(self, *args, schema=None, **kwargs):
         super().__init__(*args, schema=schema, **kwargs)
-        if schema is not None and (schema.positive_label or schema.negative_label):
+        if schema is not None:
             self.fields["value"].choices = [
                 ("true", schema.yes_label),
                 ("false", schema.no_label),

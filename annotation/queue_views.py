@@ -359,6 +359,7 @@ def queue_adjudicate(request, queue_id, position, schema_id):
         "queue": item.queue,
         "schema": schema,
         "span": span,
+        "span_inputs": show_value(span.inputs) if span else None,
         "span_outputs": show_value(span.outputs) if span else None,
         "found": found,
         "answers": queues.answers_to_decide(item=item, schema=schema, span_id=span_id),

@@ -283,8 +283,8 @@
     return false;
   };
   const helpOnly = [
-    { key: "y", label: "Thumbs up", run: passOn },
-    { key: "n", label: "Thumbs down", run: passOn },
+    { key: "y", label: "Yes", run: passOn },
+    { key: "n", label: "No", run: passOn },
     { key: "1-9", display: "1 – 9", label: "Rate", run: passOn },
     { key: "letters", display: "a b c …", label: "Pick a category (shown on each option)", run: passOn },
     { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: passOn },

@@ -291,7 +291,8 @@ class AssessmentOverrideTests(ReviewWriteTestCase):
                 self.assertEqual(form.value_type, "boolean")
                 html = str(form["value"])
                 self.assertIn('type="radio"', html)
-                self.assertIn("Thumbs down", html)
+                self.assertIn("No", html)
+                self.assertNotIn("Thumbs", html)
                 self.assertNotIn("<textarea", html)
                 # It starts empty: an override is the reviewer's own answer.
                 self.assertIsNone(form["value"].value())

@@ -10,6 +10,7 @@ from annotation import queues
 from annotation.models import Assessment, LabelSchema, Queue
 from annotation.span_questions import SpanTarget
 from tests.factories import make_admin, make_reviewer, make_span, make_trace
+from traces.models import Span
 
 
 def retrieval_trace():
@@ -167,9 +168,18 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
             + f"?span={span.span_id}"
         )
         self.assertContains(listing, decide)
+        Span.objects.filter(pk=span.pk).update(inputs={"query": "refund window"})
         page = self.client.get(decide)
         self.assertContains(page, "Decide Relevant? for item 1, span retrieve_1")
         self.assertEqual(len(page.context["answers"]), 2)
+        self.assertNotContains(page, "Thumbs")
+        html = page.content.decode()
+        decision_form = html.index('id="decision-form"')
+        self.assertLess(decision_form, html.index("decide-trace-title"))
+        self.assertIn('data-key="y"', html[decision_form:])
+        self.assertIn("Yes <kbd", html[decision_form:])
+        self.assertContains(page, "Returns policy, part 1")
+        self.assertContains(page, "refund window")
         self.client.post(decide, {"value": "true", "rationale": "Part 1 has the policy."})
         decision = Assessment.objects.get(metadata__has_key=queues.ADJUDICATION_KEY)
         self.assertEqual((decision.span_id, decision.value), (span.span_id, True))

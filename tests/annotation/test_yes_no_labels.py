@@ -86,7 +86,7 @@ class YesNoLabelTests(TestCase):
         self.assertContains(page, f'<span class="thumb up">{HELPFUL}</span>')
         self.assertContains(page, f'<span class="thumb down">{UNHELPFUL}</span>')
         self.assertContains(page, 'value="true"')
-        self.assertContains(page, "Helpful</label>")
+        self.assertContains(page, f'aria-keyshortcuts="y"> {HELPFUL} <kbd')
         self.assertNotContains(page, "Thumbs up")
         listing = self.client.get(reverse("annotation:queue-disagreements", args=[self.queue.pk]))
         self.assertContains(listing, f'<span class="thumb up">{HELPFUL}</span>')

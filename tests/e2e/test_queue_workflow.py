@@ -58,7 +58,8 @@ def test_admin_sets_up_a_queue_two_reviewers_label_and_agreement_appears(
 
     page.get_by_role("link", name=re.compile("Disagreements: 1")).click()
     page.get_by_role("link", name="Decide").click()
-    page.get_by_label("Thumbs up").check()
+    page.keyboard.press("y")
+    expect(page.get_by_role("radio", name="Yes", exact=True)).to_be_checked()
     page.get_by_label("Rationale:", exact=True).fill("The source supports it")
     page.get_by_role("button", name="Record decision").click()
     expect(page.get_by_text("Decision recorded for item 2.")).to_be_visible()

@@ -98,7 +98,7 @@ def test_override_an_llm_judge(page, live_server, login, schemas, trace):
     page.goto(live_server.url + trace.get_absolute_url())
     entry = page.locator(f"#{judged.assessment_id}")
     entry.locator("details.override > summary").click()
-    entry.get_by_label("Thumbs up").check()
+    entry.get_by_label("Yes", exact=True).check()
     entry.get_by_label("Rationale").fill("The answer was right")
     entry.get_by_role("button", name="Override").click()
     old = page.locator(f"#{judged.assessment_id}")
@@ -126,7 +126,9 @@ def test_keyboard_only_labelling_of_three_traces(page, live_server, login, schem
     page.keyboard.press("k")
     expect(page.locator("h1")).to_contain_text(second.trace_id)
     page.keyboard.press("?")
-    expect(page.get_by_role("dialog")).to_contain_text("Thumbs down")
+    expect(page.get_by_role("dialog")).to_contain_text("yYes")
+    expect(page.get_by_role("dialog")).to_contain_text("nNo")
+    expect(page.get_by_role("dialog")).not_to_contain_text("Thumbs")
 
 
 def test_e_edits_only_your_own_entry(page, live_server, login, schemas, trace):

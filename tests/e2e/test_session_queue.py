@@ -80,7 +80,7 @@ def test_a_session_queue_from_the_trace_list_to_the_export(page, browser, live_s
 
     page.get_by_role("link", name=re.compile("Disagreements: 1")).click()
     page.get_by_role("link", name="Decide").click()
-    page.get_by_label("Thumbs up").check()
+    page.get_by_role("radio", name="Yes", exact=True).check()
     page.get_by_role("button", name="Record decision").click()
     expect(page.get_by_text("Decision recorded for item 2.")).to_be_visible()
 

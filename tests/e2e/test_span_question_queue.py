@@ -85,7 +85,8 @@ def test_a_span_question_queue_is_labeled_by_keys_decided_and_exported(
     page.get_by_role("link", name="Decide").click()
     expect(page.get_by_role("heading", name=re.compile("span find_faq"))).to_be_visible()
     expect(page.get_by_text("Opening hours")).to_be_visible()
-    page.get_by_label("Thumbs down").check()
+    page.keyboard.press("n")
+    expect(page.get_by_role("radio", name="No", exact=True)).to_be_checked()
     page.get_by_role("button", name="Record decision").click()
     expect(page.get_by_text("Decision recorded for item 1.")).to_be_visible()
 
