@@ -7,6 +7,7 @@ from django import forms
 
 from traces.models import Span
 from traces.span_detail import show_value
+from traces.tree import TYPE_LABELS
 
 from .models import LabelSchema
 from .queue_forms import LabelForms
@@ -14,6 +15,8 @@ from .span_questions import SpanTarget, asked_spans
 
 SPAN_QUESTION_ROWS = 2
 PREFIX = "spanq"
+# MLflow writes its span types in upper case; these are accepted in any case.
+KNOWN_SPAN_TYPES = {*TYPE_LABELS, "MEMORY", "UNKNOWN"}
 
 
 class SpanQuestionForm(forms.Form):
@@ -29,7 +32,7 @@ class SpanQuestionForm(forms.Form):
         required=False,
         max_length=64,
         label="Span type",
-        help_text="e.g. RETRIEVER, TOOL, LLM. Empty: any type.",
+        help_text="e.g. RETRIEVER, TOOL, LLM, in any case. Empty: any type.",
         widget=forms.TextInput(attrs={"list": "span-types", "spellcheck": "false"}),
     )
     name_pattern = forms.CharField(
@@ -43,6 +46,10 @@ class SpanQuestionForm(forms.Form):
     optional = forms.BooleanField(
         required=False, help_text="An item can be done without answering it."
     )
+
+    def clean_span_type(self):
+        span_type = self.cleaned_data["span_type"]
+        return span_type.upper() if span_type.upper() in KNOWN_SPAN_TYPES else span_type
 
     def clean(self):
         cleaned = super().clean()

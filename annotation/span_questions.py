@@ -105,7 +105,8 @@ def check_traces_match(questions, traces) -> None:
             )
     if problems:
         raise ValidationError(
-            f"{'; '.join(problems)}. Widen the span question or leave those traces out.",
+            f"{'; '.join(problems)}. Change the span type or name pattern, or choose the "
+            "traces by id without the ones named.",
             code="span_target_unmatched",
         )
 

@@ -86,6 +86,20 @@ class CreateWithSpanQuestionsTests(SpanQuestionTestData, TestCase):
         response = self.client.post(reverse("annotation:queue-create"), data)
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, f"matches no span of {self.trace.trace_id}")
+        self.assertContains(response, "Change the span type or name pattern")
+        self.assertNotContains(response, "leave those traces out")
+        self.assertFalse(Queue.objects.exists())
+
+    def test_a_known_span_type_in_any_case_is_stored_as_mlflow_writes_it(self):
+        data = self.data(**{"spanq-0-span_type": " retriever "})
+        self.client.post(reverse("annotation:queue-create"), data)
+        [question] = Queue.objects.get(name="Retrieval").span_questions.all()
+        self.assertEqual(question.span_type, "RETRIEVER")
+
+    def test_an_unknown_span_type_keeps_its_case(self):
+        data = self.data(**{"spanq-0-span_type": "myStep"})
+        response = self.client.post(reverse("annotation:queue-create"), data)
+        self.assertContains(response, "myStep")
         self.assertFalse(Queue.objects.exists())
 
     def test_a_row_without_a_target_says_so(self):
