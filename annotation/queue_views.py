@@ -18,7 +18,7 @@ from accounts.roles import admin_required, is_admin, write_required
 from traces.span_detail import describe_span, show_value
 from traces.tree import TYPE_LABELS, opening_span, tree_context
 
-from . import quality, queues, session_items
+from . import quality, queues, session_items, span_questions
 from .forms import ReviewQueryForm, form_for
 from .models import LabelSchema, Queue, QueueAssignment, QueueItem
 from .queue_forms import LabelForms, QueueForm, QueueStatusForm, ReassignForm, SkipForm
@@ -125,21 +125,27 @@ def queue_create(request):
 @vary_on_headers("HX-Request")
 def queue_detail(request, queue_id):
     queue = _get_queue_for_user(request, queue_id)
+    mine = list(
+        QueueAssignment.objects.filter(item__queue=queue, annotator=request.user)
+        .exclude(status=Status.ASSIGNED)
+        .select_related("item__trace")
+        .order_by("item__position")
+    )
     context = {
         "queue": queue,
         "progress": queues.progress(queue, request.user),
         "member": queue.annotators.filter(pk=request.user.pk).exists(),
         "current": queues.in_progress(queue=queue, user=request.user),
-        "mine": QueueAssignment.objects.filter(item__queue=queue, annotator=request.user)
-        .exclude(status=Status.ASSIGNED)
-        .select_related("item__trace")
-        .order_by("item__position"),
+        "mine": mine,
     }
     if is_admin(request.user):
         context.update(_admin_context(queue, request.GET.get("page")))
     template_name = "annotation/queue_detail.html"
     if request.htmx and not request.htmx.boosted:
         template_name += "#queue-progress"
+    else:
+        listed = [a.item for a in mine] + list(context.get("items") or [])
+        span_questions.asked_spans_by_item(queue, listed)
     return render(request, template_name, context)
 
 

@@ -43,7 +43,7 @@ Invariants it owns:
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -52,7 +52,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.roles import can_write
-from traces.models import Experiment, now_ms
+from traces.models import Experiment, Span, now_ms
 
 from . import services, span_questions
 from .agreement import (
@@ -814,6 +814,7 @@ class Disagreement:
     summary: Aggregate
     decision: Assessment | None
     span_id: str | None = None
+    span: Span | None = None
 
 
 def disagreements(queue: Queue, *, viewer=None) -> list[Disagreement]:
@@ -850,6 +851,8 @@ def disagreements(queue: Queue, *, viewer=None) -> list[Disagreement]:
                 span_id=span_id,
             )
         )
+    spans = span_questions.spans_by_id((d.item.trace_id, d.span_id) for d in found if d.span_id)
+    found = [replace(d, span=spans.get((d.item.trace_id, d.span_id))) for d in found]
     return sorted(found, key=lambda d: (d.item.position, d.span_id or "", d.schema.name))
 
 

@@ -6,7 +6,7 @@ from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation import queues
+from annotation import queues, services
 from annotation.models import Assessment, LabelSchema, Queue
 from annotation.span_questions import SpanTarget
 from tests.factories import make_admin, make_reviewer, make_span, make_trace
@@ -171,6 +171,49 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
         self.assertContains(response, "answer &quot;Relevant?&quot; on retrieve_1 first")
         self.assertFalse(Assessment.objects.exists())
 
+    def test_the_queue_page_names_the_spans_asked_of_each_item(self):
+        self.label(self.ann, "true", "true")
+        asked = (
+            'spans retrieve_0 <span class="tag">RETRIEVER</span>, '
+            'retrieve_1 <span class="tag">RETRIEVER</span>'
+        )
+        self.client.force_login(self.ann)
+        page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertContains(page, asked, count=1)  # your answers
+        self.client.force_login(self.admin)
+        page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertContains(page, asked, count=1)  # the items table
+
+    def test_the_queue_page_finds_asked_spans_in_constant_queries(self):
+        self.client.force_login(self.admin)
+        with CaptureQueriesContext(connection) as one:
+            self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        more = queues.create_queue(
+            name="More retrieval",
+            traces=[retrieval_trace() for _ in range(3)],
+            schemas=[self.helpful],
+            span_targets=[SpanTarget(self.relevant, span_type="RETRIEVER")],
+            annotators=[self.ann, self.bob],
+            overlap=2,
+        )
+        with self.assertNumQueries(len(one.captured_queries)):
+            page = self.client.get(reverse("annotation:queue-detail", args=[more.pk]))
+        self.assertContains(page, "spans retrieve_0", count=3)
+
+    def test_span_disagreements_are_named_with_one_query_for_all_their_spans(self):
+        self.label(self.ann, "true", "true")
+        self.label(self.bob, "true", "false")
+        self.client.force_login(self.admin)
+        url = reverse("annotation:queue-disagreements", args=[self.queue.pk])
+        with CaptureQueriesContext(connection) as one:
+            self.client.get(url)
+        anns = Assessment.objects.get(annotator=self.ann, span_id=self.retrievers[0].span_id)
+        services.update_assessment(assessment_id=anns.assessment_id, value=False, actor=self.ann)
+        with self.assertNumQueries(len(one.captured_queries)):
+            listing = self.client.get(url)
+        self.assertEqual(len(listing.context["disagreements"]), 2)
+        self.assertContains(listing, "on span retrieve_0")
+
     def test_the_admin_decides_a_span_disagreement(self):
         self.label(self.ann, "true", "true")
         self.label(self.bob, "true", "false")
@@ -182,6 +225,8 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
             + f"?span={span.span_id}"
         )
         self.assertContains(listing, decide)
+        self.assertContains(listing, 'on span retrieve_1 <span class="tag">RETRIEVER</span>')
+        self.assertNotContains(listing, f"<code>{span.span_id}</code>")
         Span.objects.filter(pk=span.pk).update(inputs={"query": "refund window"})
         page = self.client.get(decide)
         self.assertContains(page, "Decide Relevant? for item 1, span retrieve_1")

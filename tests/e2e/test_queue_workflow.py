@@ -58,6 +58,7 @@ def test_admin_sets_up_a_queue_two_reviewers_label_and_agreement_appears(
 
     page.get_by_role("link", name=re.compile("Disagreements: 1")).click()
     page.get_by_role("link", name="Decide").click()
+    expect(page.locator("#decision-form [data-question]")).to_be_focused()
     page.keyboard.press("y")
     expect(page.get_by_role("radio", name="Yes", exact=True)).to_be_checked()
     page.get_by_label("Rationale:", exact=True).fill("The source supports it")

@@ -81,10 +81,11 @@ def test_a_span_question_queue_is_labeled_by_keys_decided_and_exported(
     expect(page.get_by_test_id("alpha")).to_have_text("0.000")
 
     page.get_by_role("link", name=re.compile("Disagreements: 1")).click()
-    expect(page.get_by_role("cell", name=re.compile(retrievers[1].span_id))).to_be_visible()
+    expect(page.get_by_role("cell", name=re.compile("on span find_faq RETRIEVER"))).to_be_visible()
     page.get_by_role("link", name="Decide").click()
     expect(page.get_by_role("heading", name=re.compile("span find_faq"))).to_be_visible()
     expect(page.get_by_text("Opening hours")).to_be_visible()
+    expect(page.locator("#decision-form [data-question]")).to_be_focused()
     page.keyboard.press("n")
     expect(page.get_by_role("radio", name="No", exact=True)).to_be_checked()
     page.get_by_role("button", name="Record decision").click()
