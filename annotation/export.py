@@ -85,7 +85,7 @@ from .gold import (
 )
 from .json_numbers import loads
 from .models import Assessment, AssessmentRevision, Kind, Queue, SourceType
-from .queues import ADJUDICATION_KEY, SESSION_KEY
+from .queues import ADJUDICATION_KEY, SESSION_KEY, queue_entries
 
 CHUNK_ROWS = 2000
 # Rows of a table that has no shared cells, handed to csv.writer.writerows at once.
@@ -113,6 +113,8 @@ class ExportOptions:
     raw: bool = False
     # Assessments the person exporting may not see yet (a blind queue's others' answers).
     hidden: Q = field(default_factory=Q)
+    # The assessments the export may hold at all (a queue's labels and decisions); Q(): any.
+    entries: Q = field(default_factory=Q)
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -479,7 +481,7 @@ def session_of(metadata) -> str:
 
 def wanted_assessments(options: ExportOptions) -> QuerySet[Assessment]:
     """Assessments in the states the options ask for, on any trace."""
-    wanted = Assessment.objects.exclude(options.hidden)
+    wanted = Assessment.objects.filter(options.entries).exclude(options.hidden)
     if not options.include_deleted:
         wanted = wanted.filter(deleted_at__isnull=True)
     if not options.include_invalid:
@@ -745,7 +747,11 @@ def own_answers(options: ExportOptions) -> QuerySet[Assessment]:
     """What the wide shape aggregates: the entries in the states asked for, leaving out
     Admins' decisions (a decision is not one more vote) and keeping the answers a decision
     overrode (they are still their annotator's own)."""
-    wanted = Assessment.objects.exclude(options.hidden).exclude(metadata__has_key=ADJUDICATION_KEY)
+    wanted = (
+        Assessment.objects.filter(options.entries)
+        .exclude(options.hidden)
+        .exclude(metadata__has_key=ADJUDICATION_KEY)
+    )
     if not options.include_deleted:
         wanted = wanted.filter(deleted_at__isnull=True)
     if not options.include_invalid:
@@ -889,6 +895,8 @@ class Scope:
     parts: list[str]
     filterset: TraceFilter | None = None
     queue: Queue | None = None
+    # Which assessments on those traces belong in the export (ExportOptions.entries).
+    entries: Q = field(default_factory=Q)
 
 
 def scope_for(params: QueryDict, *, user, queue: Queue | None = None) -> Scope:
@@ -902,7 +910,9 @@ def scope_for(params: QueryDict, *, user, queue: Queue | None = None) -> Scope:
     if queue is not None:
         # Control items measure the annotators; they are not the queue's results.
         traces = Trace.objects.filter(queue_items__queue=queue, queue_items__is_control=False)
-        return Scope(traces=traces, parts=["queue", queue.name], queue=queue)
+        return Scope(
+            traces=traces, parts=["queue", queue.name], queue=queue, entries=queue_entries(queue)
+        )
     filterset = TraceFilter(
         params, queryset=Trace.objects.all(), request=SimpleNamespace(user=user)
     )

@@ -62,11 +62,13 @@ class ExportForm(forms.Form):
         data.setdefault("shape", "long")
         return cls(data, label_suffix="")
 
-    def options(self, *, user) -> ExportOptions:
-        """The chosen options; what a blind queue hides from ``user`` stays out of the file."""
+    def options(self, *, user, scope) -> ExportOptions:
+        """The chosen options for ``scope``; what a blind queue hides from ``user`` stays out
+        of the file."""
         data = self.cleaned_data
         return ExportOptions(
             hidden=hidden_answers_condition(user=user),
+            entries=scope.entries,
             format=data["format"],
             shape=data["shape"],
             include_inputs=data["include_inputs"],
@@ -118,7 +120,7 @@ def export_page(request):
         except ValidationError as exc:
             context["error"] = exc.messages
         else:
-            options = form.options(user=request.user)
+            options = form.options(user=request.user, scope=scope)
             filter_params = _filter_params(request.GET, scope)
             context.update(
                 scope=scope,
@@ -144,7 +146,7 @@ def export_download(request):
         scope = scope_for(request.GET, user=request.user, queue=form.cleaned_data["queue"])
     except ValidationError as exc:
         return HttpResponse("\n".join(exc.messages), status=400, content_type="text/plain")
-    options = form.options(user=request.user)
+    options = form.options(user=request.user, scope=scope)
     export = Export(scope.traces, options)
     response = StreamingHttpResponse(export, content_type=export.content_type)
     filename = export_filename(scope.parts, options, timezone.localdate())

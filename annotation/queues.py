@@ -713,17 +713,31 @@ def progress_by_annotator(queue: Queue) -> list[AnnotatorProgress]:
 # Results: aggregation, agreement, disagreements, adjudication
 
 
-def _labels(queue: Queue):
-    """Live human answers to the queue's questions on its traces, by its annotators: on the
-    trace for trace questions, on a span for span questions."""
+def _answers_counted(queue: Queue):
+    """Human answers, deleted ones included, to the queue's questions on its non-control
+    traces, by its annotators: on the trace for trace questions, on a span for span
+    questions. Where they were given (here, another queue, the review page) does not matter."""
     span_names = span_questions.span_schema_names(queue)
-    return Assessment.objects.live().filter(
+    return Assessment.objects.filter(
         Q(span_id__isnull=True, name__in=queue.schemas.exclude(name__in=span_names).values("name"))
         | Q(span_id__isnull=False, name__in=span_names),
         trace__queue_items__queue=queue,
         trace__queue_items__is_control=False,
         annotator__in=queue.annotators.all(),
         source_type=SourceType.HUMAN,
+    )
+
+
+def _labels(queue: Queue):
+    """The live answers the queue's results count (``_answers_counted``)."""
+    return _answers_counted(queue).live()
+
+
+def queue_entries(queue: Queue) -> Q:
+    """The assessments a queue's export holds: the answers its results count and its
+    decisions, in any state (the export's options choose which states)."""
+    return Q(pk__in=_answers_counted(queue).values("pk")) | Q(
+        pk__in=_all_decisions(queue).values("pk")
     )
 
 
@@ -870,10 +884,14 @@ def answers_to_decide(
     )
 
 
-def _decisions(queue: Queue):
-    return Assessment.objects.live().filter(
+def _all_decisions(queue: Queue):
+    return Assessment.objects.filter(
         trace__queue_items__queue=queue, **{f"metadata__{ADJUDICATION_KEY}": str(queue.pk)}
     )
+
+
+def _decisions(queue: Queue):
+    return _all_decisions(queue).live()
 
 
 @transaction.atomic

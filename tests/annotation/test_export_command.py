@@ -7,8 +7,8 @@ import tempfile
 from django.core.management import CommandError, call_command
 from django.test import TestCase
 
-from annotation import services
-from annotation.models import Queue, QueueItem
+from annotation import queues, services
+from annotation.models import LabelSchema
 from tests.factories import make_experiment, make_reviewer, make_trace
 from traces.models import Trace
 
@@ -59,10 +59,16 @@ class ExportAssessmentsCommandTests(TestCase):
             self.assertEqual(os.listdir(folder), ["labels.csv"])
 
     def test_it_exports_a_queue_by_name(self):
-        queue = Queue.objects.create(name="Errors")
-        QueueItem.objects.create(queue=queue, trace=self.error, position=0)
+        """The queue's labels: its question ("correct"), not the other entries on its trace."""
+        schema = LabelSchema.objects.create(
+            name="correct", value_type=LabelSchema.ValueType.BOOLEAN, applies_to="trace"
+        )
+        queues.create_queue(
+            name="Errors", traces=[self.error], schemas=[schema], annotators=[self.reviewer]
+        )
         out, _ = self.export("--queue", "Errors", "--format", "jsonl")
-        self.assertEqual(len(out.splitlines()), 2)
+        [row] = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual((row["trace_id"], row["name"]), (self.error.trace_id, "correct"))
 
     def test_it_refuses_bad_input(self):
         for args in (

@@ -8,8 +8,8 @@ from django.test import RequestFactory, TestCase
 from django.urls import reverse
 
 from accounts.tokens import create_token, revoke_token
-from annotation import services
-from annotation.models import Queue, QueueItem
+from annotation import queues, services
+from annotation.models import LabelSchema, Queue, QueueItem, SourceType
 from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 from traces.filters import TraceFilter
 from traces.models import Trace
@@ -100,15 +100,55 @@ class ExportDownloadTests(ExportDataMixin, TestCase):
             QueueItem.objects.create(queue=queue, trace=trace, position=position)
         self.client.force_login(self.viewer)
         response = self.client.get(DOWNLOAD, {"queue": queue.pk, "format": "jsonl"})
-        rows = [json.loads(line) for line in body(response).splitlines()]
-        self.assertEqual({row["trace_id"] for row in rows}, {t.trace_id for t in self.traces[:2]})
+        self.assertEqual(response.status_code, 200)
         self.assertIn("tracemark_queue_refunds_long_", response["Content-Disposition"])
         self.client.force_login(make_admin())
         detail = self.client.get(reverse("annotation:queue-detail", args=[queue.pk]))
         self.assertContains(detail, f'href="{PAGE}?queue={queue.pk}"')
         page = self.client.get(PAGE, {"queue": queue.pk})
         self.assertContains(page, "The traces of queue <strong>Refunds</strong>")
-        self.assertContains(page, "<strong>4</strong> rows")
+
+    def test_a_queue_export_holds_the_queue_labels_and_decisions_only(self):
+        """Judge entries, other questions, other people's answers and control items stay out."""
+        admin = make_admin(username="adm")
+        schema = LabelSchema.objects.create(
+            name="correct", value_type=LabelSchema.ValueType.BOOLEAN, applies_to="trace"
+        )
+        queue = queues.create_queue(
+            name="Refunds", traces=self.traces[:2], schemas=[schema], annotators=[self.reviewer]
+        )
+        QueueItem.objects.create(queue=queue, trace=self.traces[2], position=9, is_control=True)
+        outsider = make_reviewer(username="outsider")
+        services.log_feedback(trace=self.traces[1], name="correct", value=True, actor=outsider)
+        services.log_feedback(
+            trace=self.traces[1],
+            name="correct",
+            value=False,
+            source_type=SourceType.LLM_JUDGE,
+            source_id="judge",
+        )
+        item = queue.items.get(trace=self.traces[0])
+        decision = queues.adjudicate(item=item, schema=schema, value=False, actor=admin)
+
+        def rows(**params):
+            response = self.client.get(DOWNLOAD, {"queue": queue.pk, "format": "jsonl", **params})
+            return [json.loads(line) for line in body(response).splitlines()]
+
+        self.client.force_login(self.viewer)
+        found = {(r["trace_id"], r["name"], r["annotator"], r["value"]) for r in rows()}
+        self.assertEqual(
+            found,
+            {
+                (self.traces[0].trace_id, "correct", "adm", False),
+                (self.traces[1].trace_id, "correct", "rev", False),
+            },
+        )
+        overridden = rows(include_invalid="on")
+        self.assertEqual(len(overridden), 3)
+        self.assertIn(decision.assessment_id, {r["assessment_id"] for r in overridden})
+        (wide,) = [r for r in rows(shape="wide") if r["trace_id"] == self.traces[1].trace_id]
+        self.assertEqual(wide["correct.count"], 1)
+        self.assertNotIn("rating", wide)
 
 
 class ExportFilterTests(ExportDataMixin, TestCase):

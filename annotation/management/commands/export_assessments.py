@@ -63,6 +63,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         options = ExportOptions(
+            entries=scope.entries,
             format=opts["format"],
             shape=opts["shape"],
             include_inputs=opts["include_inputs"],
