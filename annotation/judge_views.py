@@ -2,6 +2,8 @@
 the queue made from a judge's disagreements (Admins) and the judge–gold pairs download,
 which scripts can call with an API token like the export's."""
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -9,7 +11,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
@@ -23,6 +27,8 @@ from .export_views import login_or_token_required
 from .judge_report import ITEM_CHOICES, PAIR_COLUMNS, JudgeKey
 from .models import EvaluationDataset
 from .queue_forms import PersonChoiceField, annotator_choices
+
+REFUSED_QUEUE_FORM = "judge_queue_form"
 
 
 class JudgeForm(forms.Form):
@@ -122,7 +128,8 @@ def judge_detail(request, experiment_id):
     form = JudgeForm(request.GET)
     if not form.is_valid():
         raise Http404("Name a judge.")
-    return _judge_page(request, experiment, _report_or_404(request, experiment, form.key()))
+    report = _report_or_404(request, experiment, form.key())
+    return _judge_page(request, experiment, report, _refused_queue_form(request, experiment))
 
 
 @require_POST
@@ -135,21 +142,44 @@ def judge_queue(request, experiment_id):
     if not judge.is_valid():
         raise Http404("Name a judge.")
     report = _report_or_404(request, experiment, judge.key(), with_open=True)
-    if not form.is_valid():
-        return _judge_page(request, experiment, report, form)
-    try:
-        queue = judge_report.queue_for_judge(
-            report=report,
-            items=form.cleaned_data["items"],
-            annotators=form.cleaned_data["annotators"],
-            overlap=form.cleaned_data["overlap"],
-            created_by=request.user,
-        )
-    except ValidationError as exc:
-        form.add_error(None, exc)
-        return _judge_page(request, experiment, report, form)
-    messages.success(request, f"Queue '{queue.name}' made with {queue.items.count()} items.")
-    return redirect("annotation:queue-detail", queue.pk)
+    if form.is_valid():
+        try:
+            queue = judge_report.queue_for_judge(
+                report=report,
+                items=form.cleaned_data["items"],
+                annotators=form.cleaned_data["annotators"],
+                overlap=form.cleaned_data["overlap"],
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request, f"Queue '{queue.name}' made with {queue.items.count()} items."
+            )
+            return redirect("annotation:queue-detail", queue.pk)
+    # Back to the judge page (its own address, not this one's), the form filled in as sent.
+    request.session[REFUSED_QUEUE_FORM] = {
+        "experiment": experiment.pk,
+        "data": {key: request.POST.getlist(key) for key in form.fields},
+        "errors": list(form.non_field_errors()),
+    }
+    query = urlencode({"name": report.key.name, "source": report.key.source_id})
+    return redirect(
+        f"{reverse('annotation:judge-detail', args=[experiment.pk])}?{query}#judge-queue"
+    )
+
+
+def _refused_queue_form(request, experiment) -> JudgeQueueForm | None:
+    """The queue form a POST to ``judge_queue`` refused, bound again to show its errors."""
+    refused = request.session.pop(REFUSED_QUEUE_FORM, None)
+    if not refused or refused["experiment"] != experiment.pk:
+        return None
+    form = JudgeQueueForm(MultiValueDict(refused["data"]))
+    if form.is_valid():  # Refused when making the queue, not by the form: say why again.
+        for message in refused["errors"]:
+            form.add_error(None, message)
+    return form if form.errors else None
 
 
 @require_POST

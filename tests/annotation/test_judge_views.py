@@ -117,7 +117,7 @@ class JudgeDetailTests(JudgePagesData, TestCase):
 
 
 class JudgeQueueTests(JudgePagesData, TestCase):
-    def post(self, client=None, **data):
+    def post(self, client=None, follow=False, **data):
         payload = {
             "name": "correct",
             "source": "judge-a",
@@ -126,7 +126,7 @@ class JudgeQueueTests(JudgePagesData, TestCase):
             "overlap": 2,
             **data,
         }
-        return (client or self.client).post(self.queue_url, payload)
+        return (client or self.client).post(self.queue_url, payload, follow=follow)
 
     def test_only_admins_make_queues(self):
         self.assertEqual(self.post().status_code, 302)
@@ -160,16 +160,34 @@ class JudgeQueueTests(JudgePagesData, TestCase):
         self.client.force_login(self.admin)
         judged_item(self.experiment, True, False, (self.rita, self.ravi), source="judge-b")
         LabelSchema.objects.all().delete()
-        response = self.post(source="judge-b")
+        response = self.post(source="judge-b", follow=True)
         self.assertContains(response, "Define a schema named")
         self.assertFalse(Queue.objects.exists())
 
     def test_an_invalid_choice_comes_back_with_its_error(self):
         self.client.force_login(self.admin)
-        response = self.post(annotators=[self.rita.pk])
+        response = self.post(annotators=[self.rita.pk], follow=True)
         self.assertContains(response, "Overlap must be between 1 and the number of annotators")
         self.assertFalse(Queue.objects.exists())
         self.assertEqual(self.post(name="nothing").status_code, 404)
+
+    def test_a_refused_form_goes_back_to_the_judge_page_with_its_errors(self):
+        self.client.force_login(self.admin)
+        response = self.post(annotators=[], overlap=1)
+        page = f"{self.detail_url}?name=correct&source=judge-a#judge-queue"
+        self.assertRedirects(response, page, fetch_redirect_response=False)
+        page = self.client.get(response["Location"])
+        form = page.context["queue_form"]
+        self.assertEqual(form["overlap"].value(), "1")
+        self.assertEqual(form.errors["annotators"], ["This field is required."])
+        self.assertContains(page, 'role="alert"')
+        self.assertContains(page, "The queue was not made</a>: Annotators: This field is required.")
+        self.assertContains(
+            page, 'id="judge-queue" aria-labelledby="judge-queue-title" tabindex="-1" autofocus'
+        )
+        self.assertFalse(Queue.objects.exists())
+        # Shown once: the next visit has a fresh form.
+        self.assertFalse(self.client.get(response["Location"]).context["queue_form"].is_bound)
 
     def test_csrf_is_enforced(self):
         client = Client(enforce_csrf_checks=True)
