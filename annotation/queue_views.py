@@ -294,8 +294,12 @@ def queue_status(request, queue_id):
 @admin_required
 def queue_item_reopen(request, queue_id, position):
     item = get_object_or_404(QueueItem, queue_id=queue_id, position=position)
-    queues.reopen_item(item=item)
-    messages.success(request, f"Item {position} is back with its annotators.")
+    try:
+        queues.reopen_item(item=item)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"Item {position} is back with its annotators.")
     return redirect("annotation:queue-detail", queue_id)
 
 

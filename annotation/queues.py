@@ -602,6 +602,11 @@ def reassign(*, assignment: QueueAssignment, to_user) -> QueueAssignment:
 def reopen_item(*, item: QueueItem) -> QueueItem:
     """Send a finished item back to the people who answered it, to look at it again."""
     item = QueueItem.objects.select_for_update().get(pk=item.pk)
+    if not item.assignments.exists():
+        raise ValidationError(
+            f"Item {item.position} is not handed out yet: there is nothing to reopen.",
+            code="not_handed_out",
+        )
     item.assignments.filter(status=Status.DONE).update(status=Status.ASSIGNED, completed_at=None)
     item.reopened = True
     item.save(update_fields=["reopened"])

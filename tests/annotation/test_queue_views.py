@@ -5,7 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotation import queue_views, queues, services
-from annotation.models import Assessment, LabelSchema, Queue, QueueAssignment
+from annotation.models import Assessment, LabelSchema, Queue, QueueAssignment, QueueItem
 from tests.factories import make_admin, make_experiment, make_reviewer, make_trace, make_viewer
 from traces.models import Trace
 
@@ -378,6 +378,16 @@ class AdminQueuePageTests(QueueViewTestData, TestCase):
         self.client.post(reverse("annotation:queue-item-reopen", args=[self.queue.pk, 2]))
         statuses = QueueAssignment.objects.filter(item__position=2).values_list("status", flat=True)
         self.assertEqual(set(statuses), {Status.ASSIGNED})
+
+    def test_an_item_not_handed_out_has_no_reopen_and_is_refused(self):
+        page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertContains(page, 'aria-label="Reopen item 2"')
+        self.assertNotContains(page, 'aria-label="Reopen item 3"')
+        response = self.client.post(
+            reverse("annotation:queue-item-reopen", args=[self.queue.pk, 3]), follow=True
+        )
+        self.assertContains(response, "Item 3 is not handed out yet: there is nothing to reopen.")
+        self.assertFalse(QueueItem.objects.get(queue=self.queue, position=3).reopened)
 
     def test_reassign_an_unfinished_turn(self):
         carl = make_reviewer(username="carl")
