@@ -175,15 +175,21 @@ class Pace:
 
 
 def pace(assignments) -> Pace:
-    """Pace over ``(status, active_ms)`` pairs of finished and unfinished turns."""
+    """Pace over ``(status, active_ms)`` pairs of finished and unfinished turns.
+
+    Time comes only from turns with active time recorded (the item page's signs of life): a
+    turn with none was not measured, not instant, so it counts toward neither the median
+    nor items per hour; with none measured both are None.
+    """
     done = [ms for status, ms in assignments if status == Status.DONE]
     skipped = sum(1 for status, _ in assignments if status == Status.SKIPPED)
+    timed = [ms for ms in done if ms > 0]
     spent_ms = sum(ms for status, ms in assignments if status != Status.ASSIGNED)
     return Pace(
         answered=len(done),
         skipped=skipped,
-        median_seconds=statistics.median(done) / 1000 if done else None,
-        items_per_hour=len(done) / (spent_ms / 3_600_000) if done and spent_ms else None,
+        median_seconds=statistics.median(timed) / 1000 if timed else None,
+        items_per_hour=len(timed) / (spent_ms / 3_600_000) if timed else None,
     )
 
 

@@ -197,6 +197,15 @@ class PaceTests(QualityTestData, TestCase):
         self.assertAlmostEqual(pace.items_per_hour, 90)
         self.assertAlmostEqual(pace.skip_rate, 0.25)
 
+    def test_turns_without_active_time_are_not_measured(self):
+        untimed = [(Status.DONE, 0), (Status.DONE, 0), (Status.SKIPPED, 0)]
+        pace = quality.pace(untimed)
+        self.assertEqual((pace.answered, pace.median_seconds, pace.items_per_hour), (2, None, None))
+        # One timed answer of 10 s beside untimed ones: 10 s, 360 an hour, not 1,080.
+        pace = quality.pace([*untimed, (Status.DONE, 10_000)])
+        self.assertEqual(pace.median_seconds, 10)
+        self.assertAlmostEqual(pace.items_per_hour, 360)
+
     def test_no_turns_no_figures(self):
         pace = quality.pace([])
         self.assertEqual((pace.median_seconds, pace.items_per_hour, pace.skip_rate), (None,) * 3)
@@ -260,6 +269,26 @@ class QualityViewTests(QualityTestData, TestCase):
         self.assertEqual(len(warnings), 1)
         self.assertIn("bob", warnings[0][:200])
         self.assertContains(response, "3 of 6 control answers")
+
+    def test_the_queue_page_shows_no_pace_for_untimed_assignments(self):
+        """Hand-made rows: answered turns with no active time recorded (and one timed one)."""
+        items = list(self.queue.items.all())
+        for item in items[:3]:
+            QueueAssignment.objects.create(
+                item=item, annotator=self.ann, status=Status.DONE, completed_at=timezone.now()
+            )
+        self.client.force_login(self.admin)
+        url = reverse("annotation:queue-detail", args=[self.queue.pk])
+        page = self.client.get(url)
+        self.assertContains(page, "Pace: median — (no active time recorded)")
+        self.assertNotContains(page, "items per hour")
+        [row] = [row for row in page.context["by_annotator"] if row["progress"].user == self.ann]
+        self.assertEqual((row["pace"].median_seconds, row["pace"].items_per_hour), (None, None))
+        QueueAssignment.objects.create(
+            item=items[3], annotator=self.ann, status=Status.DONE, active_ms=30_000
+        )
+        page = self.client.get(url)
+        self.assertContains(page, "median 30 s of active time per item · 120 items per hour")
 
     def test_the_queue_page_runs_the_same_queries_with_more_control_items(self):
         url = reverse("annotation:queue-detail", args=[self.queue.pk])
