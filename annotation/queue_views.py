@@ -173,6 +173,7 @@ def _admin_context(queue, page) -> dict:
         "pace": overall_pace,
         "controls": queue.items.filter(is_control=True).count(),
         "agreement": queues.queue_agreement(queue),
+        "answers_elsewhere": queues.answers_given_elsewhere(queue),
         "items": items,
         "open_disagreements": sum(1 for d in disagreements if d.decision is None),
         "disagreements": len(disagreements),

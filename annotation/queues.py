@@ -738,6 +738,20 @@ def _labels(queue: Queue):
     return _answers_counted(queue).live()
 
 
+def answers_given_elsewhere(queue: Queue) -> int:
+    """How many of the answers the queue's results count were not given in this queue (on
+    the review page, in another queue, or before this queue existed)."""
+    counts = (
+        _labels(queue)
+        .exclude(metadata__has_key=ADJUDICATION_KEY)
+        .aggregate(
+            counted=Count("pk", distinct=True),
+            here=Count("pk", distinct=True, filter=Q(**{f"metadata__{QUEUE_KEY}": str(queue.pk)})),
+        )
+    )
+    return counts["counted"] - counts["here"]
+
+
 def queue_entries(queue: Queue) -> Q:
     """The assessments a queue's export holds: the answers its results count and its
     decisions, in any state (the export's options choose which states)."""

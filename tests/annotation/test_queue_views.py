@@ -379,6 +379,18 @@ class AdminQueuePageTests(QueueViewTestData, TestCase):
         statuses = QueueAssignment.objects.filter(item__position=2).values_list("status", flat=True)
         self.assertEqual(set(statuses), {Status.ASSIGNED})
 
+    def test_it_says_which_answers_it_counts_and_how_many_came_from_elsewhere(self):
+        url = reverse("annotation:queue-detail", args=[self.queue.pk])
+        page = self.client.get(url)
+        self.assertContains(page, "Counts every answer these annotators gave to this queue's")
+        self.assertEqual(page.context["answers_elsewhere"], 0)
+        self.assertNotContains(page, "not given in this queue")
+        # On the review page, by an annotator (counted) and by someone else (not counted).
+        services.log_feedback(trace=self.traces[2], name="correct", value=True, actor=self.ann)
+        services.log_feedback(trace=self.traces[2], name="correct", value=True, actor=self.outsider)
+        page = self.client.get(url)
+        self.assertContains(page, "1 of the answers counted was not given in this queue.")
+
     def test_an_item_not_handed_out_has_no_reopen_and_is_refused(self):
         page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
         self.assertContains(page, 'aria-label="Reopen item 2"')
