@@ -47,6 +47,15 @@ def test_an_admin_sends_a_judges_open_items_to_people_and_the_figures_move(
         page.get_by_role("heading", name=re.compile("Disagreeing items \\(2\\)"))
     ).to_be_visible()
     page.get_by_label("Items that have no gold value yet").check()
+    # No one ticked: back on the judge page, the error in an alert and the form focused.
+    page.get_by_role("button", name="Make a queue").click()
+    expect(page.get_by_role("alert")).to_contain_text("Annotators: This field is required.")
+    expect(page).to_have_url(
+        re.compile(r"/judges/judge/\?name=correct&source=judge-a#judge-queue$")
+    )
+    expect(page.locator("#judge-queue")).to_be_focused()
+    expect(page.get_by_role("link", name="Queues")).not_to_have_attribute("aria-current", "page")
+    expect(page.get_by_label("Items that have no gold value yet")).to_be_checked()
     page.get_by_label("ann", exact=True).check()
     page.get_by_label("bob", exact=True).check()
     page.get_by_role("button", name="Make a queue").click()
