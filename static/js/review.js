@@ -215,6 +215,18 @@
     return Array.from(document.querySelectorAll("[data-question]"));
   }
 
+  // On a short screen the focused question may sit below the fold; bring it and its
+  // options into view so the keys answer something the reviewer can see.
+  const calm = window.matchMedia("(prefers-reduced-motion: reduce)");
+  function reveal(question) {
+    question.scrollIntoView({ block: "nearest", behavior: calm.matches ? "auto" : "smooth" });
+  }
+
+  function focusQuestion(question) {
+    question.focus({ preventScroll: true });
+    reveal(question);
+  }
+
   function focusedQuestion() {
     const focused = document.activeElement;
     return focused && focused.closest ? focused.closest("[data-question]") : null;
@@ -226,7 +238,7 @@
       if (!all.length) return false;
       const index = all.indexOf(focusedQuestion());
       const next = index < 0 ? (step > 0 ? 0 : all.length - 1) : (index + step + all.length) % all.length;
-      all[next].focus();
+      focusQuestion(all[next]);
     };
   }
 
@@ -241,13 +253,14 @@
       (question && question.querySelector(selector)) || (region && region.querySelector(selector));
     if (!option) return false;
     const target = option.closest("[data-question]");
-    if (target && target !== question) target.focus();
+    if (target && target !== question) target.focus({ preventScroll: true });
+    if (target) reveal(target);
     option.click();
   }
 
   // A queue item opens with its first question focused, ready for a key.
   const firstQuestion = document.querySelector("[data-autofocus-question] [data-question]");
-  if (firstQuestion) firstQuestion.focus({ preventScroll: true });
+  if (firstQuestion) focusQuestion(firstQuestion);
 
   function follow(rel) {
     return function () {
@@ -353,19 +366,20 @@
     // Other regions (the span summary) may settle in between; wait for this one.
     const region = remembered && document.getElementById(remembered.region);
     if (!region || region.classList.contains("htmx-settling")) return;
-    if (document.activeElement !== document.body && document.activeElement.isConnected) {
-      remembered = null;
-      return;
+    // htmx may have put focus back already (same id, without scrolling); else restore it.
+    if (document.activeElement === document.body || !document.activeElement.isConnected) {
+      const question = remembered.question && document.getElementById(remembered.question);
+      const scope = question || region;
+      const again =
+        (remembered.id && document.getElementById(remembered.id)) ||
+        (remembered.key && scope.querySelector('[data-key="' + remembered.key + '"]')) ||
+        question ||
+        region.querySelector("h3");
+      if (again) again.focus({ preventScroll: true });
     }
-    const question = remembered.question && document.getElementById(remembered.question);
-    const scope = question || region;
-    const again =
-      (remembered.id && document.getElementById(remembered.id)) ||
-      (remembered.key && scope.querySelector('[data-key="' + remembered.key + '"]')) ||
-      question ||
-      region.querySelector("h3");
-    if (again) again.focus();
     remembered = null;
+    const answered = focusedQuestion();
+    if (answered) reveal(answered);
   });
 
   document.body.addEventListener("assessment-saved", function () {

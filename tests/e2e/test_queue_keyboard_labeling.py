@@ -109,3 +109,30 @@ def test_a_span_chosen_in_a_queue_item_shows_its_detail_on_screen(page, live_ser
     expect(page.locator("#span-title")).to_be_focused()
     expect(page.locator("#span-title")).to_be_in_viewport()
     assert "/queues/" in page.url
+
+
+def focused_question(page):
+    return page.locator("fieldset[data-question]:focus-within, fieldset[data-question]:focus")
+
+
+def test_on_a_short_screen_the_focused_question_is_scrolled_into_view(
+    page, live_server, login, queue
+):
+    rita = queue.annotators.get()
+    login(page, rita)
+    page.set_viewport_size({"width": 640, "height": 400})
+    page.goto(f"{live_server.url}/queues/")
+    page.get_by_role("button", name="Label").click()
+    page.wait_for_load_state()
+    questions = page.locator("fieldset[data-question]")
+    expect(questions.first).to_be_focused()
+    expect(questions.first).to_be_in_viewport(ratio=1)
+    page.keyboard.press("q")
+    expect(questions.nth(1)).to_be_focused()
+    expect(questions.nth(1)).to_be_in_viewport(ratio=1)
+    page.keyboard.press("Shift+Q")
+    expect(questions.first).to_be_focused()
+    page.evaluate("window.scrollTo(0, 0)")  # scrolled away, the next key brings its question back
+    page.keyboard.press("n")
+    expect(page.get_by_role("radio", name="No", exact=True)).to_be_checked()
+    expect(focused_question(page)).to_be_in_viewport(ratio=1)

@@ -129,3 +129,29 @@ def test_previous_returns_to_a_trace_that_left_the_filtered_list(page, live_serv
     page.keyboard.press("k")
     expect(page.locator("h1")).to_contain_text(first.trace_id)
     expect(page.locator('.trace-nav a[rel="next"]')).to_be_visible()
+
+
+def test_on_a_short_screen_the_question_q_moves_to_is_scrolled_into_view(
+    page, live_server, login, questions
+):
+    trace = make_trace()
+    make_span(trace, name="agent")
+    login(page, make_reviewer())
+    page.set_viewport_size({"width": 640, "height": 400})
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    forms = page.locator("#assessments-trace form[data-question]")
+    page.keyboard.press("q")
+    expect(forms.first).to_be_focused()
+    expect(forms.first).to_be_in_viewport(ratio=1)
+    page.evaluate(
+        "window.scrollTo(0, 0)"
+    )  # scrolled away, saving brings the answered question back
+    page.keyboard.press("y")
+    expect(
+        page.locator("#assessments-trace .assessment-group h4", has_text="grounded")
+    ).to_have_count(1)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("() => document.activeElement.closest('[data-question]')")
+    answered = page.locator("#assessments-trace [data-question]:focus-within")
+    expect(answered).to_be_in_viewport(ratio=1)
