@@ -259,7 +259,7 @@ EXEMPT = {
     "annotation:queue-add-sessions": "POST only: redirects to the queue page (swept)",
     "annotation:queue-item-activity": "POST only: the queue item's heartbeat, no content",
     "annotation:queue-assignments": DOWNLOAD,
-    "annotation:judge-queue": "POST only: redirects to the new queue, or back to the judge page (swept)",
+    "annotation:judge-queue": "POST only: redirects to the new queue, or the judge page (swept)",
     "annotation:judge-dataset": "POST only: redirects to the dataset, or the judge page (swept)",
     "annotation:judge-pairs": DOWNLOAD,
     "annotation:dataset-export": DOWNLOAD,

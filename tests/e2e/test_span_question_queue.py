@@ -61,14 +61,14 @@ def test_a_span_question_queue_is_labeled_by_keys_decided_and_exported(
 
     login(page, admin)
     page.goto(f"{live_server.url}/queues/new/")
-    page.get_by_label("Name:", exact=True).fill("Retrieval relevance")
+    page.get_by_label("Name", exact=True).fill("Retrieval relevance")
     page.get_by_label("These trace ids").check()
-    page.get_by_label("Trace ids:", exact=True).fill(trace.trace_id)
+    page.get_by_label("Trace ids", exact=True).fill(trace.trace_id)
     page.locator("#id_spanq-0-schema").select_option(label="Relevant?")
     page.locator("#id_spanq-0-span_type").fill("RETRIEVER")
     page.get_by_label("ann", exact=True).check()
     page.get_by_label("bob", exact=True).check()
-    page.get_by_label("Overlap:", exact=True).fill("2")
+    page.get_by_label("Overlap", exact=True).fill("2")
     page.get_by_role("button", name="Create queue").click()
     expect(page.get_by_role("heading", name="Retrieval relevance")).to_be_visible()
     queue_url = page.url
