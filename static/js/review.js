@@ -17,6 +17,14 @@
     return group ? group.previousElementSibling : null;
   }
 
+  // Content swapped in a moment ago is wired to htmx only when the swap settles (~20 ms
+  // later); a key in between would follow a link or post a form the plain way and reload
+  // the page. Wiring it first is harmless when htmx already has.
+  function press(element) {
+    if (window.htmx) htmx.process(element.closest("form") || element);
+    element.click();
+  }
+
   function groupOf(item) {
     const next = item.nextElementSibling;
     return next && next.matches('[role="group"]') ? next : null;
@@ -93,7 +101,7 @@
         break;
       case "Enter":
       case " ":
-        item.querySelector(".node-link").click();
+        press(item.querySelector(".node-link"));
         break;
       default:
         return;
@@ -255,7 +263,7 @@
     const target = option.closest("[data-question]");
     if (target && target !== question) target.focus({ preventScroll: true });
     if (target) reveal(target);
-    option.click();
+    press(option);
   }
 
   // A queue item opens with its first question focused, ready for a key.
