@@ -193,6 +193,15 @@ class GoldReadsTests(TestCase):
         for name, answers in values.items():
             for person, value in zip((self.rita, self.ravi, self.rosa), answers, strict=True):
                 answer(agreed, person, value, name=name)
+        # The shortcut for unanimous answers must step aside when one person answered twice,
+        # and keep the rule's oldest-first rationales.
+        answer(agreed, self.rita, "same", name="twice")
+        answer(agreed, self.rita, "same", name="twice")
+        answer(agreed, self.rita, "same", name="alone")
+        answer(agreed, self.rita, "same", name="alone")
+        for person, why in [(self.rosa, "first"), (self.ravi, "second"), (self.rita, "second")]:
+            answer(agreed, person, 3, name="reasons", rationale=why)
+        answer(agreed, self.ravi, "same", name="twice")
         deleted = answer(agreed, self.rosa, True)
         services.delete_assessment(assessment_id=deleted.assessment_id, actor=self.rosa)
         judge(agreed, True)
@@ -211,6 +220,9 @@ class GoldReadsTests(TestCase):
             {"score": 4, "tiny": -0.0, "huge": 1e20, "label": "yes", "tags": values["tags"][0]},
         )
         self.assertNotIn((agreed.pk, None, "correct"), by_rows)
+        self.assertNotIn((agreed.pk, None, "alone"), by_rows)
+        self.assertEqual(by_rows[agreed.pk, None, "twice"].value, "same")
+        self.assertEqual(by_rows[agreed.pk, None, "reasons"].rationale, "first\nsecond")
         self.assertEqual(by_rows[decided.pk, None, "correct"].source, GoldSource.DECISION)
         self.assertEqual(by_rows[overridden.pk, None, "correct"].source, GoldSource.OVERRIDE)
         self.assertNotIn((tied.pk, None, "correct"), by_rows)
