@@ -18,7 +18,6 @@ queue of items without gold all read gold from ``gold_by_question``.
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
@@ -62,8 +61,9 @@ class Entry(NamedTuple):
 _updated = attrgetter("updated")
 
 
-@dataclass(frozen=True)
-class Gold:
+class Gold(NamedTuple):
+    """A question's gold value (a tuple, as tens of thousands are made per report)."""
+
     value: object
     source: GoldSource
     rationale: str

@@ -63,20 +63,21 @@ def same_value(a, b) -> bool:
 @dataclass(slots=True)
 class Pair:
     """One question a judge answered, with its gold value when there is one; ``agrees`` is
-    None without gold."""
+    None without gold. The trace's id and the judge's rationale, which only listed or
+    exported pairs show, are read for those by ``with_details``."""
 
     trace_pk: int
-    trace_id: str
     span_id: str | None
-    assessment_id: str
+    assessment_pk: int
     value: object
-    rationale: str
     version: str
     created: int
     length: int
     state: str
     gold: Gold | None = None
     agrees: bool | None = None
+    trace_id: str = ""
+    rationale: str = ""
 
 
 @dataclass
@@ -169,7 +170,7 @@ class JudgeReport:
 
 
 def _newest_first(pairs) -> list[Pair]:
-    return sorted(pairs, key=lambda p: (-p.created, p.assessment_id))
+    return sorted(pairs, key=lambda p: (-p.created, p.assessment_pk))
 
 
 def _is_number(value) -> bool:
@@ -390,11 +391,9 @@ def _pair_rows(entries):
             "name",
             "source_id",
             "trace_id",
-            "trace__trace_id",
             "span_id",
-            "assessment_id",
+            "id",
             "value_json",
-            "rationale",
             "judge_version",
             "create_time",
             "length",
@@ -424,22 +423,15 @@ def build(
         )
         entries = entries.filter(Exists(people))
     newest: dict[tuple, Pair] = {}
-    for name, source_id, trace_pk, trace_id, span_id, *rest in _pair_rows(entries):
-        assessment_id, value, rationale, version, created, length, state = rest
+    for name, source_id, trace_pk, span_id, pk, value, version, created, *trace in _pair_rows(
+        entries
+    ):
         question = (name, source_id, trace_pk, span_id)
         known = newest.get(question)
         if known is None or known.created < created:
+            length, state = trace
             newest[question] = Pair(
-                trace_pk,
-                trace_id,
-                span_id,
-                assessment_id,
-                loads(value),
-                rationale,
-                version or "",
-                created,
-                length or 0,
-                state,
+                trace_pk, span_id, pk, loads(value), version or "", created, length or 0, state
             )
     names = sorted({judge.name for judge in totals})
     gold = gold_by_question(
@@ -447,17 +439,36 @@ def build(
             queues.hidden_answers_condition(user=user)
         )
     )
-    by_judge: dict[JudgeKey, list[Pair]] = defaultdict(list)
+    by_judge: dict[tuple[str, str], list[Pair]] = defaultdict(list)  # (name, source id)
     for (name, source_id, trace_pk, span_id), pair in newest.items():
         found = gold.get((trace_pk, span_id, name))
         if found is not None:
             pair.gold, pair.agrees = found, same_value(pair.value, found.value)
-        by_judge[JudgeKey(name, source_id)].append(pair)
+        by_judge[name, source_id].append(pair)
     schemas = {s.name: s for s in LabelSchema.objects.filter(name__in=names)}
     return [
-        _report(judge, by_judge[judge], schemas.get(judge.name), totals[judge])
+        _report(
+            judge, by_judge[judge.name, judge.source_id], schemas.get(judge.name), totals[judge]
+        )
         for judge in sorted(totals)
     ]
+
+
+DETAIL_BATCH = 2_000
+
+
+def with_details(pairs: list[Pair]) -> list[Pair]:
+    """``pairs`` (a page's or a batch's worth) with their trace ids and rationales, read in
+    one query."""
+    details = {
+        pk: (trace_id, rationale)
+        for pk, trace_id, rationale in Assessment.objects.filter(
+            pk__in=[pair.assessment_pk for pair in pairs]
+        ).values_list("pk", "trace__trace_id", "rationale")
+    }
+    for pair in pairs:
+        pair.trace_id, pair.rationale = details[pair.assessment_pk]
+    return pairs
 
 
 def _report(
@@ -538,19 +549,25 @@ PAIR_COLUMNS = [
 def pair_records(reports: list[JudgeReport]):
     """One record per judged question that has gold: what alignment tools read."""
     for report in reports:
-        for pair in _newest_first(p for p in report.pairs if p.gold is not None):
-            yield {
-                "trace_id": pair.trace_id,
-                "span_id": pair.span_id,
-                "name": report.key.name,
-                "judge": report.key.source_id,
-                "judge_version": pair.version,
-                "judge_value": pair.value,
-                "judge_value_type": type_name(pair.value),
-                "judge_rationale": pair.rationale,
-                "gold_value": pair.gold.value,
-                "gold_value_type": type_name(pair.gold.value),
-                "gold_source": str(pair.gold.source),
-                "gold_rationale": pair.gold.rationale,
-                "agrees": pair.agrees,
-            }
+        golden = _newest_first(p for p in report.pairs if p.gold is not None)
+        for first in range(0, len(golden), DETAIL_BATCH):
+            yield from _pair_records(report, with_details(golden[first : first + DETAIL_BATCH]))
+
+
+def _pair_records(report: JudgeReport, pairs: list[Pair]):
+    for pair in pairs:
+        yield {
+            "trace_id": pair.trace_id,
+            "span_id": pair.span_id,
+            "name": report.key.name,
+            "judge": report.key.source_id,
+            "judge_version": pair.version,
+            "judge_value": pair.value,
+            "judge_value_type": type_name(pair.value),
+            "judge_rationale": pair.rationale,
+            "gold_value": pair.gold.value,
+            "gold_value_type": type_name(pair.gold.value),
+            "gold_source": str(pair.gold.source),
+            "gold_rationale": pair.gold.rationale,
+            "agrees": pair.agrees,
+        }

@@ -112,7 +112,7 @@ def _judge_page(request, experiment, report, queue_form=None, dataset_form=None)
     context = {
         "experiment": experiment,
         "report": report,
-        "disagreeing": report.disagreeing[: judge_report.MAX_LISTED],
+        "disagreeing": judge_report.with_details(report.disagreeing[: judge_report.MAX_LISTED]),
         "is_admin": is_admin(request.user),
         "version_key": settings.TRACEMARK_JUDGE_VERSION_KEY,
         "queue_form": queue_form or JudgeQueueForm(initial=initial),

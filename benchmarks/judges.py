@@ -20,6 +20,7 @@ average (1, 5, 15 minutes) when it was taken: on a busy machine the figures are 
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -161,6 +162,7 @@ def main() -> None:
     setup_test_environment()
     settings.ALLOWED_HOSTS = ["testserver"]
     experiment = create_rows(args.traces, args.gold)
+    gc.freeze()  # as config/gunicorn.conf.py does in each worker once the app is loaded
     from annotation.models import Assessment
 
     judged = Assessment.objects.filter(trace__experiment=experiment, source_type="LLM_JUDGE")

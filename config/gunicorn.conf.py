@@ -16,6 +16,7 @@ on to every accepted connection, so nothing is needed here; benchmarks/api.py ch
 timing small requests on one kept-alive connection.
 """
 
+import gc
 import multiprocessing
 import os
 
@@ -27,3 +28,10 @@ keepalive = 30
 # Recycle workers now and then so a slow leak or fragmentation cannot grow without bound.
 max_requests = 20_000
 max_requests_jitter = 2_000
+
+
+def post_worker_init(worker):
+    """Move everything loaded so far (Django, the app, their modules) out of the collector's
+    sight: a request that makes tens of thousands of objects (a judge report, an export)
+    then triggers full collections that walk only its own objects, not the whole process."""
+    gc.freeze()
