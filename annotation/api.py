@@ -19,7 +19,7 @@ from traces.validation import check_text, parse_id
 
 from . import serializers, services
 from .models import Assessment, Kind, SourceType
-from .queues import hidden_answers_condition
+from .queues import hidden_answers_condition, hides
 
 _KINDS = ("feedback", "expectation", "issue")
 MAX_SEARCH_RESULTS = 500
@@ -53,17 +53,15 @@ def _get_trace(user, trace_id: str) -> tuple:
 
 def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
     """The live assessment, unless it is not there for the caller (a blind queue hides it)."""
-    try:
-        return (
-            Assessment.objects.live()
-            .exclude(hidden_answers_condition(user=user))
-            .select_related("overrides")
-            .get(assessment_id=assessment_id, trace__trace_id=trace_id)
-        )
-    except Assessment.DoesNotExist:
-        raise not_found(
-            f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
-        ) from None
+    found = (
+        Assessment.objects.live()
+        .select_related("overrides")
+        .filter(assessment_id=assessment_id, trace__trace_id=trace_id)
+        .first()
+    )
+    if found is None or hides(found, user=user):
+        raise not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+    return found
 
 
 # -- traces --------------------------------------------------------------------------------

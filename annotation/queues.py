@@ -42,12 +42,14 @@ Invariants it owns:
   see everything.
 """
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -531,18 +533,50 @@ def hidden_answers_condition(*, user) -> Q:
     (through settings.TRACEMARK_HIDDEN_ANSWERS, since traces cannot import annotation), the
     experiment overview, the exports, and the API's reads and search filters. It adds no
     query of its own: the hidden entries' ids are an uncorrelated subquery, which the
-    database evaluates once (and estimates as cheap) rather than once per row."""
-    hidden = (
-        Assessment.objects.filter(
-            source_type=SourceType.HUMAN,
-            trace__queue_items__in=_blind_items(user),
-            name=F("trace__queue_items__queue__schemas__name"),
-        )
-        .exclude(annotator_id=user.pk)
-        .order_by()
-        .values("pk")
-    )
-    return Q(pk__in=hidden)
+    database evaluates once (and estimates as cheap) rather than once per row.
+
+    The subquery is written out (``_hidden_sql``, the same rule as ``_blind_items`` and
+    ``hidden_answers``): built through the ORM it took ~2 ms of Python and ~2 ms of planning
+    on every API read, most of a small request's time."""
+    if user.pk is None:
+        return Q(pk__in=[])
+    params = [SourceType.HUMAN, user.pk, True, Queue.Status.OPEN, user.pk, user.pk, Status.DONE]
+    return Q(pk__in=RawSQL(_hidden_sql(), params))  # noqa: S611 (every value is a parameter)
+
+
+def hides(assessment: Assessment, *, user) -> bool:
+    """Whether a blind queue hides this one assessment from ``user``. Only someone else's
+    human answer can be hidden, so the person's own entries and judges' cost no query."""
+    if assessment.source_type != SourceType.HUMAN or assessment.annotator_id == user.pk:
+        return False
+    return Assessment.objects.filter(hidden_answers_condition(user=user), pk=assessment.pk).exists()
+
+
+@functools.cache
+def _hidden_sql() -> str:
+    """Others' human answers to an open blind queue's questions on its items, for a person
+    who annotates the queue and has not finished the item."""
+    tables = {
+        "assessment": Assessment._meta.db_table,
+        "item": QueueItem._meta.db_table,
+        "queue": Queue._meta.db_table,
+        "annotators": Queue.annotators.through._meta.db_table,
+        "schemas": Queue.schemas.through._meta.db_table,
+        "schema": LabelSchema._meta.db_table,
+        "assignment": QueueAssignment._meta.db_table,
+    }
+    return (  # noqa: S608 (only the models' table names are put in the text)
+        "SELECT h.id FROM {assessment} h"
+        " JOIN {item} i ON i.trace_id = h.trace_id"
+        " JOIN {queue} q ON q.id = i.queue_id"
+        " JOIN {annotators} qa ON qa.queue_id = q.id"
+        " JOIN {schemas} qs ON qs.queue_id = q.id"
+        " JOIN {schema} s ON s.id = qs.labelschema_id AND s.name = h.name"
+        " WHERE h.source_type = %s AND (h.annotator_id IS NULL OR h.annotator_id <> %s)"
+        " AND q.blind = %s AND q.status = %s AND qa.user_id = %s"
+        " AND NOT EXISTS (SELECT 1 FROM {assignment} d"
+        " WHERE d.item_id = i.id AND d.annotator_id = %s AND d.status = %s)"
+    ).format(**tables)
 
 
 def others_answers(*, item: QueueItem, user) -> list[Assessment]:

@@ -193,6 +193,16 @@ class BlindQueueTests(TestCase):
         app = make_reviewer(username="judge-app")
         self.assertContains(api_client(app).get(url), "ANN-TRACE-ANSWER")
 
+    def test_hides_reads_one_answer_and_asks_only_about_others_human_answers(self):
+        judge = Assessment.objects.get(rationale="JUDGE-ANSWER")
+        with self.assertNumQueries(0):
+            self.assertFalse(queues.hides(judge, user=self.bob))
+            self.assertFalse(queues.hides(self.anns, user=self.ann))
+        self.assertTrue(queues.hides(self.anns, user=self.bob))
+        self.assertFalse(queues.hides(self.anns, user=self.cy))  # not a member
+        elsewhere = Assessment.objects.get(rationale="ANN-ELSEWHERE")
+        self.assertFalse(queues.hides(elsewhere, user=self.bob))
+
     def list_badges(self, **params):
         """The trace list's badges on the queue's trace, as name → (up, down, count)."""
         response = self.client.get(reverse("traces:list"), params)

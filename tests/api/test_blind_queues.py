@@ -2,6 +2,7 @@
 token, gets none of the answers the queue hides from them; an app's token gets them all."""
 
 import pytest
+from mlflow.entities import Feedback
 from mlflow.exceptions import MlflowException
 
 from accounts.tokens import create_token
@@ -70,9 +71,17 @@ def test_a_members_token_gets_no_hidden_answer_anywhere(use_token, blind_queue):
         locations=experiment, filter_string="feedback.helpful = 'false'", return_type="list"
     )
     assert found == []
-    with pytest.raises(MlflowException) as missing:
-        mlflow.get_assessment(second, blind_queue["answer_id"])
-    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    answer_id = blind_queue["answer_id"]
+    for touch in (
+        lambda: mlflow.get_assessment(second, answer_id),
+        lambda: mlflow.update_assessment(second, answer_id, Feedback(name="helpful", value=True)),
+        lambda: mlflow.override_feedback(trace_id=second, assessment_id=answer_id, value=True),
+        lambda: mlflow.delete_assessment(second, answer_id),
+    ):
+        with pytest.raises(MlflowException) as missing:
+            touch()
+        assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert Assessment.objects.get(assessment_id=answer_id).value is False
 
 
 def test_an_apps_token_gets_every_answer(use_token, blind_queue):
