@@ -77,6 +77,11 @@ class AssessmentQuerySet(models.QuerySet):
 class Assessment(models.Model):
     assessment_id = models.CharField(max_length=64, unique=True, default=new_assessment_id)
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="assessments")
+    # The trace's experiment, kept beside it so that the trace list can ask how much of a
+    # feedback an experiment holds without visiting its traces (traces.feedback).
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     span_id = models.CharField(max_length=16, null=True, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=255)
@@ -126,6 +131,11 @@ class Assessment(models.Model):
                 fields=["trace", "name"],
                 condition=Q(source_type=SourceType.HUMAN, deleted_at__isnull=True),
                 name="assessment_live_human_idx",
+            ),
+            models.Index(
+                fields=["experiment", "name"],
+                condition=Q(kind=Kind.FEEDBACK, valid=True, deleted_at__isnull=True),
+                name="assessment_live_feedback_idx",
             ),
         ]
         constraints = [

@@ -293,12 +293,14 @@ def _insert(
         if must_have_span and not trace.spans.filter(span_id=span_id).exists():
             raise _unknown_span(span_id, trace.trace_id)
         assessment.trace = trace
+        assessment.experiment_id = trace.experiment_id
     else:
         # The trace's key comes from the insert's own subquery; NULL when it is not there.
         target = Trace.objects.filter(trace_id=trace)
         if must_have_span:
             target = target.filter(spans__span_id=span_id)
         assessment.trace_id = Subquery(target.order_by().values("pk"))
+        assessment.experiment_id = Subquery(target.order_by().values("experiment_id"))
     _check_one_per_annotator(assessment, _check_schema(assessment), trace)
     _store(assessment)
     _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
@@ -401,7 +403,9 @@ def _store(assessment: Assessment) -> None:
         assessment.save()
     except IntegrityError as exc:
         text = str(exc)
-        if not isinstance(assessment.trace_id, int) and "trace_id" in text:
+        if not isinstance(assessment.trace_id, int) and any(
+            column in text for column in ("trace_id", "experiment_id")
+        ):
             raise _NoTarget from None  # the NOT NULL of a trace the subquery did not find
         for constraint, message in _DUPLICATES.items():
             if constraint in text or _SQLITE_COLUMNS.get(constraint, constraint) in text:

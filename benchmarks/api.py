@@ -272,6 +272,7 @@ def bulk_load(experiment, count: int, annotator) -> None:
             Assessment.objects.bulk_create(
                 Assessment(
                     trace=trace,
+                    experiment_id=trace.experiment_id,
                     kind=Kind.FEEDBACK,
                     name="correct",
                     value=n % 3 != 0,

@@ -123,6 +123,7 @@ def create_rows(assessments: int) -> None:
                     rows.append(
                         Assessment(
                             trace=trace,
+                            experiment_id=trace.experiment_id,
                             kind=Kind.FEEDBACK,
                             name=name,
                             value=value,

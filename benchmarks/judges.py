@@ -97,6 +97,7 @@ def create_rows(traces_wanted: int, gold: int):
                     rows.append(
                         Assessment(
                             trace=trace,
+                            experiment_id=trace.experiment_id,
                             kind=Kind.FEEDBACK,
                             name="correct",
                             value=value,
@@ -113,6 +114,7 @@ def create_rows(traces_wanted: int, gold: int):
                         rows.append(
                             Assessment(
                                 trace=trace,
+                                experiment_id=trace.experiment_id,
                                 kind=Kind.FEEDBACK,
                                 name="correct",
                                 value=truth,

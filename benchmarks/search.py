@@ -227,6 +227,7 @@ def create_rows(count: int = TRACES) -> None:
                 feedback.append(
                     Assessment(
                         trace=trace,
+                        experiment_id=trace.experiment_id,
                         kind=Kind.FEEDBACK,
                         name="is_correct",
                         value=rng.random() < 0.7,
@@ -238,6 +239,7 @@ def create_rows(count: int = TRACES) -> None:
                 feedback.append(
                     Assessment(
                         trace=trace,
+                        experiment_id=trace.experiment_id,
                         kind=Kind.FEEDBACK,
                         name="score",
                         value=round(rng.random(), 2),

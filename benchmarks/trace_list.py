@@ -157,10 +157,10 @@ def create_rows(traces: int) -> None:
 
     with transaction.atomic():
         copy_rows(Trace, trace_rows())
-    pks = list(Trace.objects.order_by("pk").values_list("pk", "request_time"))
+    pks = list(Trace.objects.order_by("pk").values_list("pk", "request_time", "experiment_id"))
 
     def assessment_rows():
-        for pk, request_time in pks[::10]:
+        for pk, request_time, experiment_id in pks[::10]:
             for name, value, source in [
                 ("thumbs", rng.random() < 0.7, SourceType.HUMAN),
                 ("rating", rng.randrange(1, 6), SourceType.LLM_JUDGE),
@@ -168,6 +168,7 @@ def create_rows(traces: int) -> None:
                 yield {
                     "assessment_id": f"a-{pk}-{name}",
                     "trace_id": pk,
+                    "experiment_id": experiment_id,
                     "kind": Kind.FEEDBACK,
                     "name": name,
                     "value": value,
@@ -203,6 +204,7 @@ def cases() -> list[tuple[str, dict, bool]]:
         ("since a month ago", {"since": "2024-10-15T00:00"}, True),
         ("has feedback thumbs", {"feedback": "thumbs"}, True),
         ("thumbs = true, exp.", {"feedback": "thumbs=true", "experiment": experiment}, True),
+        ("reviewed by me", {"reviewed": "me"}, True),
         ("reviewed by me: not", {"reviewed": "not-me"}, True),
         ("text search (unindexed)", {"q": "case 4242?"}, True),
     ]

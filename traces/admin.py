@@ -16,7 +16,8 @@ class TraceAdmin(admin.ModelAdmin):
     search_fields = ["trace_id", "client_request_id", "user", "session"]
     list_select_related = ["experiment"]
     show_full_result_count = False
-    readonly_fields = ["span_count", "span_bytes"]
+    # A trace's experiment is fixed here: its assessments keep a copy of it (traces.feedback).
+    readonly_fields = ["experiment", "span_count", "span_bytes"]
 
 
 @admin.register(Span)

@@ -64,21 +64,48 @@ def value_candidates(text: str) -> list:
     return candidates
 
 
-def has_feedback(name: str, value: str | None = None, *, user) -> Exists:
-    """An Exists() on Trace rows: current feedback ``name`` that ``user`` may see, with
-    ``value`` when given; a hidden answer must not be found by filtering on it either."""
-    feedback = visible_feedback(user).filter(trace=OuterRef("pk"), name=name)
+# How many matching assessments the feedback filters collect before they leave the search
+# to the database (see narrowed_to).
+COLLECT_AT_MOST = 1000
+
+
+def narrowed_to(matching) -> Q | Exists:
+    """A condition on Trace rows: the trace has one of the ``matching`` assessments.
+
+    Where those are few, their traces are collected first and looked up by key. Where they
+    are many, an EXISTS lets PostgreSQL walk the list's index and stop at a page of
+    matches. PostgreSQL cannot tell the two apart by itself: it plans the EXISTS expecting
+    matches spread evenly, and where there are none (an experiment without that feedback,
+    a person who reviewed little) it would check every trace, seconds at a million.
+    """
+    collected = list(matching.order_by().values_list("trace_id", flat=True)[: COLLECT_AT_MOST + 1])
+    if len(collected) <= COLLECT_AT_MOST:
+        return Q(pk__in=collected)
+    return Exists(matching.filter(trace=OuterRef("pk")))
+
+
+def has_feedback(name: str, value: str | None = None, *, user, experiment=None) -> Q | Exists:
+    """A condition on Trace rows: current feedback ``name`` that ``user`` may see, with
+    ``value`` when given; a hidden answer must not be found by filtering on it either.
+    ``experiment``, when the list is narrowed to one, bounds what is collected
+    (assessment_live_feedback_idx)."""
+    feedback = visible_feedback(user).filter(name=name)
     if value is not None:
         matches = Q()
         for candidate in value_candidates(value):
             matches |= Q(value=candidate)
         feedback = feedback.filter(matches)
-    return Exists(feedback)
+    if experiment is not None:
+        feedback = feedback.filter(experiment=experiment)
+    return narrowed_to(feedback)
 
 
-def reviewed_by(user) -> Exists:
-    """An Exists() on Trace rows: ``user`` has a live assessment (any kind) on the trace."""
-    return Exists(assessments().filter(trace=OuterRef("pk"), annotator=user, deleted_at=None))
+def reviewed_by(user, *, experiment=None) -> Q | Exists:
+    """A condition on Trace rows: ``user`` has a live assessment (any kind) on the trace."""
+    mine = assessments().filter(annotator=user, deleted_at=None)
+    if experiment is not None:
+        mine = mine.filter(experiment=experiment)
+    return narrowed_to(mine)
 
 
 @dataclass

@@ -128,11 +128,19 @@ class TraceFilter(django_filters.FilterSet):
         return queryset.filter(JSONHasString("trace_metadata", *value))
 
     def filter_feedback(self, queryset, name, value):
-        return queryset.filter(feedback.has_feedback(*value, user=self.request.user))
+        condition = feedback.has_feedback(
+            *value, user=self.request.user, experiment=self._experiment
+        )
+        return queryset.filter(condition)
 
     def filter_reviewed(self, queryset, name, value):
-        mine = feedback.reviewed_by(self.request.user)
+        mine = feedback.reviewed_by(self.request.user, experiment=self._experiment)
         return queryset.filter(mine if value == "me" else ~mine)
+
+    @property
+    def _experiment(self):
+        """The experiment the list is narrowed to, or None."""
+        return self.form.cleaned_data.get("experiment")
 
     def filter_sort(self, queryset, name, value):
         # Ordering belongs to keyset pagination; the field only validates the choice.

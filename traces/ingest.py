@@ -749,6 +749,9 @@ def start_trace(info: TraceInfo) -> tuple[Trace, bool]:
             new = Trace(trace_id=info.trace_id, experiment=experiment, request_time=0)
             Trace.objects.bulk_create([new], ignore_conflicts=True)
             trace = _lock([info.trace_id])[info.trace_id]
+        else:
+            # Assessments keep their trace's experiment beside it (see traces.feedback).
+            trace.assessments.update(experiment=experiment)
         trace.experiment = experiment
     first = INFO_FINALIZED not in trace.trace_metadata
     trace.request_time = info.request_time

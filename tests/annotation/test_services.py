@@ -49,6 +49,14 @@ class LogFeedbackTests(TestCase):
         self.assertTrue(feedback.assessment_id.startswith("a-"))
         self.assertEqual(len(feedback.assessment_id), 34)
 
+    def test_it_names_the_traces_experiment_given_the_trace_or_its_id(self):
+        by_trace = services.log_feedback(trace=self.trace, name="a", value=1)
+        by_id = services.log_feedback(
+            trace=self.trace.trace_id, name="b", value=1, span_id=self.span.span_id
+        )
+        self.assertEqual(reload(by_trace).experiment_id, self.trace.experiment_id)
+        self.assertEqual(reload(by_id).experiment_id, self.trace.experiment_id)
+
     def test_values_keep_their_json_type(self):
         cases = [True, False, 1, 1.5, 0, "1", "", [1, "a", None, True], {"a": {"b": [1.0, 2]}}]
         for value in cases:

@@ -3,7 +3,8 @@
 import json
 
 from annotation.models import Assessment
-from tests.api.test_endpoints import CHILD, ROOT, TRACE_ID, ApiTestCase, otlp
+from tests.api.test_endpoints import CHILD, ROOT, TRACE_ID, ApiTestCase, otlp, trace_info
+from tests.factories import make_experiment
 from traces.models import Trace
 
 
@@ -112,3 +113,21 @@ class TraceIdTests(ApiTestCase):
             self.assertEqual(response.status_code, 400, trace_id)
             self.assertEqual(response.json()["error_code"], "INVALID_PARAMETER_VALUE")
         self.assertFalse(Trace.objects.exists())
+
+
+class TraceMovesTests(ApiTestCase):
+    def test_assessments_follow_their_trace_to_the_experiment_start_trace_names(self):
+        other = make_experiment("api-other")
+        self.start_trace(assessments=[_feedback("on-trace")])
+        self.assertEqual(Assessment.objects.get(name="on-trace").experiment, self.experiment)
+
+        moved = trace_info(other.pk)
+        response = self.api.post(
+            "/api/3.0/mlflow/traces",
+            {"trace": {"trace_info": moved}},
+            content_type="application/json",
+        )
+
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(Trace.objects.get(trace_id=TRACE_ID).experiment, other)
+        self.assertEqual(Assessment.objects.get(name="on-trace").experiment, other)

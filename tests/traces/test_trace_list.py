@@ -1,12 +1,14 @@
 import html
 import json
 import re
+from unittest import mock
 
 from django.test import TestCase
 from django.urls import reverse
 
 from annotation import services
 from tests.factories import make_experiment, make_reviewer, make_trace, make_viewer
+from traces import feedback
 from traces.models import Trace
 from traces.pagination import DEFAULT_SORT, PAGE_SIZE, keyset_page
 
@@ -278,6 +280,13 @@ class TraceListFilterTests(TestCase):
         self.assertListed({"reviewed": "me"}, [self.a])
         self.assertListed({"reviewed": "not-me"}, [self.b, self.c])
 
+    def test_feedback_filters_within_an_experiment(self):
+        experiment = self.other_experiment.pk
+        self.assertListed({"feedback": "quality=4", "experiment": experiment}, [self.c])
+        self.assertListed({"feedback": "helpful", "experiment": experiment}, [])
+        self.assertListed({"reviewed": "me", "experiment": experiment}, [])
+        self.assertListed({"reviewed": "not-me", "experiment": experiment}, [self.c])
+
     def test_text_search_in_request_and_response(self):
         self.assertListed({"q": "password"}, [self.a, self.c])
         self.assertListed({"q": "TIMEOUT"}, [self.b])
@@ -302,6 +311,17 @@ class TraceListFilterTests(TestCase):
         response = self.client.get(LIST, {"sort": "size"})
         self.assertEqual(trace_ids(response)[0], self.c.trace_id)
         self.assertContains(response, "Select a valid choice")
+
+
+class SearchedFeedbackFilterTests(TraceListFilterTests):
+    """The same filters where matching feedback is too common to collect first: the list
+    then asks the database with an EXISTS (traces.feedback.narrowed_to)."""
+
+    def setUp(self):
+        super().setUp()
+        patcher = mock.patch.object(feedback, "COLLECT_AT_MOST", 0)
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
 
 class TraceListPaginationTests(TestCase):
@@ -381,11 +401,12 @@ class TraceListPaginationTests(TestCase):
 
 
 class TraceListQueryCountTests(TestCase):
-    """Session, user, role, the rows, the bounded count, the badges (and on the full page
-    the experiment choices): the same for one row as for a full page."""
+    """Session, user, role, one per feedback filter (how common its matches are), the rows,
+    the bounded count, the badges (and on the full page the experiment choices): the same
+    for one row as for a full page."""
 
-    FULL_PAGE_QUERIES = 7
-    PARTIAL_QUERIES = 6
+    FULL_PAGE_QUERIES = 9
+    PARTIAL_QUERIES = 8
 
     @classmethod
     def setUpTestData(cls):
