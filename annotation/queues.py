@@ -536,8 +536,8 @@ def hidden_answers_condition(*, user) -> Q:
     database evaluates once (and estimates as cheap) rather than once per row.
 
     The subquery is written out (``_hidden_sql``, the same rule as ``_blind_items`` and
-    ``hidden_answers``): built through the ORM it took ~2 ms of Python and ~2 ms of planning
-    on every API read, most of a small request's time."""
+    ``hidden_answers``): built through the ORM it took ~2 ms of Python and, as one join of
+    seven tables, 5-9 ms of planning on every API read, most of a small request's time."""
     if user.pk is None:
         return Q(pk__in=[])
     params = [SourceType.HUMAN, user.pk, True, Queue.Status.OPEN, user.pk, user.pk, Status.DONE]
@@ -565,15 +565,17 @@ def _hidden_sql() -> str:
         "schema": LabelSchema._meta.db_table,
         "assignment": QueueAssignment._meta.db_table,
     }
+    # The queues and the schema names are subqueries rather than joins, so the planner
+    # weighs three tables at a time, not seven: ~1 ms of planning instead of 5-9 on every
+    # read that hides answers, for the same rows.
     return (  # noqa: S608 (only the models' table names are put in the text)
         "SELECT h.id FROM {assessment} h"
         " JOIN {item} i ON i.trace_id = h.trace_id"
-        " JOIN {queue} q ON q.id = i.queue_id"
-        " JOIN {annotators} qa ON qa.queue_id = q.id"
-        " JOIN {schemas} qs ON qs.queue_id = q.id"
-        " JOIN {schema} s ON s.id = qs.labelschema_id AND s.name = h.name"
         " WHERE h.source_type = %s AND (h.annotator_id IS NULL OR h.annotator_id <> %s)"
-        " AND q.blind = %s AND q.status = %s AND qa.user_id = %s"
+        " AND i.queue_id IN (SELECT q.id FROM {queue} q JOIN {annotators} qa"
+        " ON qa.queue_id = q.id WHERE q.blind = %s AND q.status = %s AND qa.user_id = %s)"
+        " AND EXISTS (SELECT 1 FROM {schemas} qs JOIN {schema} s ON s.id = qs.labelschema_id"
+        " WHERE qs.queue_id = i.queue_id AND s.name = h.name)"
         " AND NOT EXISTS (SELECT 1 FROM {assignment} d"
         " WHERE d.item_id = i.id AND d.annotator_id = %s AND d.status = %s)"
     ).format(**tables)
