@@ -7,6 +7,7 @@ too: what a blind queue hides from them (``queues.hidden_answers_condition``) is
 """
 
 import json
+from collections.abc import Callable
 
 from django.db import DataError, transaction
 
@@ -51,6 +52,10 @@ def _get_trace(user, trace_id: str) -> tuple:
     return trace, serializers.live_assessments([trace], user=user)[trace.id]
 
 
+def _assessment_not_found(trace_id: str, assessment_id: str) -> ApiError:
+    return not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+
+
 def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
     """The live assessment, unless it is not there for the caller (a blind queue hides it)."""
     found = (
@@ -60,8 +65,21 @@ def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
         .first()
     )
     if found is None or hides(found, user=user):
-        raise not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+        raise _assessment_not_found(trace_id, assessment_id)
     return found
+
+
+def _there_for(user, trace_id: str, kind: str | None = None) -> Callable[[Assessment], None]:
+    """The services' check of the locked entry a write names: on the URL's trace, not
+    hidden from ``user`` (as _get_assessment reads it) and, when given, of ``kind``."""
+
+    def check(assessment: Assessment) -> None:
+        if assessment.trace.trace_id != trace_id or hides(assessment, user=user):
+            raise _assessment_not_found(trace_id, assessment.assessment_id)
+        if kind is not None and assessment.kind != kind:
+            raise ApiError(f"Assessment '{assessment.assessment_id}' is not {_article(kind)}.")
+
+    return check
 
 
 # -- traces --------------------------------------------------------------------------------
@@ -247,14 +265,14 @@ def _create(user, trace: Trace | str, data, *, span_may_follow: bool = False) ->
         if "feedback" not in data:
             raise ApiError("Only feedback can override another assessment.")
         trace_id = trace.trace_id if isinstance(trace, Trace) else trace
-        _get_assessment(user, trace_id, overrides)
         value, _ = serializers.feedback_fields(data["feedback"])
+        check = _there_for(user, trace_id)
         try:
-            return services.override_feedback(assessment_id=overrides, value=value, **common)
+            return services.override_feedback(
+                assessment_id=overrides, value=value, check=check, **common
+            )
         except Assessment.DoesNotExist:
-            raise not_found(
-                f"Assessment with ID '{overrides}' not found for trace '{trace_id}'"
-            ) from None
+            raise _assessment_not_found(trace_id, overrides) from None
     common["span_id"] = _optional_text(data, "span_id", max_length=SPAN_ID_LENGTH) or None
     common["span_may_follow"] = span_may_follow
     if "feedback" in data:
@@ -287,8 +305,8 @@ def assessment_update(request, trace_id, assessment_id):
     params = Params.of(request)
     data = params.dict("assessment", required=True)
     paths = _mask_paths(params)
-    current = _get_assessment(request.user, trace_id, assessment_id)
     changes = {}
+    kind = None
     for path in paths:
         field = _MASK_PATHS.get(path)
         if field is None:
@@ -296,8 +314,9 @@ def assessment_update(request, trace_id, assessment_id):
         if field == "assessment_name":
             changes["name"] = data.get("assessment_name")
         elif field in ("feedback", "expectation"):
-            if current.kind != field:
-                raise ApiError(f"Assessment '{assessment_id}' is not {_article(field)}.")
+            if kind not in (None, field):
+                raise ApiError("An assessment is either a feedback or an expectation.")
+            kind = field
             message = data.get(field) or {}
             if field == Kind.FEEDBACK:
                 changes["value"], changes["error"] = serializers.feedback_fields(message)
@@ -307,14 +326,13 @@ def assessment_update(request, trace_id, assessment_id):
             changes["rationale"] = _optional_text(data, "rationale")
         else:
             changes["metadata"] = data.get("metadata") or {}
+    check = _there_for(request.user, trace_id, kind)
     try:
         updated = services.update_assessment(
-            assessment_id=assessment_id, actor=request.user, **changes
+            assessment_id=assessment_id, actor=request.user, check=check, **changes
         )
     except Assessment.DoesNotExist:
-        raise not_found(
-            f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
-        ) from None
+        raise _assessment_not_found(trace_id, assessment_id) from None
     return json_response({"assessment": serializers.saved_assessment(updated, trace_id)})
 
 
@@ -336,11 +354,9 @@ def _mask_paths(params: Params) -> list[str]:
 
 @api_view(write=True)
 def assessment_delete(request, trace_id, assessment_id):
-    _get_assessment(request.user, trace_id, assessment_id)
+    check = _there_for(request.user, trace_id)
     try:
-        services.delete_assessment(assessment_id=assessment_id, actor=request.user)
+        services.delete_assessment(assessment_id=assessment_id, actor=request.user, check=check)
     except Assessment.DoesNotExist:
-        raise not_found(
-            f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
-        ) from None
+        raise _assessment_not_found(trace_id, assessment_id) from None
     return json_response({})

@@ -30,6 +30,8 @@ Invariants it owns:
 Events: callers in the UI emit the ``assessment-saved`` htmx event after a successful write.
 """
 
+from collections.abc import Callable
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Subquery
@@ -104,6 +106,9 @@ class _Unset:
 
 UNSET = _Unset()
 
+# A test of the locked assessment that raises to refuse it (see _lock).
+Check = Callable[[Assessment], None]
+
 
 def log_feedback(
     *, trace: Trace | str, name: str, value=None, error: dict | None = None, **fields
@@ -134,13 +139,16 @@ def override_feedback(
     value,
     name: str | None = None,
     expected_version: int | None = None,
+    check: Check | None = None,
     **fields,
 ) -> Assessment:
     """Replace a feedback (typically an LLM judge's) with a new one; the old one turns invalid.
 
-    The new feedback keeps the old one's target; ``fields`` as in ``_create``.
+    The new feedback keeps the old one's target; ``fields`` as in ``_create``, ``check`` as
+    in ``_lock``.
     """
-    old = _lock(assessment_id, expected_version, actor=fields.get("actor"), action=OVERRIDE)
+    actor = fields.get("actor")
+    old = _lock(assessment_id, expected_version, actor=actor, action=OVERRIDE, check=check)
     if old.kind != Kind.FEEDBACK:
         raise ValidationError("Only feedback can be overridden.", code="wrong_kind")
     if old.overridden_by.filter(deleted_at__isnull=True).exists():
@@ -173,9 +181,11 @@ def update_assessment(
     rationale=UNSET,
     metadata=UNSET,
     error=UNSET,
+    check: Check | None = None,
 ) -> Assessment:
-    """Change the given fields of a live assessment; unspecified fields stay as they are."""
-    assessment = _lock(assessment_id, expected_version, actor=actor, action=UPDATE)
+    """Change the given fields of a live assessment; unspecified fields stay as they are.
+    ``check`` as in ``_lock``."""
+    assessment = _lock(assessment_id, expected_version, actor=actor, action=UPDATE, check=check)
     if name is not UNSET:
         assessment.name = check_name(name)
     if value is not UNSET:
@@ -199,9 +209,11 @@ def delete_assessment(
     actor=None,
     actor_label: str = "",
     expected_version: int | None = None,
+    check: Check | None = None,
 ) -> Assessment:
-    """Hide an assessment (soft delete); its history stays and ``restore`` undoes it."""
-    assessment = _lock(assessment_id, expected_version, actor=actor, action=DELETE)
+    """Hide an assessment (soft delete); its history stays and ``restore`` undoes it.
+    ``check`` as in ``_lock``."""
+    assessment = _lock(assessment_id, expected_version, actor=actor, action=DELETE, check=check)
     assessment.deleted_at = timezone.now()
     _save(assessment, Action.DELETE, actor, actor_label)
     if assessment.overrides_id:
@@ -308,15 +320,28 @@ def _insert(
 
 
 def _lock(
-    assessment_id: str, expected_version: int | None, *, actor, action: str, deleted=False
+    assessment_id: str,
+    expected_version: int | None,
+    *,
+    actor,
+    action: str,
+    deleted=False,
+    check: Check | None = None,
 ) -> Assessment:
     """Fetch and row-lock an assessment the actor may ``action``; raise
-    Assessment.DoesNotExist, a ``permission_denied`` ValidationError, or ConflictError."""
+    Assessment.DoesNotExist, a ``permission_denied`` ValidationError, or ConflictError.
+
+    ``check`` sees the locked row (its trace loaded) before anything else is decided and
+    may raise to refuse it: the API's test that the entry is on the trace the URL names
+    and not hidden from the caller, made without a read of its own.
+    """
     assessment = (
         Assessment.objects.select_for_update(of=("self",))
         .select_related("trace", "overrides")
         .get(assessment_id=assessment_id, deleted_at__isnull=not deleted)
     )
+    if check is not None:
+        check(assessment)
     _check_permitted(actor, action, assessment)
     if expected_version is not None and assessment.version != expected_version:
         raise ConflictError(assessment, expected_version)

@@ -331,6 +331,74 @@ class AssessmentWriteTests(ApiTestCase):
         self.assertEqual((created.value, created.annotator, created.version), (4, self.user, 1))
         self.assertEqual((created.trace, created.revisions.get().action), (trace, "create"))
 
+    def _feedback_on(self, trace, **fields):
+        return services.log_feedback(
+            trace=trace, name="quality", value=3, actor=self.user, source_id="rita", **fields
+        )
+
+    def test_update_and_override_read_the_entry_once_as_they_lock_it(self):
+        trace = make_trace(self.experiment)
+        mine = self._feedback_on(trace)
+        judged = services.log_feedback(
+            trace=trace, name="correct", value=False, source_type="LLM_JUDGE"
+        )
+        base = f"/api/3.0/mlflow/traces/{trace.trace_id}/assessments"
+        update = {"assessment": {"feedback": {"value": 5}}, "update_mask": "feedback"}
+        override = {
+            "assessment": {
+                "assessment_name": "correct",
+                "trace_id": trace.trace_id,
+                "source": {"source_type": "HUMAN", "source_id": "rita"},
+                "feedback": {"value": True},
+                "overrides": judged.assessment_id,
+            }
+        }
+        self.api.get("/api/3.0/mlflow/server-info")  # the token's first use is recorded
+
+        # In the write's transaction (a savepoint, as tests run in one): the locked entry
+        # with its trace, the update and its revision.
+        with self.assertNumQueries(5):
+            updated = self.api.patch(
+                f"{base}/{mine.assessment_id}", update, content_type="application/json"
+            )
+        # In its savepoint: the locked judge entry, the live-override test, the entry's
+        # invalidation and revision, the new entry and its revision.
+        with self.assertNumQueries(8):
+            overridden = self.api.post(base, override, content_type="application/json")
+
+        self.assertEqual(updated.status_code, 200, updated.content)
+        self.assertEqual(Assessment.objects.get(pk=mine.pk).value, 5)
+        self.assertEqual(overridden.status_code, 200, overridden.content)
+        self.assertFalse(Assessment.objects.get(pk=judged.pk).valid)
+
+    def test_writes_to_an_entry_under_another_traces_url_change_nothing(self):
+        trace, other = make_trace(self.experiment), make_trace(self.experiment)
+        mine = self._feedback_on(trace)
+        url = f"/api/3.0/mlflow/traces/{other.trace_id}/assessments/{mine.assessment_id}"
+        update = {"assessment": {"feedback": {"value": 5}}, "update_mask": "feedback"}
+
+        updated = self.api.patch(url, update, content_type="application/json")
+        deleted = self.api.delete(url)
+
+        for response in (updated, deleted):
+            self.assertEqual(response.status_code, 404)
+            self.assertEqual(response.json()["error_code"], "RESOURCE_DOES_NOT_EXIST")
+        stored = Assessment.objects.get(pk=mine.pk)
+        self.assertEqual((stored.value, stored.deleted_at, stored.version), (3, None, 1))
+
+    def test_an_update_of_the_other_kinds_value_is_refused(self):
+        trace = make_trace(self.experiment)
+        mine = self._feedback_on(trace)
+        url = f"/api/3.0/mlflow/traces/{trace.trace_id}/assessments/{mine.assessment_id}"
+        update = {"assessment": {"expectation": {"value": 5}}, "update_mask": "expectation"}
+
+        response = self.api.patch(url, update, content_type="application/json")
+
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.json()["error_code"], "INVALID_PARAMETER_VALUE")
+        self.assertIn("is not an expectation", response.json()["message"])
+        self.assertEqual(Assessment.objects.get(pk=mine.pk).version, 1)
+
 
 class AuthTests(ApiTestCase):
     @override_settings(TRACEMARK_AUTH_MAX_FAILURES=3)
