@@ -6,8 +6,9 @@ Invariants it owns:
   writes two assessments (the new one and the one it invalidates), so two revisions.
 - A caller that passes ``expected_version`` gets ConflictError when another write got there
   first, and nothing changes. Rows are locked with select_for_update while checked.
-- Values keep their JSON type (True stays a boolean, 1 a number, "1" a string) and must pass
-  the LabelSchema of the same name when one exists.
+- Values keep their JSON type (True stays a boolean, 1 a number, "1" a string). A person's
+  entry must pass the LabelSchema of the same name when one exists; judges' and code's are
+  kept as sent (``_check_schema`` says why).
 - Deletion is soft: the row and its history stay, ``deleted_at`` hides it; ``restore``
   brings it back. Deleting an overriding assessment makes the one it overrode valid again.
 - A person has one live, valid answer per name and target when its schema says
@@ -38,7 +39,7 @@ from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts.roles import can_write, is_admin
-from traces.models import Trace, now_ms
+from traces.models import Span, Trace, now_ms
 
 from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
 from .schema_cache import schema_named
@@ -197,7 +198,7 @@ def update_assessment(
         assessment.metadata = {**assessment.metadata, **check_metadata(metadata)}
     if error is not UNSET:
         _set_error(assessment, error)
-    _check_schema(assessment)
+    _check_schema(assessment, assessment.trace)
     assessment.last_update_time = now_ms()
     return _save(assessment, Action.UPDATE, actor, actor_label)
 
@@ -313,7 +314,7 @@ def _insert(
             target = target.filter(spans__span_id=span_id)
         assessment.trace_id = Subquery(target.order_by().values("pk"))
         assessment.experiment_id = Subquery(target.order_by().values("experiment_id"))
-    _check_one_per_annotator(assessment, _check_schema(assessment), trace)
+    _check_one_per_annotator(assessment, _check_schema(assessment, trace), trace)
     _store(assessment)
     _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
     return assessment
@@ -369,15 +370,31 @@ def _set_error(assessment: Assessment, error: dict | None) -> None:
     assessment.stack_trace = str(error.get("stack_trace") or "")
 
 
-def _check_schema(assessment: Assessment) -> LabelSchema | None:
-    """Check the value against the LabelSchema of its name, if there is one; return it."""
+def _check_schema(assessment: Assessment, trace: Trace | str | None = None) -> LabelSchema | None:
+    """Check a person's entry against the LabelSchema of its name, if there is one; return
+    the schema.
+
+    A schema is a question for people, so it binds their entries (source HUMAN). Judges'
+    and code's verdicts are kept as their programs send them, as MLflow's server keeps
+    them: those programs (mlflow.genai.evaluate's scorers among them) do not know
+    Tracemark's schemas, and a refusal would lose their results. A trace-level question
+    also takes an entry on the trace's root span, where evaluate() logs a dataset's
+    expectations (``trace``: the Trace or trace id, when known)."""
     schema = schema_named(assessment.name)
-    if schema is None:
-        return None
-    check_against_schema(
-        schema, kind=assessment.kind, value=assessment.value, span_id=assessment.span_id
-    )
+    if schema is None or assessment.source_type != SourceType.HUMAN:
+        return schema
+    span_id = assessment.span_id
+    if span_id and schema.applies_to == LabelSchema.AppliesTo.TRACE and trace is not None:
+        span_id = None if _is_root_span(trace, span_id) else span_id
+    check_against_schema(schema, kind=assessment.kind, value=assessment.value, span_id=span_id)
     return schema
+
+
+def _is_root_span(trace: Trace | str, span_id: str) -> bool:
+    spans = Span.objects.filter(span_id=span_id, parent_span_id__isnull=True)
+    if isinstance(trace, Trace):
+        return spans.filter(trace=trace).exists()
+    return spans.filter(trace__trace_id=trace).exists()
 
 
 def _check_one_per_annotator(

@@ -395,6 +395,7 @@ class SchemaValidationTests(TestCase):
 
     def assert_rejected(self, code, **kwargs):
         kwargs.setdefault("trace", self.trace)
+        kwargs.setdefault("actor", self.reviewer)
         log = (
             services.log_expectation if kwargs.pop("expectation", False) else services.log_feedback
         )
@@ -418,7 +419,8 @@ class SchemaValidationTests(TestCase):
         self.assertFalse(Assessment.objects.exists())
 
     def test_schemas_restrict_targets_and_kinds(self):
-        self.assert_rejected("wrong_target", name="thumbs", value=True, span_id=self.span.span_id)
+        child = make_span(self.trace, parent=self.span)
+        self.assert_rejected("wrong_target", name="thumbs", value=True, span_id=child.span_id)
         self.assert_rejected("wrong_target", name="tone", value="polite")
         self.assert_rejected("wrong_kind", name="facts", value={"a": 1})
 
@@ -431,6 +433,28 @@ class SchemaValidationTests(TestCase):
         services.log_feedback(trace=self.trace, name="note", value="fine")
         services.log_expectation(trace=self.trace, name="facts", value=["a"])
         self.assertEqual(Assessment.objects.count(), 5)
+
+    def test_a_trace_question_takes_an_answer_on_the_root_span(self):
+        # mlflow.genai.evaluate() logs a dataset's expectations (as HUMAN) on the root span.
+        for trace in (self.trace, self.trace.trace_id):
+            services.log_feedback(trace=trace, name="thumbs", value=True, span_id=self.span.span_id)
+        self.assertEqual(Assessment.objects.filter(span_id=self.span.span_id).count(), 2)
+
+    def test_judges_and_code_verdicts_are_kept_as_sent(self):
+        child = make_span(self.trace, parent=self.span)
+        for source_type in (SourceType.LLM_JUDGE, SourceType.CODE):
+            services.log_feedback(
+                trace=self.trace, name="rating", value=0.87, source_type=source_type
+            )
+            services.log_feedback(
+                trace=self.trace,
+                name="thumbs",
+                value="yes",
+                span_id=child.span_id,
+                source_type=source_type,
+            )
+        self.assertEqual(Assessment.objects.filter(valid=True).count(), 4)
+        self.assert_rejected("out_of_range", name="rating", value=0.87)
 
     def test_updates_are_validated_too(self):
         rating = services.log_feedback(trace=self.trace, name="rating", value=3)

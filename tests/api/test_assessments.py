@@ -229,7 +229,7 @@ def test_feedback_on_an_unknown_trace_is_not_found(mlflow):
     assert "Trace with ID 'tr-deadbeef' not found." in error.value.message
 
 
-def test_a_value_breaking_the_label_schema_is_invalid(mlflow, trace_id):
+def test_a_persons_value_breaking_the_label_schema_is_invalid(mlflow, trace_id):
     from annotation.models import LabelSchema
     from annotation.schema_cache import schemas_changed
 
@@ -239,11 +239,14 @@ def test_a_value_breaking_the_label_schema_is_invalid(mlflow, trace_id):
     schemas_changed()
 
     with pytest.raises(MlflowException) as error:
-        mlflow.log_feedback(trace_id=trace_id, name="stars", value=9, source=JUDGE)
+        mlflow.log_feedback(trace_id=trace_id, name="stars", value=9, source=HUMAN)
+    judged = mlflow.log_feedback(trace_id=trace_id, name="stars", value=0.87, source=JUDGE)
 
     assert error.value.error_code == "INVALID_PARAMETER_VALUE"
     assert "at most 5" in error.value.message
-    assert not Assessment.objects.filter(name="stars").exists()
+    # A judge's verdict is kept as sent: its program does not know Tracemark's schemas.
+    stored = Assessment.objects.get(name="stars")
+    assert (stored.assessment_id, stored.value) == (judged.assessment_id, 0.87)
 
 
 def test_an_unknown_span_is_invalid(mlflow, trace_id):
