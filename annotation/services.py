@@ -34,8 +34,7 @@ Events: callers in the UI emit the ``assessment-saved`` htmx event after a succe
 from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.roles import can_write, is_admin
@@ -302,20 +301,16 @@ def _insert(
     if span_id and span_may_follow:
         check_span_id(span_id)
     must_have_span = bool(span_id) and not span_may_follow
+    on_trace = None
     if isinstance(trace, Trace):
         if must_have_span and not trace.spans.filter(span_id=span_id).exists():
             raise _unknown_span(span_id, trace.trace_id)
         assessment.trace = trace
         assessment.experiment_id = trace.experiment_id
     else:
-        # The trace's key comes from the insert's own subquery; NULL when it is not there.
-        target = Trace.objects.filter(trace_id=trace)
-        if must_have_span:
-            target = target.filter(spans__span_id=span_id)
-        assessment.trace_id = Subquery(target.order_by().values("pk"))
-        assessment.experiment_id = Subquery(target.order_by().values("experiment_id"))
+        on_trace = (trace, span_id if must_have_span else None)
     _check_one_per_annotator(assessment, _check_schema(assessment, trace), trace)
-    _store(assessment)
+    _store(assessment, on_trace=on_trace)
     _record(assessment, Action.OVERRIDE if overrides else Action.CREATE, actor, actor_label)
     return assessment
 
@@ -436,25 +431,64 @@ _DUPLICATES = {
 _SQLITE_COLUMNS = {"assessment_one_live_override": "annotation_assessment.overrides_id"}
 
 
-def _store(assessment: Assessment) -> None:
-    """Save, turning a lost race for one of the unique constraints into a ValidationError.
+def _store(assessment: Assessment, *, on_trace: tuple[str, str | None] | None = None) -> None:
+    """Save, turning a lost race for one of the unique constraints into a ValidationError;
+    a new assessment ``on_trace`` (trace id, span id or None) is inserted by _insert_on.
 
     The enclosing atomic block (each service has one) rolls the whole write back.
     """
     try:
-        assessment.save()
+        if on_trace is None:
+            assessment.save()
+        else:
+            _insert_on(assessment, *on_trace)
     except IntegrityError as exc:
         text = str(exc)
-        if not isinstance(assessment.trace_id, int) and any(
-            column in text for column in ("trace_id", "experiment_id")
-        ):
-            raise _NoTarget from None  # the NOT NULL of a trace the subquery did not find
         for constraint, message in _DUPLICATES.items():
             if constraint in text or _SQLITE_COLUMNS.get(constraint, constraint) in text:
                 raise ValidationError(
                     message.format(name=assessment.name), code="duplicate"
                 ) from None
         raise
+
+
+_INSERTED_FIELDS = [f for f in Assessment._meta.concrete_fields if not f.primary_key]
+_FROM_TRACE = {"trace_id": "t.id", "experiment_id": "t.experiment_id"}
+
+
+def _insert_on(assessment: Assessment, trace_id: str, span_id: str | None) -> None:
+    """Insert a new assessment on the trace of ``trace_id`` (and, given ``span_id``, only if
+    the trace has that span) with one INSERT … SELECT: the trace's key and experiment come
+    from the statement itself, so a write by trace id costs no lookup. Raises _NoTarget
+    when nothing was inserted."""
+    quote = connection.ops.quote_name
+    columns, values, params = [], [], []
+    for f in _INSERTED_FIELDS:
+        columns.append(quote(f.column))
+        if f.attname in _FROM_TRACE:
+            values.append(_FROM_TRACE[f.attname])
+        else:
+            values.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(assessment, True), connection))
+    where = "t.trace_id = %s"
+    params.append(trace_id)
+    if span_id:
+        spans = quote(Span._meta.db_table)
+        where += f" AND EXISTS (SELECT 1 FROM {spans} s WHERE s.trace_id = t.id AND s.span_id = %s)"  # noqa: S608, E501
+        params.append(span_id)
+    sql = (
+        f"INSERT INTO {quote(Assessment._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM {quote(Trace._meta.db_table)} t WHERE {where} "
+        "RETURNING id, trace_id, experiment_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise _NoTarget
+    assessment.pk, assessment.trace_id, assessment.experiment_id = row
+    assessment._state.adding = False
+    assessment._state.db = connection.alias
 
 
 def _save(assessment: Assessment, action: str, actor, actor_label: str) -> Assessment:
