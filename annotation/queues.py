@@ -437,9 +437,19 @@ def _item_metadata(item: QueueItem, metadata: dict) -> dict:
 
 
 def _own(item: QueueItem, user):
+    """The person's live human answers to the queue's questions on the item's trace, control
+    item or not (``_labels`` leaves control items out, which only results must)."""
+    span_names = span_questions.span_schema_names(item.queue_id)
+    trace_names = LabelSchema.objects.filter(queues=item.queue_id).exclude(name__in=span_names)
     return (
-        _labels(item.queue)
-        .filter(trace_id=item.trace_id, annotator=user)
+        Assessment.objects.live()
+        .filter(
+            Q(span_id__isnull=True, name__in=trace_names.values("name"))
+            | Q(span_id__isnull=False, name__in=span_names),
+            trace_id=item.trace_id,
+            annotator=user,
+            source_type=SourceType.HUMAN,
+        )
         .exclude(metadata__has_key=ADJUDICATION_KEY)
     )
 

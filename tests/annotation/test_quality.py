@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import export, quality, queues
+from annotation import export, quality, queues, services
 from annotation.models import LabelSchema, QueueAssignment
 from tests.factories import make_admin, make_reviewer, make_trace
 
@@ -96,6 +96,44 @@ class ControlHandoutTests(QualityTestData, TestCase):
             quality.set_control_answers(item=item, answers={"rating": 9}, actor=self.admin)
         item.refresh_from_db()
         self.assertFalse(item.is_control)
+
+
+class ControlItemAnswersTests(QualityTestData, TestCase):
+    """A control item is answered like any item: an earlier answer is shown and edited."""
+
+    def setUp(self):
+        self.queue = self.make_queue(rate=100, overlap=1, controls=(1,))
+        self.item = self.queue.items.get(position=1)
+        self.url = reverse("annotation:queue-item", args=[self.queue.pk, 1])
+
+    def test_an_answer_from_the_review_page_is_shown_and_edited(self):
+        earlier = services.log_feedback(
+            trace=self.traces[0], name="correct", value=False, actor=self.ann
+        )
+        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertEqual(assignment.item, self.item)
+        self.assertEqual(
+            [a.pk for a in queues.own_answers(item=self.item, user=self.ann)], [earlier.pk]
+        )
+        self.client.force_login(self.ann)
+        response = self.client.post(self.url, {f"s{self.correct.pk}-value": "true"})
+        self.assertEqual(response.status_code, 302)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.status, Status.DONE)
+        earlier.refresh_from_db()
+        self.assertIs(earlier.value, True)
+        self.assertEqual(self.traces[0].assessments.filter(annotator=self.ann).count(), 1)
+
+    def test_a_reopened_control_item_is_answered_again(self):
+        answer(self.queue, self.ann, {"correct": False})
+        queues.reopen_item(item=self.item)
+        self.client.force_login(self.ann)
+        response = self.client.post(self.url, {f"s{self.correct.pk}-value": "true"})
+        self.assertEqual(response.status_code, 302)
+        [given] = self.traces[0].assessments.filter(annotator=self.ann)
+        self.assertIs(given.value, True)
+        self.assertEqual(self.item.assignments.get(annotator=self.ann).status, Status.DONE)
+        self.assertEqual(quality.accuracy_by_annotator(self.queue)[self.ann.pk].correct, 1)
 
 
 class ControlItemsStayOutOfResultsTests(QualityTestData, TestCase):
