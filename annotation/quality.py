@@ -7,9 +7,13 @@ Invariants it owns:
   agreement, disagreements or exports of the queue (annotation.queues leaves it out).
 - Accuracy is the share of an annotator's answers on control items that equal the known
   answer (numbers within half the schema's step), with n, per queue.
-- Active time accrues between consecutive signs of life from the item page (shown, a
-  heartbeat sent while the tab is visible and used, the answer or skip): a gap longer than
-  ``ACTIVE_GAP`` counts nothing, so a hidden or idle tab adds no time.
+- Active time accrues over stretches of signs of life from the item page (shown, a
+  heartbeat sent while the tab is visible and used, the answer or skip). The page closes a
+  stretch when its tab is hidden (counting up to then) or a minute passes without input
+  (counting nothing since the last heartbeat), and opens a new one when it is seen or used
+  again, counting nothing of the time in between; a gap longer than ``ACTIVE_GAP`` counts
+  nothing either, should a closing sign be lost. So time while the tab is hidden never
+  counts.
 """
 
 import statistics
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -149,13 +153,27 @@ def below_threshold(queue: Queue, accuracy: Accuracy | None) -> bool:
 # Pace
 
 
-def record_activity(assignment: QueueAssignment, *, now: datetime | None = None) -> None:
-    """A sign of life from the item page: add the time since the last one, if recent."""
+class Activity(models.TextChoices):
+    """What a sign of life from the item page says about the time since the last one."""
+
+    ACTIVE = "active", "in use all along"  # the item shown, a heartbeat, the answer or skip
+    RESUMED = "resumed", "not in use until now"  # the tab shown again, or used after idling
+    HIDDEN = "hidden", "in use until now, hidden from now on"
+    IDLE = "idle", "left without input since the last sign"
+
+
+def record_activity(
+    assignment: QueueAssignment, *, now: datetime | None = None, state: str = Activity.ACTIVE
+) -> None:
+    """A sign of life from the item page: ACTIVE and HIDDEN add the time since the last sign
+    when a stretch is open and the gap is short; HIDDEN and IDLE close the stretch, ACTIVE
+    and RESUMED open one."""
     now = now or timezone.now()
-    updates = {"seen_at": now}
+    updates = {"seen_at": None if state in (Activity.HIDDEN, Activity.IDLE) else now}
+    counts = state in (Activity.ACTIVE, Activity.HIDDEN) and assignment.seen_at is not None
     if assignment.shown_at is None:
         updates["shown_at"] = now
-    elif assignment.seen_at is not None and now - assignment.seen_at <= ACTIVE_GAP:
+    elif counts and now - assignment.seen_at <= ACTIVE_GAP:
         gained = int((now - assignment.seen_at).total_seconds() * 1000)
         updates["active_ms"] = F("active_ms") + max(gained, 0)
     QueueAssignment.objects.filter(pk=assignment.pk, status=Status.ASSIGNED).update(**updates)

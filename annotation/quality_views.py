@@ -15,7 +15,7 @@ from accounts.roles import admin_required, write_required
 from . import quality
 from .export import write_csv
 from .models import Queue, QueueAssignment, QueueItem
-from .queue_forms import ControlAnswerForms, ControlItemForm
+from .queue_forms import ActivityForm, ControlAnswerForms, ControlItemForm
 
 ASSIGNMENT_COLUMNS = [
     "queue",
@@ -68,14 +68,18 @@ def control_item(request, queue_id, position):
 @login_required
 @write_required
 def item_activity(request, queue_id, position):
-    """The item page's heartbeat while its tab is visible and in use; 204, nothing to swap."""
+    """The item page's signs of life: a heartbeat while its tab is visible and in use, and
+    the tab hidden, idle or back; 204, nothing to swap."""
     assignment = get_object_or_404(
         QueueAssignment,
         item__queue_id=queue_id,
         item__position=position,
         annotator=request.user,
     )
-    quality.record_activity(assignment)
+    form = ActivityForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(status=400)
+    quality.record_activity(assignment, **form.cleaned_data)
     return HttpResponse(status=204)
 
 

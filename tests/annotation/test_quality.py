@@ -4,6 +4,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from unittest import mock
 
 from django.db import connection
 from django.test import TestCase
@@ -211,6 +212,43 @@ class PaceTests(QualityTestData, TestCase):
         self.assertEqual(assignment.active_ms, 20_000)
         self.assertEqual(assignment.shown_at, start)
 
+    def test_a_hidden_tab_closes_the_stretch_and_counts_nothing_until_seen_again(self):
+        queue = self.make_queue(controls=())
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        start = timezone.now()
+        signs = [
+            (0, quality.Activity.ACTIVE),  # shown
+            (15, quality.Activity.ACTIVE),  # heartbeat
+            (21, quality.Activity.HIDDEN),
+            (56, quality.Activity.RESUMED),  # 35 s hidden, within ACTIVE_GAP
+            (60, quality.Activity.ACTIVE),  # answered
+        ]
+        for seconds, state in signs:
+            assignment.refresh_from_db()
+            quality.record_activity(assignment, now=start + timedelta(seconds=seconds), state=state)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.active_ms, 25_000)
+
+    def test_a_lost_hidden_sign_still_counts_no_hidden_time(self):
+        queue = self.make_queue(controls=())
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        start = timezone.now()
+        for seconds, state in ((0, "active"), (15, "active"), (50, "resumed"), (55, "active")):
+            assignment.refresh_from_db()
+            quality.record_activity(assignment, now=start + timedelta(seconds=seconds), state=state)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.active_ms, 20_000)
+
+    def test_an_idle_tab_counts_nothing_after_its_last_heartbeat(self):
+        queue = self.make_queue(controls=())
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        start = timezone.now()
+        for seconds, state in ((0, "active"), (15, "active"), (30, "idle"), (40, "active")):
+            assignment.refresh_from_db()
+            quality.record_activity(assignment, now=start + timedelta(seconds=seconds), state=state)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.active_ms, 15_000)
+
     def test_a_finished_turn_gains_no_more_time(self):
         queue = self.make_queue(controls=())
         assignment = queues.next_assignment(queue=queue, user=self.ann)
@@ -263,6 +301,32 @@ class QualityViewTests(QualityTestData, TestCase):
         self.assertEqual(self.client.post(url).status_code, 204)
         assignment.refresh_from_db()
         self.assertIsNotNone(assignment.shown_at)
+
+    def test_time_while_the_tab_is_hidden_is_not_active(self):
+        """Visible for 21 s, hidden for 35 s, then answered: 21 s active, not 56."""
+        queue = self.make_queue(rate=0, controls=(), name="Timed")
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        item_url = reverse("annotation:queue-item", args=[queue.pk, assignment.item.position])
+        activity_url = reverse(
+            "annotation:queue-item-activity", args=[queue.pk, assignment.item.position]
+        )
+        start = timezone.now()
+        self.client.force_login(self.ann)
+        with mock.patch("django.utils.timezone.now") as now:
+            for seconds, send in (
+                (0, lambda: self.client.get(item_url)),
+                (15, lambda: self.client.post(activity_url, {"state": "active"})),
+                (21, lambda: self.client.post(activity_url, {"state": "hidden"})),
+                (56, lambda: self.client.post(activity_url, {"state": "resumed"})),
+                (56, lambda: self.client.post(item_url, {f"s{self.correct.pk}-value": "true"})),
+            ):
+                now.return_value = start + timedelta(seconds=seconds)
+                self.assertLess(send().status_code, 400)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.status, Status.DONE)
+        self.assertEqual(assignment.active_ms, 21_000)
+        refused = self.client.post(activity_url, {"state": "asleep"})
+        self.assertEqual(refused.status_code, 400)
 
     def test_showing_the_item_records_when_it_was_shown(self):
         assignment = queues.next_assignment(queue=self.queue, user=self.ann)
