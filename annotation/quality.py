@@ -3,8 +3,9 @@
 Invariants it owns:
 - A control item is a queue item an Admin gave known answers to (ControlAnswer). It is
   handed out like any item and looks like any item to the annotator; every annotator gets
-  it once, whatever the overlap, and it never counts towards the queue's progress, results,
-  agreement, disagreements or exports of the queue (annotation.queues leaves it out).
+  it once, whatever the overlap, and it never counts towards the queue's results,
+  agreement, disagreements or exports of the queue, nor the progress Admins see
+  (annotation.queues leaves it out); the counters annotators see count it like any item.
 - Accuracy is the share of an annotator's answers on control items that equal the known
   answer (numbers within half the schema's step), with n, per queue.
 - Active time accrues over stretches of signs of life from the item page (shown, a

@@ -5,7 +5,8 @@ Invariants it owns:
   annotator) and never to more people than the queue's overlap at once: assigned and done
   turns count towards the overlap, skipped ones free their place. Control items
   (annotation.quality) go to every annotator once, at the queue's control rate, and are
-  left out of progress, results, agreement and disagreements.
+  left out of the progress Admins see, results, agreement and disagreements; the counters
+  annotators see count them like any item (``progress(..., as_annotator=True)``).
 - ``next_assignment`` is safe under concurrent requests. One person's requests queue up
   behind a lock on their queue membership, so a double click cannot hand out two items;
   different people lock candidate items with SKIP LOCKED and recount after the lock, so
@@ -688,9 +689,8 @@ class AnnotatorProgress:
 
 @dataclass(frozen=True)
 class QueueProgress:
-    items: int  # ordinary items; ``positions`` counts control items too, as annotators see
-    positions: int
-    complete_items: int
+    items: int
+    complete_items: int | None  # None where it would tell control items apart
     labels_needed: int
     labels_done: int
     mine: int
@@ -702,30 +702,46 @@ class QueueProgress:
         return round(100 * self.labels_done / self.labels_needed) if self.labels_needed else 100
 
 
-def progress(queue: Queue, user=None) -> QueueProgress:
-    """Counts for the progress bar; ``mine``/``others`` split done turns around ``user``."""
-    done = Q(assignments__status=Status.DONE)
+def progress(queue: Queue, user=None, *, as_annotator: bool = False) -> QueueProgress:
+    """Counts for the progress bar; ``mine``/``others`` split done turns around ``user``.
+
+    The queue's results leave control items out. What an annotator sees (``as_annotator``)
+    counts them like any item they are handed, each needing an answer from every annotator,
+    so that no count moves differently after a control item; it has no complete items,
+    since a control item is complete only once everyone answered it.
+    """
+    with_controls = as_annotator and queue.control_rate > 0
+    items = QueueItem.objects.filter(queue=queue)
+    turns = QueueAssignment.objects.filter(item__queue=queue)
+    if not with_controls:
+        items, turns = items.filter(is_control=False), turns.filter(item__is_control=False)
     user_id = user.pk if user is not None else None
-    items = QueueItem.objects.filter(queue=queue, is_control=False).annotate(
-        done=Count("assignments", filter=done)
-    )
-    regular = Q(item__is_control=False)
-    totals = QueueAssignment.objects.filter(item__queue=queue).aggregate(
-        done=Count("pk", filter=regular & Q(status=Status.DONE)),
-        # The person's own count includes control items, so it never gives them away.
+    totals = turns.aggregate(
+        done=Count("pk", filter=Q(status=Status.DONE)),
         mine=Count("pk", filter=Q(status=Status.DONE, annotator_id=user_id)),
-        mine_regular=Count("pk", filter=regular & Q(status=Status.DONE, annotator_id=user_id)),
-        skipped=Count("pk", filter=regular & Q(status=Status.SKIPPED)),
+        skipped=Count("pk", filter=Q(status=Status.SKIPPED)),
     )
-    n_items = items.count()
+    counts = items.aggregate(
+        regular=Count("pk", filter=Q(is_control=False)),
+        controls=Count("pk", filter=Q(is_control=True)),
+    )
+    needed = counts["regular"] * queue.overlap
+    if with_controls and counts["controls"]:
+        needed += counts["controls"] * queue.annotators.count()
+    complete = None
+    if not as_annotator:
+        complete = (
+            items.annotate(done=Count("assignments", filter=Q(assignments__status=Status.DONE)))
+            .filter(done__gte=queue.overlap)
+            .count()
+        )
     return QueueProgress(
-        items=n_items,
-        positions=QueueItem.objects.filter(queue=queue).count(),
-        complete_items=items.filter(done__gte=queue.overlap).count(),
-        labels_needed=n_items * queue.overlap,
+        items=counts["regular"] + counts["controls"],
+        complete_items=complete,
+        labels_needed=needed,
         labels_done=totals["done"],
         mine=totals["mine"],
-        others=totals["done"] - totals["mine_regular"],
+        others=totals["done"] - totals["mine"],
         skipped=totals["skipped"],
     )
 

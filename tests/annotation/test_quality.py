@@ -148,11 +148,15 @@ class ControlItemsStayOutOfResultsTests(QualityTestData, TestCase):
     def test_progress_counts_ordinary_items_only(self):
         progress = queues.progress(self.queue, self.ann)
         self.assertEqual((progress.items, progress.labels_needed, progress.labels_done), (2, 4, 4))
-        self.assertEqual(progress.positions, 4)
-        # The person's own count includes control items, so it gives none away.
-        self.assertEqual(progress.mine, 4)
+        self.assertEqual((progress.mine, progress.others, progress.complete_items), (2, 2, 2))
         done = {row.user.pk: row.done for row in queues.progress_by_annotator(self.queue)}
         self.assertEqual(done, {self.ann.pk: 2, self.bob.pk: 2})
+
+    def test_what_annotators_see_counts_control_items_like_any_item(self):
+        progress = queues.progress(self.queue, self.ann, as_annotator=True)
+        # 2 ordinary items at overlap 2, and 2 control items for both annotators.
+        self.assertEqual((progress.items, progress.labels_needed, progress.labels_done), (4, 8, 8))
+        self.assertEqual((progress.mine, progress.others, progress.complete_items), (4, 4, None))
 
     def test_disagreements_and_agreement_leave_control_items_out(self):
         positions = {d.item.position for d in queues.disagreements(self.queue)}
@@ -360,6 +364,41 @@ class QualityViewTests(QualityTestData, TestCase):
             pages.append(re.sub(r"\d+", "N", html))
         self.assertEqual(pages[0], pages[1])
         self.assertNotRegex(pages[0].lower(), r"control(?!\+enter)")
+
+    def test_the_counters_annotators_see_move_alike_on_control_items(self):
+        queue = self.make_queue(rate=50, overlap=1, controls=(3, 4), name="Counted")
+        header = re.compile(
+            r"of (\d+)</span></h1>.*?(\d+) / (\d+) done · mine (\d+), others (\d+)", re.S
+        )
+        self.client.force_login(self.ann)
+        seen = []
+        while (assignment := queues.next_assignment(queue=queue, user=self.ann)) is not None:
+            url = reverse("annotation:queue-item", args=[queue.pk, assignment.item.position])
+            page = self.client.get(url).content.decode()
+            seen.append((assignment.item.is_control, *map(int, header.search(page).groups())))
+            self.client.post(url, {f"s{self.correct.pk}-value": "true"})
+        # Items, done, needed (2 ordinary at overlap 1, 2 control for both), mine, others.
+        self.assertEqual(
+            seen,
+            [
+                (False, 4, 0, 6, 0, 0),
+                (True, 4, 1, 6, 1, 0),
+                (False, 4, 2, 6, 2, 0),
+                (True, 4, 3, 6, 3, 0),
+            ],
+        )
+        answer(queue, self.bob, {"correct": True})  # a control item: no ordinary one is left
+        queue_page = self.client.get(reverse("annotation:queue-detail", args=[queue.pk]))
+        self.assertContains(queue_page, "5 / 6</strong> labels done")
+        self.assertContains(queue_page, "· 4 items\n")
+        self.assertContains(queue_page, "mine 4, others 1")
+        self.assertNotContains(queue_page, "items complete")
+        listed = self.client.get(reverse("annotation:queue-list")).content.decode()
+        self.assertIn('<td class="num">4</td>\n      <td class="num">4</td>', listed)
+        self.client.force_login(self.admin)
+        results = self.client.get(reverse("annotation:queue-detail", args=[queue.pk]))
+        self.assertContains(results, "2 / 2</strong> labels done")
+        self.assertContains(results, "2 of 2 items complete")
 
     def test_the_queue_page_warns_about_low_accuracy(self):
         for person, value in ((self.ann, True), (self.bob, False)):
