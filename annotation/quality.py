@@ -23,11 +23,14 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import F, TextField, Value
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import span_questions
 from .models import (
+    SESSION_KEY,
     Assessment,
     ControlAnswer,
     Kind,
@@ -117,31 +120,39 @@ class Accuracy:
 def accuracy_by_annotator(queue: Queue) -> dict[int, Accuracy]:
     """Annotator pk → their accuracy on the queue's control items, in two queries."""
     known = {
-        (c.item.trace_id, c.schema.name): (c.schema, c.value)
+        (c.item.trace_id, c.item.session_id, c.schema.name): (c.schema, c.value)
         for c in ControlAnswer.objects.filter(item__queue=queue).select_related("item", "schema")
     }
     if not known:
         return {}
     given = (
-        Assessment.objects.live()
+        _with_session(Assessment.objects.live())
         .filter(
-            trace_id__in={trace_id for trace_id, _ in known},
-            name__in={name for _, name in known},
+            trace_id__in={trace_id for trace_id, _, _ in known},
+            name__in={name for _, _, name in known},
             source_type=SourceType.HUMAN,
             span_id__isnull=True,
             annotator__queue_assignments__item__queue=queue,
             annotator__queue_assignments__item__trace_id=F("trace_id"),
             annotator__queue_assignments__status=Status.DONE,
         )
-        .values_list("annotator_id", "trace_id", "name", "value")
+        .values_list("annotator_id", "trace_id", "about_session", "name", "value")
     )
     tally: dict[int, list[int]] = {}
-    for annotator_id, trace_id, name, value in given:
-        schema, expected = known[trace_id, name]
+    for annotator_id, trace_id, session, name, value in given:
+        if (trace_id, session, name) not in known:
+            continue  # about the session's last turn, not the session item, or the reverse
+        schema, expected = known[trace_id, session, name]
         counts = tally.setdefault(annotator_id, [0, 0])
         counts[0] += matches(schema, value, expected)
         counts[1] += 1
     return {pk: Accuracy(correct, n) for pk, (correct, n) in tally.items()}
+
+
+def _with_session(assessments):
+    """Annotate the session an answer is about ("" for its trace), as session items store it."""
+    session = Coalesce(KT(f"metadata__{SESSION_KEY}"), Value(""), output_field=TextField())
+    return assessments.annotate(about_session=session)
 
 
 def below_threshold(queue: Queue, accuracy: Accuracy | None) -> bool:
@@ -262,15 +273,15 @@ def assignment_records(queue: Queue):
     for control in ControlAnswer.objects.filter(item__queue=queue).select_related("schema"):
         known.setdefault(control.item_id, []).append((control.schema, control.value))
     given = {
-        (annotator_id, trace_id, name): value
-        for annotator_id, trace_id, name, value in Assessment.objects.live()
+        (annotator_id, trace_id, session, name): value
+        for annotator_id, trace_id, session, name, value in _with_session(Assessment.objects.live())
         .filter(
             trace__queue_items__queue=queue,
             trace__queue_items__is_control=True,
             source_type=SourceType.HUMAN,
             span_id__isnull=True,
         )
-        .values_list("annotator_id", "trace_id", "name", "value")
+        .values_list("annotator_id", "trace_id", "about_session", "name", "value")
     }
     turns = (
         QueueAssignment.objects.filter(item__queue=queue)
@@ -281,7 +292,7 @@ def assignment_records(queue: Queue):
         item = turn.item
         compared = correct = 0
         for schema, expected in known.get(item.pk, []):
-            answer = given.get((turn.annotator_id, item.trace_id, schema.name))
+            answer = given.get((turn.annotator_id, item.trace_id, item.session_id, schema.name))
             if turn.status == Status.DONE and answer is not None:
                 compared += 1
                 correct += matches(schema, answer, expected)

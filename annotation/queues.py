@@ -23,7 +23,8 @@ Invariants it owns:
   answer is refused and changes nothing.
 - A session item (annotation.session_items) is labeled like a trace item on the trace that
   was the session's last turn when it was added; its answers and decisions also name the
-  session under ``SESSION_KEY``.
+  session under ``SESSION_KEY``, and only such answers are its answers (a trace item's are
+  those naming no session).
 - Every label goes through annotation.services; an Admin's adjudication is an expectation
   (for expectation schemas) or a feedback overriding one of the annotators' answers, and
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
@@ -51,6 +52,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -68,6 +70,7 @@ from .agreement import (
     level_for,
 )
 from .models import (
+    SESSION_KEY,
     Assessment,
     Kind,
     LabelSchema,
@@ -81,8 +84,6 @@ from .models import (
 Status = QueueAssignment.Status
 QUEUE_KEY = "tracemark.queue"
 ADJUDICATION_KEY = "tracemark.adjudicated_in_queue"
-# Names the session a session item's answer is about (see annotation.session_items).
-SESSION_KEY = "tracemark.session_id"
 TAKEN = (Status.ASSIGNED, Status.DONE)
 
 
@@ -438,11 +439,12 @@ def _item_metadata(item: QueueItem, metadata: dict) -> dict:
 
 
 def _own(item: QueueItem, user):
-    """The person's live human answers to the queue's questions on the item's trace, control
-    item or not (``_labels`` leaves control items out, which only results must)."""
+    """The person's live human answers to the queue's questions on the item (its trace, or
+    its session), control item or not (``_labels`` leaves control items out, which only
+    results must)."""
     span_names = span_questions.span_schema_names(item.queue_id)
     trace_names = LabelSchema.objects.filter(queues=item.queue_id).exclude(name__in=span_names)
-    return (
+    own = (
         Assessment.objects.live()
         .filter(
             Q(span_id__isnull=True, name__in=trace_names.values("name"))
@@ -453,6 +455,10 @@ def _own(item: QueueItem, user):
         )
         .exclude(metadata__has_key=ADJUDICATION_KEY)
     )
+    # A session item's answers are about the session, apart from those about its last turn.
+    if item.session_id:
+        return own.filter(**{f"metadata__{SESSION_KEY}": item.session_id})
+    return own.exclude(metadata__has_key=SESSION_KEY)
 
 
 def own_answers(*, item: QueueItem, user) -> list[Assessment]:
@@ -788,6 +794,10 @@ def _answers_counted(queue: Queue):
     return Assessment.objects.filter(
         Q(span_id__isnull=True, name__in=queue.schemas.exclude(name__in=span_names).values("name"))
         | Q(span_id__isnull=False, name__in=span_names),
+        # A session item counts the answers about its session, a trace item those about the
+        # trace: a person's answer about the session's last turn is not one about the session.
+        (Q(trace__queue_items__session_id="") & ~Q(metadata__has_key=SESSION_KEY))
+        | Q(trace__queue_items__session_id=KT(f"metadata__{SESSION_KEY}")),
         trace__queue_items__queue=queue,
         trace__queue_items__is_control=False,
         annotator__in=queue.annotators.all(),
