@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import admin_required, write_required
 
-from . import quality
+from . import quality, span_questions
 from .export import write_csv
 from .models import Queue, QueueAssignment, QueueItem
 from .queue_forms import ActivityForm, ControlAnswerForms, ControlItemForm
@@ -60,7 +60,15 @@ def control_item(request, queue_id, position):
                 state = "a control item" if known else "an ordinary item"
                 messages.success(request, f"Item {position} is {state}.")
                 return redirect("annotation:queue-detail", queue_id)
-    context = {"queue": item.queue, "item": item, "kind_form": kind, "forms": answers}
+    context = {
+        "queue": item.queue,
+        "item": item,
+        "kind_form": kind,
+        "forms": answers,
+        "refusal": None
+        if span_questions.allows_control_items(item.queue)
+        else span_questions.NO_CONTROL_ITEMS,
+    }
     return render(request, "annotation/queue_control.html", context)
 
 

@@ -174,6 +174,7 @@ def _admin_context(queue, page) -> dict:
         ],
         "pace": overall_pace,
         "controls": queue.items.filter(is_control=True).count(),
+        "control_items_allowed": span_questions.allows_control_items(queue),
         "agreement": queues.queue_agreement(queue),
         "answers_elsewhere": queues.answers_given_elsewhere(queue),
         "items": items,

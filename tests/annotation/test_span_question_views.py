@@ -184,6 +184,22 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
         page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
         self.assertContains(page, asked, count=1)  # the items table
 
+    def test_no_control_item_is_offered_in_a_queue_of_span_questions(self):
+        self.client.force_login(self.admin)
+        page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertNotContains(page, "Make control item")
+        self.assertNotContains(
+            page, reverse("annotation:queue-control-item", args=[self.queue.pk, 1])
+        )
+        url = reverse("annotation:queue-control-item", args=[self.queue.pk, 1])
+        editor = self.client.get(url)
+        self.assertContains(editor, "This queue asks span questions, so it has no control items")
+        self.assertNotContains(editor, '<form method="post" class="panel stacked"')
+        self.assertNotContains(editor, "Relevant?")
+        refused = self.client.post(url, {"control": "true", f"s{self.helpful.pk}-value": "true"})
+        self.assertContains(refused, "so it has no control items")
+        self.assertFalse(self.queue.items.get(position=1).is_control)
+
     def test_the_queue_page_finds_asked_spans_in_constant_queries(self):
         self.client.force_login(self.admin)
         with CaptureQueriesContext(connection) as one:
