@@ -366,16 +366,19 @@ def submit(
         )
     existing = {a.name: a for a in own_answers(item=item, user=actor)}
     span_existing = own_span_answers(item=item, user=actor)
+    unanswered_spans: dict[str, tuple[LabelSchema, list[Span]]] = {}
+    for key, (span, schema) in asked.items():
+        if schema.required and key not in span_given.keys() | span_existing:
+            unanswered_spans.setdefault(schema.name, (schema, []))[1].append(span)
     missing = [
         f'"{s}"' for s in schemas.values() if s.required and s.name not in given.keys() | existing
-    ] + [
-        f'"{schema}" on {span.name}'
-        for key, (span, schema) in asked.items()
-        if schema.required and key not in span_given.keys() | span_existing
-    ]
+    ] + [_unanswered_on(schema, spans) for schema, spans in unanswered_spans.values()]
+    if len(missing) == 1:
+        raise ValidationError(f"Nothing was saved: answer {missing[0]} first.", code="required")
     if missing:
         raise ValidationError(
-            f"Nothing was saved: answer {', '.join(missing)} first.", code="required"
+            [ValidationError("Nothing was saved: answer these first.", code="required")]
+            + [ValidationError(line, code="required") for line in missing]
         )
     saved = []
     for name, value in given.items():
@@ -393,6 +396,22 @@ def submit(
     assignment.save(update_fields=["status", "completed_at"])
     _share_status(item, QueueItem.Status.COMPLETE, actor)
     return saved
+
+
+# How many span ids a refusal names before it only counts the rest.
+SPANS_NAMED = 3
+
+
+def _unanswered_on(schema: LabelSchema, spans: list[Span]) -> str:
+    """One line for a span question left unanswered on ``spans``: how many, their names and
+    the first few span ids, however many spans it matched."""
+    if len(spans) == 1:
+        return f'"{schema}" on {spans[0].name} (span {spans[0].span_id})'
+    names = list(dict.fromkeys(span.name for span in spans))
+    named = ", ".join(names[:SPANS_NAMED]) + (", …" if len(names) > SPANS_NAMED else "")
+    ids = ", ".join(span.span_id for span in spans[:SPANS_NAMED])
+    more = f" and {len(spans) - SPANS_NAMED} more" if len(spans) > SPANS_NAMED else ""
+    return f'"{schema}" on {len(spans)} spans named {named} ({ids}{more})'
 
 
 def _share_status(item: QueueItem, status: str, actor) -> None:

@@ -168,7 +168,10 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
 
     def test_a_missing_span_answer_is_asked_for_by_span_name(self):
         response = self.label(self.ann, "true", "")
-        self.assertContains(response, "answer &quot;Relevant?&quot; on retrieve_1 first")
+        span_id = self.retrievers[1].span_id
+        self.assertContains(
+            response, f"answer &quot;Relevant?&quot; on retrieve_1 (span {span_id}) first"
+        )
         self.assertFalse(Assessment.objects.exists())
 
     def test_the_queue_page_names_the_spans_asked_of_each_item(self):
