@@ -266,9 +266,9 @@ def quality_of(person) -> list[QueueQuality]:
 
 
 def assignment_records(queue: Queue):
-    """One record per turn in the queue, for the assignments download: who, which item,
-    when it was shown and finished, active seconds and, on control items, how many answers
-    matched the known ones."""
+    """One record per turn in the queue, for the assignments download: who, which item (its
+    trace and, for a session item, its session), when it was shown and finished, active
+    seconds and, on control items, how many answers matched the known ones."""
     known: dict[int, list[tuple[LabelSchema, object]]] = {}
     for control in ControlAnswer.objects.filter(item__queue=queue).select_related("schema"):
         known.setdefault(control.item_id, []).append((control.schema, control.value))
@@ -300,6 +300,7 @@ def assignment_records(queue: Queue):
             "queue": queue.name,
             "position": item.position,
             "trace_id": item.trace.trace_id,
+            "session_id": item.session_id,
             "control_item": item.is_control,
             "annotator": turn.annotator.get_username(),
             "status": turn.status,

@@ -21,6 +21,7 @@ ASSIGNMENT_COLUMNS = [
     "queue",
     "position",
     "trace_id",
+    "session_id",
     "control_item",
     "annotator",
     "status",
