@@ -116,6 +116,15 @@ class Accuracy:
     def share(self) -> float | None:
         return self.correct / self.n if self.n else None
 
+    @property
+    def too_few(self) -> bool:
+        """Too few answers to warn about anyone, whatever the share."""
+        return self.n < MIN_CONTROL_ANSWERS
+
+    @property
+    def needed(self) -> int:
+        return MIN_CONTROL_ANSWERS
+
 
 def accuracy_by_annotator(queue: Queue) -> dict[int, Accuracy]:
     """Annotator pk → their accuracy on the queue's control items, in two queries."""
@@ -157,9 +166,7 @@ def _with_session(assessments):
 
 def below_threshold(queue: Queue, accuracy: Accuracy | None) -> bool:
     share = accuracy.share if accuracy is not None else None
-    return (
-        share is not None and accuracy.n >= MIN_CONTROL_ANSWERS and share < queue.accuracy_threshold
-    )
+    return share is not None and not accuracy.too_few and share < queue.accuracy_threshold
 
 
 # Pace

@@ -411,6 +411,22 @@ class QualityViewTests(QualityTestData, TestCase):
         self.assertIn("bob", warnings[0][:200])
         self.assertContains(response, "3 of 6 control answers")
 
+    def test_too_few_control_answers_to_warn_are_said_so_beside_the_figure(self):
+        for person, value in ((self.ann, True), (self.bob, False)):
+            for _ in range(2):
+                answer(self.queue, person, {"correct": value})
+        self.client.force_login(self.admin)
+        response = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertNotContains(response, 'data-testid="accuracy-warning"')
+        self.assertContains(response, "(n &lt; 3, too few to judge)", count=2)
+        page = self.client.get(reverse("accounts:annotator-detail", args=[self.bob.pk]))
+        self.assertContains(page, '0% <span class="muted">of 2</span>')
+        self.assertContains(page, "(n &lt; 3, too few to judge)", count=1)
+        answer(self.queue, self.bob, {"correct": False})
+        response = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertContains(response, "(n &lt; 3, too few to judge)", count=1)
+        self.assertContains(response, 'data-testid="accuracy-warning"', count=1)
+
     def test_the_queue_page_shows_no_pace_for_untimed_assignments(self):
         """Hand-made rows: answered turns with no active time recorded (and one timed one)."""
         items = list(self.queue.items.all())
