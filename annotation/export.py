@@ -5,7 +5,8 @@ items or an experiment), so every caller exports exactly the traces it shows:
 
 - ``long``: one row per assessment, with the trace's context (ids, user, session, previews).
 - ``wide``: one row per trace, a column per assessment name holding the aggregated value and
-  a column with how many values went into it; optionally a column per annotator.
+  a column with how many values went into it; optionally a column per annotator. It holds
+  answers about traces only; answers about spans are in ``long``, with their ``span_id``.
 - ``revisions``: one row per AssessmentRevision of the selected assessments (the audit trail).
 
 Overridden (invalid) and deleted assessments are left out unless asked for.
@@ -767,9 +768,13 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
     of the annotators' own answers (see ``own_answers`` and ``wide_value``),
     ``<name>.count`` how many values, ``<name>.gold`` the trace's gold value (annotation.gold)
     and with ``per_annotator`` one ``<name>[<annotator>]`` column each, holding their raw
-    answer. Expectations are named ``expectation:<name>``. Trace-level and span-level
-    assessments of the same name share the column; its gold is the trace-level one."""
-    selected = own_answers(options).filter(trace__in=traces.values("pk"))
+    answer. Expectations are named ``expectation:<name>``.
+
+    Only answers about the trace are in it: a span question is answered once per matching
+    span, and a trace's spans (up to hundreds, with ids of their own) have no columns that
+    line up from one row to the next, so span answers are left to the long shape, which
+    names each one's span."""
+    selected = own_answers(options).filter(trace__in=traces.values("pk"), span_id__isnull=True)
     keys = sorted(
         set(selected.order_by().values_list("kind", "name").distinct()),
         key=lambda key: (key[0] != Kind.FEEDBACK, key[0], key[1]),
@@ -811,7 +816,7 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
         fields += INPUT_COLUMNS
     # Each batch's assessments come in one query naming the batch's traces. It starts from
     # all assessments, not the selection: that would evaluate the whole filter every batch.
-    answers = own_answers(options).order_by("create_time", "id")
+    answers = own_answers(options).filter(span_id__isnull=True).order_by("create_time", "id")
     answer_fields = ("trace_id", "kind", "name", "value", "annotator__username", "source_id")
     visible = Assessment.objects.exclude(options.hidden)
 

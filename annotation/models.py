@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, Lower
 from django.urls import reverse
 
@@ -38,6 +39,17 @@ LABEL_KINDS = [
     (Kind.FEEDBACK.value, Kind.FEEDBACK.label),
     (Kind.EXPECTATION.value, Kind.EXPECTATION.label),
 ]
+
+
+# Names the session an answer is about, when it is about a whole session rather than the
+# trace it is stored on (a session item's, see annotation.session_items): a separate target
+# from the trace, for the one-answer-per-annotator rule too.
+SESSION_KEY = "tracemark.session_id"
+
+
+def session_of(metadata) -> str:
+    """The session an entry's metadata says it is about; empty for an answer about its trace."""
+    return (metadata or {}).get(SESSION_KEY) or ""
 
 
 class SourceType(models.TextChoices):
@@ -144,12 +156,15 @@ class Assessment(models.Model):
                 condition=Q(source_type__in=SourceType.values), name="assessment_source_valid"
             ),
             # Coalesce: unique indexes treat NULLs as distinct, and a trace's own answers
-            # have no span.
+            # have no span and name no session.
             models.UniqueConstraint(
                 F("trace"),
                 Coalesce("span_id", Value("")),
                 F("name"),
                 F("annotator"),
+                Coalesce(
+                    KT(f"metadata__{SESSION_KEY}"), Value(""), output_field=models.TextField()
+                ),
                 condition=Q(one_per_annotator=True, valid=True, deleted_at__isnull=True),
                 name="assessment_one_live_answer",
             ),

@@ -3,13 +3,18 @@
 Invariants it owns:
 - A control item is a queue item an Admin gave known answers to (ControlAnswer). It is
   handed out like any item and looks like any item to the annotator; every annotator gets
-  it once, whatever the overlap, and it never counts towards the queue's progress, results,
-  agreement, disagreements or exports of the queue (annotation.queues leaves it out).
+  it once, whatever the overlap, and it never counts towards the queue's results,
+  agreement, disagreements or exports of the queue, nor the progress Admins see
+  (annotation.queues leaves it out); the counters annotators see count it like any item.
 - Accuracy is the share of an annotator's answers on control items that equal the known
   answer (numbers within half the schema's step), with n, per queue.
-- Active time accrues between consecutive signs of life from the item page (shown, a
-  heartbeat sent while the tab is visible and used, the answer or skip): a gap longer than
-  ``ACTIVE_GAP`` counts nothing, so a hidden or idle tab adds no time.
+- Active time accrues over stretches of signs of life from the item page (shown, a
+  heartbeat sent while the tab is visible and used, the answer or skip). The page closes a
+  stretch when its tab is hidden (counting up to then) or a minute passes without input
+  (counting nothing since the last heartbeat), and opens a new one when it is seen or used
+  again, counting nothing of the time in between; a gap longer than ``ACTIVE_GAP`` counts
+  nothing either, should a closing sign be lost. So time while the tab is hidden never
+  counts.
 """
 
 import statistics
@@ -17,12 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import models, transaction
+from django.db.models import F, TextField, Value
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import span_questions
 from .models import (
+    SESSION_KEY,
     Assessment,
     ControlAnswer,
     Kind,
@@ -108,54 +116,83 @@ class Accuracy:
     def share(self) -> float | None:
         return self.correct / self.n if self.n else None
 
+    @property
+    def too_few(self) -> bool:
+        """Too few answers to warn about anyone, whatever the share."""
+        return self.n < MIN_CONTROL_ANSWERS
+
+    @property
+    def needed(self) -> int:
+        return MIN_CONTROL_ANSWERS
+
 
 def accuracy_by_annotator(queue: Queue) -> dict[int, Accuracy]:
     """Annotator pk → their accuracy on the queue's control items, in two queries."""
     known = {
-        (c.item.trace_id, c.schema.name): (c.schema, c.value)
+        (c.item.trace_id, c.item.session_id, c.schema.name): (c.schema, c.value)
         for c in ControlAnswer.objects.filter(item__queue=queue).select_related("item", "schema")
     }
     if not known:
         return {}
     given = (
-        Assessment.objects.live()
+        _with_session(Assessment.objects.live())
         .filter(
-            trace_id__in={trace_id for trace_id, _ in known},
-            name__in={name for _, name in known},
+            trace_id__in={trace_id for trace_id, _, _ in known},
+            name__in={name for _, _, name in known},
             source_type=SourceType.HUMAN,
             span_id__isnull=True,
             annotator__queue_assignments__item__queue=queue,
             annotator__queue_assignments__item__trace_id=F("trace_id"),
             annotator__queue_assignments__status=Status.DONE,
         )
-        .values_list("annotator_id", "trace_id", "name", "value")
+        .values_list("annotator_id", "trace_id", "about_session", "name", "value")
     )
     tally: dict[int, list[int]] = {}
-    for annotator_id, trace_id, name, value in given:
-        schema, expected = known[trace_id, name]
+    for annotator_id, trace_id, session, name, value in given:
+        if (trace_id, session, name) not in known:
+            continue  # about the session's last turn, not the session item, or the reverse
+        schema, expected = known[trace_id, session, name]
         counts = tally.setdefault(annotator_id, [0, 0])
         counts[0] += matches(schema, value, expected)
         counts[1] += 1
     return {pk: Accuracy(correct, n) for pk, (correct, n) in tally.items()}
 
 
+def _with_session(assessments):
+    """Annotate the session an answer is about ("" for its trace), as session items store it."""
+    session = Coalesce(KT(f"metadata__{SESSION_KEY}"), Value(""), output_field=TextField())
+    return assessments.annotate(about_session=session)
+
+
 def below_threshold(queue: Queue, accuracy: Accuracy | None) -> bool:
     share = accuracy.share if accuracy is not None else None
-    return (
-        share is not None and accuracy.n >= MIN_CONTROL_ANSWERS and share < queue.accuracy_threshold
-    )
+    return share is not None and not accuracy.too_few and share < queue.accuracy_threshold
 
 
 # Pace
 
 
-def record_activity(assignment: QueueAssignment, *, now: datetime | None = None) -> None:
-    """A sign of life from the item page: add the time since the last one, if recent."""
+class Activity(models.TextChoices):
+    """What a sign of life from the item page says about the time since the last one."""
+
+    ACTIVE = "active", "in use all along"  # the item shown, a heartbeat, the answer or skip
+    RESUMED = "resumed", "not in use until now"  # the tab shown again, or used after idling
+    HIDDEN = "hidden", "in use until now, hidden from now on"
+    IDLE = "idle", "left without input since the last sign"
+
+
+def record_activity(
+    assignment: QueueAssignment, *, now: datetime | None = None, state: str = Activity.ACTIVE
+) -> None:
+    """A sign of life from the item page: ACTIVE and HIDDEN add the time since the last sign
+    when a stretch is open and the gap is short; HIDDEN and IDLE close the stretch, ACTIVE
+    and RESUMED open one."""
     now = now or timezone.now()
-    updates = {"seen_at": now}
+    updates = {"seen_at": None if state in (Activity.HIDDEN, Activity.IDLE) else now}
+    counts = state in (Activity.ACTIVE, Activity.HIDDEN) and assignment.seen_at is not None
     if assignment.shown_at is None:
         updates["shown_at"] = now
-    elif assignment.seen_at is not None and now - assignment.seen_at <= ACTIVE_GAP:
+    elif counts and now - assignment.seen_at <= ACTIVE_GAP:
         gained = int((now - assignment.seen_at).total_seconds() * 1000)
         updates["active_ms"] = F("active_ms") + max(gained, 0)
     QueueAssignment.objects.filter(pk=assignment.pk, status=Status.ASSIGNED).update(**updates)
@@ -236,22 +273,22 @@ def quality_of(person) -> list[QueueQuality]:
 
 
 def assignment_records(queue: Queue):
-    """One record per turn in the queue, for the assignments download: who, which item,
-    when it was shown and finished, active seconds and, on control items, how many answers
-    matched the known ones."""
+    """One record per turn in the queue, for the assignments download: who, which item (its
+    trace and, for a session item, its session), when it was shown and finished, active
+    seconds and, on control items, how many answers matched the known ones."""
     known: dict[int, list[tuple[LabelSchema, object]]] = {}
     for control in ControlAnswer.objects.filter(item__queue=queue).select_related("schema"):
         known.setdefault(control.item_id, []).append((control.schema, control.value))
     given = {
-        (annotator_id, trace_id, name): value
-        for annotator_id, trace_id, name, value in Assessment.objects.live()
+        (annotator_id, trace_id, session, name): value
+        for annotator_id, trace_id, session, name, value in _with_session(Assessment.objects.live())
         .filter(
             trace__queue_items__queue=queue,
             trace__queue_items__is_control=True,
             source_type=SourceType.HUMAN,
             span_id__isnull=True,
         )
-        .values_list("annotator_id", "trace_id", "name", "value")
+        .values_list("annotator_id", "trace_id", "about_session", "name", "value")
     }
     turns = (
         QueueAssignment.objects.filter(item__queue=queue)
@@ -262,7 +299,7 @@ def assignment_records(queue: Queue):
         item = turn.item
         compared = correct = 0
         for schema, expected in known.get(item.pk, []):
-            answer = given.get((turn.annotator_id, item.trace_id, schema.name))
+            answer = given.get((turn.annotator_id, item.trace_id, item.session_id, schema.name))
             if turn.status == Status.DONE and answer is not None:
                 compared += 1
                 correct += matches(schema, answer, expected)
@@ -270,6 +307,7 @@ def assignment_records(queue: Queue):
             "queue": queue.name,
             "position": item.position,
             "trace_id": item.trace.trace_id,
+            "session_id": item.session_id,
             "control_item": item.is_control,
             "annotator": turn.annotator.get_username(),
             "status": turn.status,

@@ -12,15 +12,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import admin_required, write_required
 
-from . import quality
+from . import quality, span_questions
 from .export import write_csv
 from .models import Queue, QueueAssignment, QueueItem
-from .queue_forms import ControlAnswerForms, ControlItemForm
+from .queue_forms import ActivityForm, ControlAnswerForms, ControlItemForm
 
 ASSIGNMENT_COLUMNS = [
     "queue",
     "position",
     "trace_id",
+    "session_id",
     "control_item",
     "annotator",
     "status",
@@ -60,7 +61,15 @@ def control_item(request, queue_id, position):
                 state = "a control item" if known else "an ordinary item"
                 messages.success(request, f"Item {position} is {state}.")
                 return redirect("annotation:queue-detail", queue_id)
-    context = {"queue": item.queue, "item": item, "kind_form": kind, "forms": answers}
+    context = {
+        "queue": item.queue,
+        "item": item,
+        "kind_form": kind,
+        "forms": answers,
+        "refusal": None
+        if span_questions.allows_control_items(item.queue)
+        else span_questions.NO_CONTROL_ITEMS,
+    }
     return render(request, "annotation/queue_control.html", context)
 
 
@@ -68,14 +77,18 @@ def control_item(request, queue_id, position):
 @login_required
 @write_required
 def item_activity(request, queue_id, position):
-    """The item page's heartbeat while its tab is visible and in use; 204, nothing to swap."""
+    """The item page's signs of life: a heartbeat while its tab is visible and in use, and
+    the tab hidden, idle or back; 204, nothing to swap."""
     assignment = get_object_or_404(
         QueueAssignment,
         item__queue_id=queue_id,
         item__position=position,
         annotator=request.user,
     )
-    quality.record_activity(assignment)
+    form = ActivityForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(status=400)
+    quality.record_activity(assignment, **form.cleaned_data)
     return HttpResponse(status=204)
 
 

@@ -15,6 +15,7 @@ from traces.models import Trace
 from . import session_items
 from .forms import form_for, initial_value
 from .models import LabelSchema, Queue
+from .quality import Activity
 from .session_item_forms import SessionIdsField
 
 MAX_ITEMS = 5000
@@ -292,3 +293,12 @@ class ControlItemForm(forms.Form):
         choices=[("true", "Control item"), ("false", "Ordinary item")],
         coerce=lambda value: value == "true",
     )
+
+
+class ActivityForm(forms.Form):
+    """A sign of life from the item page (annotation.quality.record_activity)."""
+
+    state = forms.ChoiceField(choices=Activity.choices, required=False)
+
+    def clean_state(self):
+        return self.cleaned_data["state"] or Activity.ACTIVE

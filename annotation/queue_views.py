@@ -61,13 +61,14 @@ def _go_on(request, queue):
 @login_required
 @write_required
 def queue_list(request):
+    admin = is_admin(request.user)
     mine = Queue.objects.filter(annotators=request.user)
-    visible = Queue.objects.all() if is_admin(request.user) else mine
+    visible = Queue.objects.all() if admin else mine
     member_of = set(mine.values_list("pk", flat=True))
     rows = [
         {
             "queue": queue,
-            "progress": queues.progress(queue, request.user),
+            "progress": queues.progress(queue, request.user, as_annotator=not admin),
             "member": queue.pk in member_of,
         }
         for queue in visible
@@ -131,14 +132,15 @@ def queue_detail(request, queue_id):
         .select_related("item__trace")
         .order_by("item__position")
     )
+    admin = is_admin(request.user)
     context = {
         "queue": queue,
-        "progress": queues.progress(queue, request.user),
+        "progress": queues.progress(queue, request.user, as_annotator=not admin),
         "member": queue.annotators.filter(pk=request.user.pk).exists(),
         "current": queues.in_progress(queue=queue, user=request.user),
         "mine": mine,
     }
-    if is_admin(request.user):
+    if admin:
         context.update(_admin_context(queue, request.GET.get("page")))
     template_name = "annotation/queue_detail.html"
     if request.htmx and not request.htmx.boosted:
@@ -172,6 +174,7 @@ def _admin_context(queue, page) -> dict:
         ],
         "pace": overall_pace,
         "controls": queue.items.filter(is_control=True).count(),
+        "control_items_allowed": span_questions.allows_control_items(queue),
         "agreement": queues.queue_agreement(queue),
         "answers_elsewhere": queues.answers_given_elsewhere(queue),
         "items": items,
@@ -246,7 +249,7 @@ def queue_item(request, queue_id, position):
         "span_forms": span_forms,
         "errors": errors,
         "skip_form": SkipForm(),
-        "progress": queues.progress(queue, request.user),
+        "progress": queues.progress(queue, request.user, as_annotator=True),
         "others": [
             (a, by_name.get(a.name))
             for a in queues.others_answers(item=item, user=request.user)

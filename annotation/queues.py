@@ -5,7 +5,8 @@ Invariants it owns:
   annotator) and never to more people than the queue's overlap at once: assigned and done
   turns count towards the overlap, skipped ones free their place. Control items
   (annotation.quality) go to every annotator once, at the queue's control rate, and are
-  left out of progress, results, agreement and disagreements.
+  left out of the progress Admins see, results, agreement and disagreements; the counters
+  annotators see count them like any item (``progress(..., as_annotator=True)``).
 - ``next_assignment`` is safe under concurrent requests. One person's requests queue up
   behind a lock on their queue membership, so a double click cannot hand out two items;
   different people lock candidate items with SKIP LOCKED and recount after the lock, so
@@ -22,7 +23,8 @@ Invariants it owns:
   answer is refused and changes nothing.
 - A session item (annotation.session_items) is labeled like a trace item on the trace that
   was the session's last turn when it was added; its answers and decisions also name the
-  session under ``SESSION_KEY``.
+  session under ``SESSION_KEY``, and only such answers are its answers (a trace item's are
+  those naming no session).
 - Every label goes through annotation.services; an Admin's adjudication is an expectation
   (for expectation schemas) or a feedback overriding one of the annotators' answers, and
   carries ``ADJUDICATION_KEY`` in its metadata so that agreement leaves it out.
@@ -50,6 +52,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -67,6 +70,7 @@ from .agreement import (
     level_for,
 )
 from .models import (
+    SESSION_KEY,
     Assessment,
     Kind,
     LabelSchema,
@@ -80,8 +84,6 @@ from .models import (
 Status = QueueAssignment.Status
 QUEUE_KEY = "tracemark.queue"
 ADJUDICATION_KEY = "tracemark.adjudicated_in_queue"
-# Names the session a session item's answer is about (see annotation.session_items).
-SESSION_KEY = "tracemark.session_id"
 TAKEN = (Status.ASSIGNED, Status.DONE)
 
 
@@ -364,16 +366,19 @@ def submit(
         )
     existing = {a.name: a for a in own_answers(item=item, user=actor)}
     span_existing = own_span_answers(item=item, user=actor)
+    unanswered_spans: dict[str, tuple[LabelSchema, list[Span]]] = {}
+    for key, (span, schema) in asked.items():
+        if schema.required and key not in span_given.keys() | span_existing:
+            unanswered_spans.setdefault(schema.name, (schema, []))[1].append(span)
     missing = [
         f'"{s}"' for s in schemas.values() if s.required and s.name not in given.keys() | existing
-    ] + [
-        f'"{schema}" on {span.name}'
-        for key, (span, schema) in asked.items()
-        if schema.required and key not in span_given.keys() | span_existing
-    ]
+    ] + [_unanswered_on(schema, spans) for schema, spans in unanswered_spans.values()]
+    if len(missing) == 1:
+        raise ValidationError(f"Nothing was saved: answer {missing[0]} first.", code="required")
     if missing:
         raise ValidationError(
-            f"Nothing was saved: answer {', '.join(missing)} first.", code="required"
+            [ValidationError("Nothing was saved: answer these first.", code="required")]
+            + [ValidationError(line, code="required") for line in missing]
         )
     saved = []
     for name, value in given.items():
@@ -391,6 +396,22 @@ def submit(
     assignment.save(update_fields=["status", "completed_at"])
     _share_status(item, QueueItem.Status.COMPLETE, actor)
     return saved
+
+
+# How many span ids a refusal names before it only counts the rest.
+SPANS_NAMED = 3
+
+
+def _unanswered_on(schema: LabelSchema, spans: list[Span]) -> str:
+    """One line for a span question left unanswered on ``spans``: how many, their names and
+    the first few span ids, however many spans it matched."""
+    if len(spans) == 1:
+        return f'"{schema}" on {spans[0].name} (span {spans[0].span_id})'
+    names = list(dict.fromkeys(span.name for span in spans))
+    named = ", ".join(names[:SPANS_NAMED]) + (", …" if len(names) > SPANS_NAMED else "")
+    ids = ", ".join(span.span_id for span in spans[:SPANS_NAMED])
+    more = f" and {len(spans) - SPANS_NAMED} more" if len(spans) > SPANS_NAMED else ""
+    return f'"{schema}" on {len(spans)} spans named {named} ({ids}{more})'
 
 
 def _share_status(item: QueueItem, status: str, actor) -> None:
@@ -437,11 +458,26 @@ def _item_metadata(item: QueueItem, metadata: dict) -> dict:
 
 
 def _own(item: QueueItem, user):
-    return (
-        _labels(item.queue)
-        .filter(trace_id=item.trace_id, annotator=user)
+    """The person's live human answers to the queue's questions on the item (its trace, or
+    its session), control item or not (``_labels`` leaves control items out, which only
+    results must)."""
+    span_names = span_questions.span_schema_names(item.queue_id)
+    trace_names = LabelSchema.objects.filter(queues=item.queue_id).exclude(name__in=span_names)
+    own = (
+        Assessment.objects.live()
+        .filter(
+            Q(span_id__isnull=True, name__in=trace_names.values("name"))
+            | Q(span_id__isnull=False, name__in=span_names),
+            trace_id=item.trace_id,
+            annotator=user,
+            source_type=SourceType.HUMAN,
+        )
         .exclude(metadata__has_key=ADJUDICATION_KEY)
     )
+    # A session item's answers are about the session, apart from those about its last turn.
+    if item.session_id:
+        return own.filter(**{f"metadata__{SESSION_KEY}": item.session_id})
+    return own.exclude(metadata__has_key=SESSION_KEY)
 
 
 def own_answers(*, item: QueueItem, user) -> list[Assessment]:
@@ -678,9 +714,8 @@ class AnnotatorProgress:
 
 @dataclass(frozen=True)
 class QueueProgress:
-    items: int  # ordinary items; ``positions`` counts control items too, as annotators see
-    positions: int
-    complete_items: int
+    items: int
+    complete_items: int | None  # None where it would tell control items apart
     labels_needed: int
     labels_done: int
     mine: int
@@ -692,30 +727,46 @@ class QueueProgress:
         return round(100 * self.labels_done / self.labels_needed) if self.labels_needed else 100
 
 
-def progress(queue: Queue, user=None) -> QueueProgress:
-    """Counts for the progress bar; ``mine``/``others`` split done turns around ``user``."""
-    done = Q(assignments__status=Status.DONE)
+def progress(queue: Queue, user=None, *, as_annotator: bool = False) -> QueueProgress:
+    """Counts for the progress bar; ``mine``/``others`` split done turns around ``user``.
+
+    The queue's results leave control items out. What an annotator sees (``as_annotator``)
+    counts them like any item they are handed, each needing an answer from every annotator,
+    so that no count moves differently after a control item; it has no complete items,
+    since a control item is complete only once everyone answered it.
+    """
+    with_controls = as_annotator and queue.control_rate > 0
+    items = QueueItem.objects.filter(queue=queue)
+    turns = QueueAssignment.objects.filter(item__queue=queue)
+    if not with_controls:
+        items, turns = items.filter(is_control=False), turns.filter(item__is_control=False)
     user_id = user.pk if user is not None else None
-    items = QueueItem.objects.filter(queue=queue, is_control=False).annotate(
-        done=Count("assignments", filter=done)
-    )
-    regular = Q(item__is_control=False)
-    totals = QueueAssignment.objects.filter(item__queue=queue).aggregate(
-        done=Count("pk", filter=regular & Q(status=Status.DONE)),
-        # The person's own count includes control items, so it never gives them away.
+    totals = turns.aggregate(
+        done=Count("pk", filter=Q(status=Status.DONE)),
         mine=Count("pk", filter=Q(status=Status.DONE, annotator_id=user_id)),
-        mine_regular=Count("pk", filter=regular & Q(status=Status.DONE, annotator_id=user_id)),
-        skipped=Count("pk", filter=regular & Q(status=Status.SKIPPED)),
+        skipped=Count("pk", filter=Q(status=Status.SKIPPED)),
     )
-    n_items = items.count()
+    counts = items.aggregate(
+        regular=Count("pk", filter=Q(is_control=False)),
+        controls=Count("pk", filter=Q(is_control=True)),
+    )
+    needed = counts["regular"] * queue.overlap
+    if with_controls and counts["controls"]:
+        needed += counts["controls"] * queue.annotators.count()
+    complete = None
+    if not as_annotator:
+        complete = (
+            items.annotate(done=Count("assignments", filter=Q(assignments__status=Status.DONE)))
+            .filter(done__gte=queue.overlap)
+            .count()
+        )
     return QueueProgress(
-        items=n_items,
-        positions=QueueItem.objects.filter(queue=queue).count(),
-        complete_items=items.filter(done__gte=queue.overlap).count(),
-        labels_needed=n_items * queue.overlap,
+        items=counts["regular"] + counts["controls"],
+        complete_items=complete,
+        labels_needed=needed,
         labels_done=totals["done"],
         mine=totals["mine"],
-        others=totals["done"] - totals["mine_regular"],
+        others=totals["done"] - totals["mine"],
         skipped=totals["skipped"],
     )
 
@@ -762,6 +813,10 @@ def _answers_counted(queue: Queue):
     return Assessment.objects.filter(
         Q(span_id__isnull=True, name__in=queue.schemas.exclude(name__in=span_names).values("name"))
         | Q(span_id__isnull=False, name__in=span_names),
+        # A session item counts the answers about its session, a trace item those about the
+        # trace: a person's answer about the session's last turn is not one about the session.
+        (Q(trace__queue_items__session_id="") & ~Q(metadata__has_key=SESSION_KEY))
+        | Q(trace__queue_items__session_id=KT(f"metadata__{SESSION_KEY}")),
         trace__queue_items__queue=queue,
         trace__queue_items__is_control=False,
         annotator__in=queue.annotators.all(),

@@ -12,7 +12,9 @@ Invariants it owns:
 - Deletion is soft: the row and its history stay, ``deleted_at`` hides it; ``restore``
   brings it back. Deleting an overriding assessment makes the one it overrode valid again.
 - A person has one live, valid answer per name and target when its schema says
-  ``one_per_annotator``, and a feedback has at most one live override. Both are unique
+  ``one_per_annotator`` (a target: the trace, one of its spans, or the session named under
+  ``SESSION_KEY`` in the metadata, so a session answer stored on a turn is kept apart from
+  an answer about that turn), and a feedback has at most one live override. Both are unique
   constraints too, so concurrent writers cannot both pass the check; the loser gets the
   same ValidationError (code ``duplicate``) as a sequential duplicate.
 - Every entry stays its author's (``permits`` is the one rule, for the UI and the API alike):
@@ -40,7 +42,15 @@ from django.utils import timezone
 from accounts.roles import can_write, is_admin
 from traces.models import Span, Trace, now_ms
 
-from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
+from .models import (
+    SESSION_KEY,
+    Assessment,
+    AssessmentRevision,
+    Kind,
+    LabelSchema,
+    SourceType,
+    session_of,
+)
 from .schema_cache import schema_named
 from .validation import (
     check_against_schema,
@@ -400,7 +410,7 @@ def _check_one_per_annotator(
         return
     if schema is None or not schema.one_per_annotator:
         return
-    duplicate = (
+    same_target = (
         Assessment.objects.live()
         .filter(
             **({"trace": trace} if isinstance(trace, Trace) else {"trace__trace_id": trace}),
@@ -410,8 +420,13 @@ def _check_one_per_annotator(
             valid=True,
         )
         .exclude(pk=assessment.overrides_id)
-        .exists()
     )
+    session = session_of(assessment.metadata)
+    if session:
+        same_target = same_target.filter(**{f"metadata__{SESSION_KEY}": session})
+    else:
+        same_target = same_target.exclude(metadata__has_key=SESSION_KEY)
+    duplicate = same_target.exists()
     if duplicate:
         raise ValidationError(
             f"You already gave '{schema.title or schema.name}' here; edit that entry instead.",

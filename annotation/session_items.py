@@ -5,7 +5,10 @@ Rules it owns:
   as it was when the item was added. Its answers and decisions are stored there through
   annotation.queues, like any item's, and name the session under ``queues.SESSION_KEY``; so
   progress, agreement, disagreements, decisions, blind mode, control items and exports treat
-  it as one item, and the session page shows the answers as the session's.
+  it as one item, and the session page shows the answers as the session's. An answer about
+  the session is a target of its own: a person's answer about that last trace (from the
+  review page or a trace item) is neither shown as nor turned into their session answer,
+  and each is one per person (annotation.services).
 - A session item is asked the queue's trace-level questions; a queue with span questions
   takes no sessions, since its item page shows the conversation rather than a span tree.
 - One item per session in a queue: a session added again, or whose last trace is already an

@@ -190,10 +190,17 @@ def spans_by_id(pairs) -> dict[tuple[int, str], Span]:
     return {key: span for span in spans if (key := (span.trace_id, span.span_id)) in pairs}
 
 
+NO_CONTROL_ITEMS = (
+    "This queue asks span questions, so it has no control items: a known answer names no "
+    "span. Use a queue of trace questions to measure annotators."
+)
+
+
+def allows_control_items(queue: Queue) -> bool:
+    """Whether the queue (or its pk) may have control items: not when it asks span questions."""
+    return not QueueSpanQuestion.objects.filter(queue=queue).exists()
+
+
 def refuse_control_items(queue: Queue) -> None:
-    if QueueSpanQuestion.objects.filter(queue=queue).exists():
-        raise ValidationError(
-            "This queue asks span questions, so it has no control items: a known answer "
-            "names no span. Use a queue of trace questions to measure annotators.",
-            code="span_questions_control",
-        )
+    if not allows_control_items(queue):
+        raise ValidationError(NO_CONTROL_ITEMS, code="span_questions_control")

@@ -41,7 +41,7 @@ from .forms import (
     form_for,
     initial_value,
 )
-from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType
+from .models import Assessment, AssessmentRevision, Kind, LabelSchema, SourceType, session_of
 
 TEMPLATE = "annotation/trace_review.html"
 TRACE_REGION = "assessments-trace"
@@ -180,12 +180,14 @@ def _schema_applies(schema: LabelSchema, span: Span | None) -> bool:
 
 
 def _current_of(user, schema: LabelSchema, assessments) -> Assessment | None:
-    """The reviewer's own live answer for a one-per-annotator schema: the widget edits it."""
+    """The reviewer's own live answer for a one-per-annotator schema: the widget edits it.
+    An answer about a whole session stored on this turn is not an answer about the turn."""
     if not schema.one_per_annotator:
         return None
     for a in reversed(assessments):
         human = a.source_type == SourceType.HUMAN and a.annotator_id == user.pk
-        if human and a.name == schema.name and a.valid and not a.is_deleted:
+        about_turn = not session_of(a.metadata)
+        if human and about_turn and a.name == schema.name and a.valid and not a.is_deleted:
             return a
     return None
 

@@ -426,6 +426,30 @@ class ShapeTests(TestCase):
             ["expectation:answer", "expectation:answer.count", "expectation:answer.gold"],
         )
 
+    def test_wide_holds_answers_about_traces_and_leaves_span_answers_to_long(self):
+        trace = make_trace(request_time=100)
+        spans = [make_span(trace, name="stock_api", span_type="TOOL") for _ in range(2)]
+        services.log_feedback(trace=trace, name="tool_ok", value=True, actor=self.alice)
+        for span, value in zip(spans, (False, False), strict=True):
+            services.log_feedback(
+                trace=trace, name="tool_ok", value=value, span_id=span.span_id, actor=self.bob
+            )
+        services.log_feedback(
+            trace=trace, name="span_only", value=1, span_id=spans[0].span_id, actor=self.bob
+        )
+        rows = parse_jsonl(run(Trace.objects.filter(pk=trace.pk), format="jsonl", shape="wide"))
+        [row] = rows
+        self.assertEqual((row["tool_ok"], row["tool_ok.count"]), (True, 1))
+        self.assertNotIn("span_only", row)
+        long = parse_jsonl(run(Trace.objects.filter(pk=trace.pk), format="jsonl"))
+        self.assertEqual(
+            sorted((r["name"], r["span_id"] or "") for r in long),
+            sorted(
+                [("tool_ok", ""), ("span_only", spans[0].span_id)]
+                + [("tool_ok", span.span_id) for span in spans]
+            ),
+        )
+
     def test_wide_per_annotator(self):
         rows = parse_csv(run(self.traces, shape="wide", per_annotator=True))
         first = rows[0]

@@ -210,6 +210,11 @@ class ExportPageTests(ExportDataMixin, TestCase):
         response = self.client.get(PAGE)
         self.assertEqual(response.status_code, 302)
 
+    def test_it_says_span_answers_are_in_the_long_shape(self):
+        self.client.force_login(self.viewer)
+        response = self.client.get(PAGE)
+        self.assertContains(response, "One row per trace holds answers about traces only.")
+
     def test_it_summarises_the_export_and_carries_the_filters(self):
         self.client.force_login(self.viewer)
         response = self.client.get(PAGE, {"experiment": self.bot.pk, "user": "alice"})

@@ -4,6 +4,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from unittest import mock
 
 from django.db import connection
 from django.test import TestCase
@@ -11,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import export, quality, queues
+from annotation import export, quality, queues, services
 from annotation.models import LabelSchema, QueueAssignment
 from tests.factories import make_admin, make_reviewer, make_trace
 
@@ -98,6 +99,44 @@ class ControlHandoutTests(QualityTestData, TestCase):
         self.assertFalse(item.is_control)
 
 
+class ControlItemAnswersTests(QualityTestData, TestCase):
+    """A control item is answered like any item: an earlier answer is shown and edited."""
+
+    def setUp(self):
+        self.queue = self.make_queue(rate=100, overlap=1, controls=(1,))
+        self.item = self.queue.items.get(position=1)
+        self.url = reverse("annotation:queue-item", args=[self.queue.pk, 1])
+
+    def test_an_answer_from_the_review_page_is_shown_and_edited(self):
+        earlier = services.log_feedback(
+            trace=self.traces[0], name="correct", value=False, actor=self.ann
+        )
+        assignment = queues.next_assignment(queue=self.queue, user=self.ann)
+        self.assertEqual(assignment.item, self.item)
+        self.assertEqual(
+            [a.pk for a in queues.own_answers(item=self.item, user=self.ann)], [earlier.pk]
+        )
+        self.client.force_login(self.ann)
+        response = self.client.post(self.url, {f"s{self.correct.pk}-value": "true"})
+        self.assertEqual(response.status_code, 302)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.status, Status.DONE)
+        earlier.refresh_from_db()
+        self.assertIs(earlier.value, True)
+        self.assertEqual(self.traces[0].assessments.filter(annotator=self.ann).count(), 1)
+
+    def test_a_reopened_control_item_is_answered_again(self):
+        answer(self.queue, self.ann, {"correct": False})
+        queues.reopen_item(item=self.item)
+        self.client.force_login(self.ann)
+        response = self.client.post(self.url, {f"s{self.correct.pk}-value": "true"})
+        self.assertEqual(response.status_code, 302)
+        [given] = self.traces[0].assessments.filter(annotator=self.ann)
+        self.assertIs(given.value, True)
+        self.assertEqual(self.item.assignments.get(annotator=self.ann).status, Status.DONE)
+        self.assertEqual(quality.accuracy_by_annotator(self.queue)[self.ann.pk].correct, 1)
+
+
 class ControlItemsStayOutOfResultsTests(QualityTestData, TestCase):
     def setUp(self):
         self.queue = self.make_queue(rate=50, overlap=2)
@@ -109,11 +148,15 @@ class ControlItemsStayOutOfResultsTests(QualityTestData, TestCase):
     def test_progress_counts_ordinary_items_only(self):
         progress = queues.progress(self.queue, self.ann)
         self.assertEqual((progress.items, progress.labels_needed, progress.labels_done), (2, 4, 4))
-        self.assertEqual(progress.positions, 4)
-        # The person's own count includes control items, so it gives none away.
-        self.assertEqual(progress.mine, 4)
+        self.assertEqual((progress.mine, progress.others, progress.complete_items), (2, 2, 2))
         done = {row.user.pk: row.done for row in queues.progress_by_annotator(self.queue)}
         self.assertEqual(done, {self.ann.pk: 2, self.bob.pk: 2})
+
+    def test_what_annotators_see_counts_control_items_like_any_item(self):
+        progress = queues.progress(self.queue, self.ann, as_annotator=True)
+        # 2 ordinary items at overlap 2, and 2 control items for both annotators.
+        self.assertEqual((progress.items, progress.labels_needed, progress.labels_done), (4, 8, 8))
+        self.assertEqual((progress.mine, progress.others, progress.complete_items), (4, 4, None))
 
     def test_disagreements_and_agreement_leave_control_items_out(self):
         positions = {d.item.position for d in queues.disagreements(self.queue)}
@@ -173,6 +216,43 @@ class PaceTests(QualityTestData, TestCase):
         self.assertEqual(assignment.active_ms, 20_000)
         self.assertEqual(assignment.shown_at, start)
 
+    def test_a_hidden_tab_closes_the_stretch_and_counts_nothing_until_seen_again(self):
+        queue = self.make_queue(controls=())
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        start = timezone.now()
+        signs = [
+            (0, quality.Activity.ACTIVE),  # shown
+            (15, quality.Activity.ACTIVE),  # heartbeat
+            (21, quality.Activity.HIDDEN),
+            (56, quality.Activity.RESUMED),  # 35 s hidden, within ACTIVE_GAP
+            (60, quality.Activity.ACTIVE),  # answered
+        ]
+        for seconds, state in signs:
+            assignment.refresh_from_db()
+            quality.record_activity(assignment, now=start + timedelta(seconds=seconds), state=state)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.active_ms, 25_000)
+
+    def test_a_lost_hidden_sign_still_counts_no_hidden_time(self):
+        queue = self.make_queue(controls=())
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        start = timezone.now()
+        for seconds, state in ((0, "active"), (15, "active"), (50, "resumed"), (55, "active")):
+            assignment.refresh_from_db()
+            quality.record_activity(assignment, now=start + timedelta(seconds=seconds), state=state)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.active_ms, 20_000)
+
+    def test_an_idle_tab_counts_nothing_after_its_last_heartbeat(self):
+        queue = self.make_queue(controls=())
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        start = timezone.now()
+        for seconds, state in ((0, "active"), (15, "active"), (30, "idle"), (40, "active")):
+            assignment.refresh_from_db()
+            quality.record_activity(assignment, now=start + timedelta(seconds=seconds), state=state)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.active_ms, 15_000)
+
     def test_a_finished_turn_gains_no_more_time(self):
         queue = self.make_queue(controls=())
         assignment = queues.next_assignment(queue=queue, user=self.ann)
@@ -226,6 +306,32 @@ class QualityViewTests(QualityTestData, TestCase):
         assignment.refresh_from_db()
         self.assertIsNotNone(assignment.shown_at)
 
+    def test_time_while_the_tab_is_hidden_is_not_active(self):
+        """Visible for 21 s, hidden for 35 s, then answered: 21 s active, not 56."""
+        queue = self.make_queue(rate=0, controls=(), name="Timed")
+        assignment = queues.next_assignment(queue=queue, user=self.ann)
+        item_url = reverse("annotation:queue-item", args=[queue.pk, assignment.item.position])
+        activity_url = reverse(
+            "annotation:queue-item-activity", args=[queue.pk, assignment.item.position]
+        )
+        start = timezone.now()
+        self.client.force_login(self.ann)
+        with mock.patch("django.utils.timezone.now") as now:
+            for seconds, send in (
+                (0, lambda: self.client.get(item_url)),
+                (15, lambda: self.client.post(activity_url, {"state": "active"})),
+                (21, lambda: self.client.post(activity_url, {"state": "hidden"})),
+                (56, lambda: self.client.post(activity_url, {"state": "resumed"})),
+                (56, lambda: self.client.post(item_url, {f"s{self.correct.pk}-value": "true"})),
+            ):
+                now.return_value = start + timedelta(seconds=seconds)
+                self.assertLess(send().status_code, 400)
+        assignment.refresh_from_db()
+        self.assertEqual(assignment.status, Status.DONE)
+        self.assertEqual(assignment.active_ms, 21_000)
+        refused = self.client.post(activity_url, {"state": "asleep"})
+        self.assertEqual(refused.status_code, 400)
+
     def test_showing_the_item_records_when_it_was_shown(self):
         assignment = queues.next_assignment(queue=self.queue, user=self.ann)
         self.client.force_login(self.ann)
@@ -259,6 +365,41 @@ class QualityViewTests(QualityTestData, TestCase):
         self.assertEqual(pages[0], pages[1])
         self.assertNotRegex(pages[0].lower(), r"control(?!\+enter)")
 
+    def test_the_counters_annotators_see_move_alike_on_control_items(self):
+        queue = self.make_queue(rate=50, overlap=1, controls=(3, 4), name="Counted")
+        header = re.compile(
+            r"of (\d+)</span></h1>.*?(\d+) / (\d+) done · mine (\d+), others (\d+)", re.S
+        )
+        self.client.force_login(self.ann)
+        seen = []
+        while (assignment := queues.next_assignment(queue=queue, user=self.ann)) is not None:
+            url = reverse("annotation:queue-item", args=[queue.pk, assignment.item.position])
+            page = self.client.get(url).content.decode()
+            seen.append((assignment.item.is_control, *map(int, header.search(page).groups())))
+            self.client.post(url, {f"s{self.correct.pk}-value": "true"})
+        # Items, done, needed (2 ordinary at overlap 1, 2 control for both), mine, others.
+        self.assertEqual(
+            seen,
+            [
+                (False, 4, 0, 6, 0, 0),
+                (True, 4, 1, 6, 1, 0),
+                (False, 4, 2, 6, 2, 0),
+                (True, 4, 3, 6, 3, 0),
+            ],
+        )
+        answer(queue, self.bob, {"correct": True})  # a control item: no ordinary one is left
+        queue_page = self.client.get(reverse("annotation:queue-detail", args=[queue.pk]))
+        self.assertContains(queue_page, "5 / 6</strong> labels done")
+        self.assertContains(queue_page, "· 4 items\n")
+        self.assertContains(queue_page, "mine 4, others 1")
+        self.assertNotContains(queue_page, "items complete")
+        listed = self.client.get(reverse("annotation:queue-list")).content.decode()
+        self.assertIn('<td class="num">4</td>\n      <td class="num">4</td>', listed)
+        self.client.force_login(self.admin)
+        results = self.client.get(reverse("annotation:queue-detail", args=[queue.pk]))
+        self.assertContains(results, "2 / 2</strong> labels done")
+        self.assertContains(results, "2 of 2 items complete")
+
     def test_the_queue_page_warns_about_low_accuracy(self):
         for person, value in ((self.ann, True), (self.bob, False)):
             for _ in range(3):
@@ -269,6 +410,22 @@ class QualityViewTests(QualityTestData, TestCase):
         self.assertEqual(len(warnings), 1)
         self.assertIn("bob", warnings[0][:200])
         self.assertContains(response, "3 of 6 control answers")
+
+    def test_too_few_control_answers_to_warn_are_said_so_beside_the_figure(self):
+        for person, value in ((self.ann, True), (self.bob, False)):
+            for _ in range(2):
+                answer(self.queue, person, {"correct": value})
+        self.client.force_login(self.admin)
+        response = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertNotContains(response, 'data-testid="accuracy-warning"')
+        self.assertContains(response, "(n &lt; 3, too few to judge)", count=2)
+        page = self.client.get(reverse("accounts:annotator-detail", args=[self.bob.pk]))
+        self.assertContains(page, '0% <span class="muted">of 2</span>')
+        self.assertContains(page, "(n &lt; 3, too few to judge)", count=1)
+        answer(self.queue, self.bob, {"correct": False})
+        response = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertContains(response, "(n &lt; 3, too few to judge)", count=1)
+        self.assertContains(response, 'data-testid="accuracy-warning"', count=1)
 
     def test_the_queue_page_shows_no_pace_for_untimed_assignments(self):
         """Hand-made rows: answered turns with no active time recorded (and one timed one)."""

@@ -156,7 +156,34 @@ class SessionQueueViewTests(TestCase):
         self.client.force_login(self.admin)
         url = reverse("annotation:queue-adjudicate", args=[queue.pk, 1, self.schema.pk])
         response = self.client.get(url)
-        self.assertContains(response, f'href="{reverse("annotation:session", args=["sess-1"])}"')
+        session_url = reverse("annotation:session", args=["sess-1"])
+        self.assertContains(response, f'href="{session_url}"')
+        self.assertContains(response, "Session <code>sess-1</code></h2>", html=False)
+        self.assertNotContains(response, f"Trace <code>{self.turns[-1].trace_id}</code>")
+        listed = self.client.get(reverse("annotation:queue-disagreements", args=[queue.pk]))
+        self.assertContains(
+            listed, f'<a href="{session_url}">Session <code>sess-1</code></a>', count=1
+        )
+        self.assertNotContains(listed, self.turns[-1].trace_id)
+
+    def test_the_assignments_download_names_each_items_session(self):
+        queue = self.session_queue()
+        session_items.add_sessions(queue=queue, session_ids=["sess-2"])
+        plain = make_trace()
+        queue.items.create(trace=plain, position=3)
+        self.client.force_login(self.admin)
+        while (turn := queues.next_assignment(queue=queue, user=self.ann)) is not None:
+            queues.submit(assignment=turn, values={"resolved": True}, actor=self.ann)
+        response = self.client.get(reverse("annotation:queue-assignments", args=[queue.pk]))
+        rows = list(csv.DictReader(io.StringIO(body(response))))
+        self.assertEqual(
+            [(r["position"], r["trace_id"], r["session_id"]) for r in rows],
+            [
+                ("1", self.turns[-1].trace_id, "sess-1"),
+                ("2", self.other.trace_id, "sess-2"),
+                ("3", plain.trace_id, ""),
+            ],
+        )
 
     def test_the_export_names_the_session_of_session_answers(self):
         queue = self.session_queue()

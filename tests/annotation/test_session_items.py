@@ -4,8 +4,9 @@ from unittest import mock
 
 from django.core.exceptions import ValidationError
 from django.test import TestCase
+from django.urls import reverse
 
-from annotation import queues, session_items, span_questions
+from annotation import quality, queues, services, session_items, span_questions
 from annotation.models import Assessment, LabelSchema, QueueItem
 from tests.factories import make_experiment, make_reviewer, make_span, make_trace
 
@@ -109,6 +110,53 @@ class BuildSessionItemsTests(TestCase):
         )
         self.assertEqual(decision.metadata[SESSION_KEY], "sess-a")
         self.assertEqual(decision.trace_id, self.a[-1].pk)
+
+    def test_a_session_answer_is_kept_apart_from_an_answer_about_its_last_turn(self):
+        queue = self.make_queue(["sess-a"], overlap=2)
+        about_turn = services.log_feedback(
+            trace=self.a[-1], name="resolved", value=False, actor=self.ann
+        )
+        turn = queues.next_assignment(queue=queue, user=self.ann)
+        self.assertEqual(queues.own_answers(item=turn.item, user=self.ann), [])
+        self.client.force_login(self.ann)
+        url = reverse("annotation:queue-item", args=[queue.pk, turn.item.position])
+        page = self.client.get(url)
+        self.assertFalse(page.context["forms"].forms[0].initial.get("value"))
+        self.client.post(url, {f"s{self.schema.pk}-value": "true"})
+        turn.refresh_from_db()
+        self.assertEqual(turn.status, "done")
+        about_turn.refresh_from_db()
+        self.assertEqual((about_turn.value, about_turn.version), (False, 1))
+        self.assertNotIn(SESSION_KEY, about_turn.metadata)
+        [about_session] = Assessment.objects.filter(metadata__has_key=SESSION_KEY)
+        self.assertEqual((about_session.value, about_session.trace), (True, self.a[-1]))
+        self.assertEqual(queues.own_answers(item=turn.item, user=self.ann), [about_session])
+        # The queue's results count the answer about the session only.
+        self.assertEqual(queues.progress(queue).labels_done, 1)
+        self.assertEqual(queues.disagreements(queue), [])
+        # The review page's widget edits the answer about the turn.
+        review = self.client.get(self.a[-1].get_absolute_url())
+        widgets = review.context["trace_region"].widgets
+        self.assertEqual([w.current for w in widgets], [about_turn])
+        # Each is still one per person: a second answer about either is refused.
+        for metadata in ({SESSION_KEY: "sess-a"}, {}):
+            with self.assertRaises(ValidationError) as caught:
+                services.log_feedback(
+                    trace=self.a[-1], name="resolved", value=True, metadata=metadata, actor=self.ann
+                )
+            self.assertEqual(caught.exception.code, "duplicate")
+
+    def test_accuracy_on_a_session_control_item_reads_the_answer_about_the_session(self):
+        queue = self.make_queue(["sess-a"], control_rate=100)
+        [item] = queue.items.all()
+        quality.set_control_answers(item=item, answers={"resolved": True}, actor=self.ann)
+        services.log_feedback(trace=self.a[-1], name="resolved", value=False, actor=self.bob)
+        turn = queues.next_assignment(queue=queue, user=self.bob)
+        queues.submit(assignment=turn, values={"resolved": True}, actor=self.bob)
+        accuracy = quality.accuracy_by_annotator(queue)[self.bob.pk]
+        self.assertEqual((accuracy.correct, accuracy.n), (1, 1))
+        [row] = quality.assignment_records(queue)
+        self.assertEqual((row["control_correct"], row["control_compared"]), (1, 1))
 
     def test_a_session_that_gains_turns_keeps_its_item_on_the_queued_trace(self):
         queue = self.make_queue(["sess-a"])

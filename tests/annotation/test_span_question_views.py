@@ -168,7 +168,10 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
 
     def test_a_missing_span_answer_is_asked_for_by_span_name(self):
         response = self.label(self.ann, "true", "")
-        self.assertContains(response, "answer &quot;Relevant?&quot; on retrieve_1 first")
+        span_id = self.retrievers[1].span_id
+        self.assertContains(
+            response, f"answer &quot;Relevant?&quot; on retrieve_1 (span {span_id}) first"
+        )
         self.assertFalse(Assessment.objects.exists())
 
     def test_the_queue_page_names_the_spans_asked_of_each_item(self):
@@ -183,6 +186,22 @@ class SpanQuestionItemTests(SpanQuestionTestData, TestCase):
         self.client.force_login(self.admin)
         page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
         self.assertContains(page, asked, count=1)  # the items table
+
+    def test_no_control_item_is_offered_in_a_queue_of_span_questions(self):
+        self.client.force_login(self.admin)
+        page = self.client.get(reverse("annotation:queue-detail", args=[self.queue.pk]))
+        self.assertNotContains(page, "Make control item")
+        self.assertNotContains(
+            page, reverse("annotation:queue-control-item", args=[self.queue.pk, 1])
+        )
+        url = reverse("annotation:queue-control-item", args=[self.queue.pk, 1])
+        editor = self.client.get(url)
+        self.assertContains(editor, "This queue asks span questions, so it has no control items")
+        self.assertNotContains(editor, '<form method="post" class="panel stacked"')
+        self.assertNotContains(editor, "Relevant?")
+        refused = self.client.post(url, {"control": "true", f"s{self.helpful.pk}-value": "true"})
+        self.assertContains(refused, "so it has no control items")
+        self.assertFalse(self.queue.items.get(position=1).is_control)
 
     def test_the_queue_page_finds_asked_spans_in_constant_queries(self):
         self.client.force_login(self.admin)

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 from django.core.exceptions import ValidationError
 from django.test import TestCase
@@ -165,10 +166,32 @@ class SubmitTests(SpanQueueTestData, TestCase):
                 actor=self.ann,
             )
         self.assertEqual(caught.exception.code, "required")
-        self.assertIn('"relevant" on retrieve_1', caught.exception.message)
+        only = self.retrievers[1]
+        self.assertIn(f'"relevant" on retrieve_1 (span {only.span_id})', caught.exception.message)
         self.assertFalse(Assessment.objects.exists())
         turn.refresh_from_db()
         self.assertEqual(turn.status, Status.ASSIGNED)
+
+    def test_a_refusal_names_each_question_once_with_a_count_and_a_few_span_ids(self):
+        many = [make_span(self.trace, name="stock_api", span_type="RETRIEVER") for _ in range(40)]
+        turn = queues.next_assignment(queue=self.queue, user=self.ann)
+        first = self.retrievers[0].span_id
+        with self.assertRaises(ValidationError) as caught:
+            queues.submit(
+                assignment=turn, values={}, span_values={(first, "relevant"): True}, actor=self.ann
+            )
+        header, helpful, relevant = caught.exception.messages
+        self.assertEqual(header, "Nothing was saved: answer these first.")
+        self.assertEqual(helpful, '"helpful"')
+        self.assertRegex(
+            relevant,
+            r'^"relevant" on 41 spans named (retrieve_1, stock_api|stock_api, retrieve_1) '
+            r"\(\w{16}, \w{16}, \w{16} and 38 more\)$",
+        )
+        unanswered = {self.retrievers[1].span_id} | {span.span_id for span in many}
+        self.assertLessEqual(set(re.findall(r"\w{16}", relevant)), unanswered)
+        self.assertEqual({e.code for e in caught.exception.error_list}, {"required"})
+        self.assertFalse(Assessment.objects.exists())
 
     def test_answers_are_span_assessments_with_revisions(self):
         turn = self.answer(self.ann, True, False)
