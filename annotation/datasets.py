@@ -265,12 +265,15 @@ def add_traces(
     *, dataset, name: str = "", traces, user: str, experiments=(), expectations=None
 ) -> tuple[EvaluationDataset, int, int]:
     """Add traces as records to ``dataset``, or to a new dataset called ``name`` linked to
-    ``experiments``: what the browser's "Add to dataset" actions do. Returns the dataset
-    and the (inserted, updated) counts."""
+    ``experiments``: what the browser's "Add to dataset" actions do. The dataset is linked to
+    the traces' experiments too, so ``search_datasets(experiment_ids=...)`` finds it. Returns
+    the dataset and the (inserted, updated) counts."""
+    traces = list(traces)
     with transaction.atomic():
         dataset = dataset or create_dataset(
             name=name, experiments=experiments, tags={USER_TAG: user}
         )
+        dataset.experiments.add(*{trace.experiment_id for trace in traces})
         records = records_from_traces(traces, expectations=expectations)
         inserted, updated = merge_records(dataset=dataset, records=records)
     return dataset, inserted, updated

@@ -72,6 +72,26 @@ class DatasetViewTests(TestCase):
             sorted(t.trace_id for t in self.traces[1:]),
         )
 
+    def test_a_dataset_is_linked_to_the_experiments_of_the_traces_added(self):
+        other = make_experiment("billing")
+        elsewhere = make_trace(other, user="u9")
+        make_span(elsewhere, inputs={"question": "q9"}, outputs="a9")
+        schema = LabelSchema.objects.create(name="ok", value_type="boolean", applies_to="trace")
+        queue = queues.create_queue(
+            name="q", traces=self.traces[1:], schemas=[schema], annotators=[self.reviewer]
+        )
+        self.client.force_login(self.reviewer)
+        self.client.post(self.add_url, {"name": "from queue", "queue": queue.pk, "limit": 10})
+        self.client.post(self.add_url, {"name": "listed", "filter_query": "", "limit": 10})
+        from_queue = EvaluationDataset.objects.get(name="from queue")
+        self.assertEqual(list(from_queue.experiments.all()), [self.experiment])
+        listed = EvaluationDataset.objects.get(name="listed")
+        self.assertEqual(set(listed.experiments.all()), {self.experiment, other})
+        self.client.post(
+            self.add_url, {"dataset": from_queue.pk, "filter_query": "user=u9", "limit": 10}
+        )
+        self.assertEqual(set(from_queue.experiments.all()), {self.experiment, other})
+
     def test_viewers_and_strangers_may_not_add(self):
         self.assertEqual(self.client.post(self.add_url, {"name": "x"}).status_code, 302)
         self.client.force_login(self.viewer)
