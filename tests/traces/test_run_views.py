@@ -38,6 +38,10 @@ class RunListTests(TestCase):
         self.assertEqual(response.context["metric_keys"], ["exact/mean", "length/mean"])
         self.assertEqual(response.context["rows"][1][1], [0.5, None])
         self.assertContains(response, f'href="/?run={self.old.run_id}"')
+        self.assertContains(
+            response, '<time datetime="2023-11-14T22:15:00+00:00">2023-11-14 22:15:00</time>'
+        )
+        self.assertNotContains(response, ">1700000100000<")
 
     def test_two_runs_side_by_side(self):
         self.client.force_login(self.viewer)
