@@ -43,6 +43,13 @@ class RunListTests(TestCase):
         )
         self.assertNotContains(response, ">1700000100000<")
 
+    def test_comparing_one_run_says_two_are_needed(self):
+        self.client.force_login(self.viewer)
+        response = self.client.get(self.url, {"compare": [self.old.run_id]})
+        self.assertContains(response, "Tick two runs to compare them.")
+        self.assertEqual(response.context["compared"], [])
+        self.assertNotContains(self.client.get(self.url), "Tick two runs to compare them.")
+
     def test_two_runs_side_by_side(self):
         self.client.force_login(self.viewer)
         response = self.client.get(self.url, {"compare": [self.old.run_id, self.new.run_id]})
