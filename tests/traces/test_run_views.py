@@ -89,6 +89,18 @@ class RunTracesTests(TestCase):
         response = self.client.get(reverse("traces:list"), {"run": self.judged.run_id})
         self.assertEqual([trace.pk for trace in response.context["page"].rows], [self.inside.pk])
 
+    def test_the_trace_list_filters_by_a_runs_name(self):
+        again = _run(self.experiment, "judged", {})
+        rerun = make_trace(self.experiment, trace_metadata={"mlflow.sourceRun": again.run_id})
+        self.client.force_login(self.reviewer)
+        response = self.client.get(reverse("traces:list"), {"run": "judged"})
+        self.assertEqual(
+            {trace.pk for trace in response.context["page"].rows}, {self.inside.pk, rerun.pk}
+        )
+        self.assertContains(response, "Run id or name")
+        nothing = self.client.get(reverse("traces:list"), {"run": "never-ran"})
+        self.assertEqual(list(nothing.context["page"].rows), [])
+
     def test_the_review_page_names_the_run(self):
         self.client.force_login(self.reviewer)
         page = self.client.get(self.inside.get_absolute_url())
