@@ -101,6 +101,11 @@ class AssessmentForm(forms.Form):
         self.fields["version"].required = editing
         if schema is not None:
             self.fields["value"].label = schema.title or schema.name
+        if schema is not None and not schema.enable_comment:
+            # The schema asks for no rationale (MLflow's enable_comment=False): none is shown
+            # or taken.
+            self.fields["rationale"].disabled = True
+            self.fields["rationale"].widget = forms.HiddenInput()
 
     @property
     def name(self) -> str:

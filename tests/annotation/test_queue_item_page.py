@@ -70,6 +70,12 @@ class QueueItemTraceViewTests(TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertNotContains(response, "<script>")
 
+    def test_a_schema_without_comments_shows_no_rationale_box(self):
+        box = 'placeholder="Why? (optional)"'
+        self.assertContains(self.client.get(self.url), box, count=3)
+        LabelSchema.objects.filter(name="correct").update(enable_comment=False)
+        self.assertContains(self.client.get(self.url), box, count=2)
+
     def test_questions_offer_the_review_page_keys(self):
         response = self.client.get(self.url)
         self.assertContains(response, "data-autofocus-question")

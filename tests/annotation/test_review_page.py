@@ -137,6 +137,14 @@ class TraceReviewPageTests(TestCase):
         self.assertContains(response, 'aria-label="4 of 5"')
         self.assertNotContains(response, "doc_relevant")
 
+    def test_a_schema_without_comments_shows_no_rationale_box(self):
+        box = 'placeholder="Why? (optional)"'
+        shown = self.client.get(review_url(self.trace)).content.decode().count(box)
+        LabelSchema.objects.filter(name="helpful").update(enable_comment=False)
+        response = self.client.get(review_url(self.trace))
+        self.assertContains(response, 'data-key="y"')
+        self.assertContains(response, box, count=shown - 1)
+
     def test_deep_link_selects_a_span_and_expands_the_path_to_it(self):
         response = self.client.get(review_url(self.trace, span=self.deep.span_id))
         self.assertContains(response, "<html", status_code=200)
