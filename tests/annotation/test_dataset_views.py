@@ -6,6 +6,7 @@ import json
 from django.test import Client, TestCase
 from django.urls import reverse
 
+from accounts.tokens import create_token
 from annotation import datasets, queues, services
 from annotation.models import DatasetRecord, EvaluationDataset, LabelSchema
 from tests.factories import make_experiment, make_reviewer, make_span, make_trace, make_viewer
@@ -164,6 +165,18 @@ class DatasetViewTests(TestCase):
         csv_text = b"".join(self.client.get(export, {"format": "csv"}).streaming_content).decode()
         self.assertIn("dataset_record_id,inputs,outputs", csv_text.splitlines()[0])
         self.assertIn('{""question"": ""q0""}', csv_text)
+
+    def test_the_export_takes_an_api_token(self):
+        dataset = datasets.create_dataset(name="scripted", experiments=[], tags={})
+        datasets.merge_records(dataset=dataset, records=[{"inputs": {"q": 1}}])
+        export = reverse("annotation:dataset-export", args=[dataset.dataset_id])
+        _, token = create_token(user=self.viewer, name="script")
+        response = self.client.get(export, headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(response.status_code, 200)
+        self.assertIn(b'"q": 1', b"".join(response.streaming_content))
+        wrong = self.client.get(export, headers={"Authorization": "Bearer tmk_wrong"})
+        self.assertEqual(wrong.status_code, 401)
+        self.assertEqual(self.client.get(export).status_code, 302)
 
     def test_a_records_outputs_may_be_any_json_value_as_in_mlflow(self):
         dataset = datasets.create_dataset(name="plain", experiments=[], tags={})
