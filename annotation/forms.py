@@ -180,6 +180,11 @@ class CategoricalForm(AssessmentForm):
     def __init__(self, *args, schema=None, **kwargs):
         super().__init__(*args, schema=schema, **kwargs)
         options = schema.options if schema is not None else []
+        if schema is not None and schema.multi_select:
+            # Several options may be chosen; the answer is the list of them.
+            self.fields["value"] = forms.MultipleChoiceField(
+                label=self.fields["value"].label, widget=forms.CheckboxSelectMultiple
+            )
         self.fields["value"].choices = [(str(o), str(o)) for o in options]
 
     def keyed_choices(self) -> list[tuple[str, str, str]]:
