@@ -1,7 +1,8 @@
 """MLflow tracking-protocol routes (see annotation.api and traces.api).
 
 ``traces/search``, ``get``, ``batchGet`` and ``batchGetInfos`` come before
-``traces/<trace_id>``, which would otherwise swallow them; anything else under ``/api/``
+``traces/<trace_id>``, which would otherwise swallow them; anything else under ``/api/`` (or
+``/ajax-api/``, where MLflow repeats its endpoints for its UI)
 answers 404 ENDPOINT_NOT_FOUND in MLflow's error shape.
 """
 
@@ -142,5 +143,6 @@ urlpatterns = [
         f"{V3}datasets/<str:dataset_id>/remove-experiments",
         dispatch(POST=datasets_api.dataset_remove_experiments),
     ),
-    re_path(r"^api/", endpoint_not_found),
+    # MLflow registers every endpoint under /ajax-api/ too, for its UI; Tracemark serves none.
+    re_path(r"^(ajax-)?api/", endpoint_not_found),
 ]

@@ -1,12 +1,13 @@
 """The form that adds traces to an evaluation dataset, from a trace-list filter or a queue."""
 
 from django import forms
+from django.db.models import Q
 from django.http import QueryDict
 
 from traces.filters import TraceFilter
 from traces.models import Trace
 
-from .models import EvaluationDataset, Queue
+from .models import EvaluationDataset, Queue, QueueAssignment, QueueItem
 from .queue_forms import MAX_ITEMS, PAGING_KEYS
 
 
@@ -23,6 +24,15 @@ class AddToDatasetForm(forms.Form):
     )
     queue = forms.ModelChoiceField(
         queryset=Queue.objects.all(), required=False, widget=forms.HiddenInput
+    )
+    items = forms.ChoiceField(
+        choices=[("completed", "Completed items only"), ("all", "Every item")],
+        initial="completed",
+        required=False,
+        widget=forms.RadioSelect,
+        label="Which of the queue's items",
+        help_text="Completed: someone submitted the item. Skipped and declined items are "
+        "left out unless you choose every item.",
     )
     limit = forms.IntegerField(min_value=1, max_value=MAX_ITEMS, initial=1000)
 
@@ -48,7 +58,15 @@ class AddToDatasetForm(forms.Form):
 
     def _traces(self, cleaned) -> list[Trace] | None:
         if cleaned.get("queue"):
-            items = cleaned["queue"].items.select_related("trace").order_by("position")
+            queue = cleaned["queue"]
+            items = queue.items.select_related("trace").order_by("position")
+            if cleaned.get("items") != "all":
+                submitted = QueueAssignment.objects.filter(
+                    item__queue=queue, status=QueueAssignment.Status.DONE
+                ).values("item_id")
+                items = items.filter(
+                    Q(status=QueueItem.Status.COMPLETE) | Q(pk__in=submitted), is_control=False
+                )
             return [item.trace for item in items[: cleaned["limit"]]]
         filterset = TraceFilter(
             QueryDict(cleaned.get("filter_query", "")),

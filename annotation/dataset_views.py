@@ -16,6 +16,7 @@ from traces.models import Trace
 from . import datasets
 from .dataset_forms import AddToDatasetForm
 from .export import write_csv, write_jsonl
+from .export_views import login_or_token_required
 from .models import EvaluationDataset
 
 RECORDS_PER_PAGE = 100
@@ -79,7 +80,7 @@ def dataset_add(request):
 
 
 @require_GET
-@login_required
+@login_or_token_required
 def dataset_export(request, dataset_id):
     dataset = get_object_or_404(EvaluationDataset, dataset_id=dataset_id)
     as_csv = request.GET.get("format") == "csv"

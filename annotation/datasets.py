@@ -11,8 +11,10 @@ Rules it owns, as MLflow 3.17.2's server keeps them:
   ``schema`` (the JSON type of each input, output and expectation key) and ``profile``
   (``num_records``) follow the records.
 - Tags merge; a tag set to null is ignored (3.17.2 does not remove it).
-- Records made from traces carry the root span's inputs and outputs and the trace's live
-  expectations (reviewers' answers to expectation schemas included), never its feedback.
+- Records made from traces are those the MLflow client's ``merge_records(traces)`` builds:
+  the root span's inputs and outputs as they are, and the trace's live expectations on the
+  trace or its spans (reviewers' answers to expectation schemas included), never its
+  feedback.
 """
 
 import hashlib
@@ -24,6 +26,7 @@ from django.db.models import Count
 from traces.models import SESSION_METADATA_KEY, Span, now_ms
 
 from .models import Assessment, DatasetRecord, EvaluationDataset, Kind
+from .serializers import expectation_as_read
 
 USER_TAG = "mlflow.user"
 SCHEMA_VERSION = "1.0"
@@ -220,9 +223,14 @@ def set_experiments(*, dataset: EvaluationDataset, add=(), remove=()) -> Evaluat
 
 
 def records_from_traces(traces, *, expectations=None) -> list[dict]:
-    """Records as the MLflow client builds them from traces: the root span's inputs and
-    outputs, the live expectations by name, and the trace as the source. ``expectations``
-    ({trace pk: {name: value}}) adds to or overrides the live ones, e.g. with gold values."""
+    """Records as the MLflow client's ``merge_records(traces)`` builds them, for the browser's
+    "Add to dataset" actions: the root span's inputs and outputs as they are, the trace's
+    valid live expectations by name (on the trace or any of its spans, such as those
+    ``mlflow.genai.evaluate()`` logs on the root span; the latest wins) with values as the
+    client reads them, and the trace as the source. ``expectations`` ({trace pk: {name:
+    value}}) adds to or overrides the live ones, e.g. with gold values. A trace whose root
+    span has no object for inputs (the client would send ``{}``, which no dataset takes)
+    keeps its request under ``request``."""
     traces = list(traces)
     given = expectations or {}
     roots = {
@@ -234,26 +242,25 @@ def records_from_traces(traces, *, expectations=None) -> list[dict]:
     live: dict[int, dict] = {}
     rows = (
         Assessment.objects.live()
-        .filter(trace__in=traces, kind=Kind.EXPECTATION, valid=True, span_id__isnull=True)
+        .filter(trace__in=traces, kind=Kind.EXPECTATION, valid=True)
         .order_by("create_time", "id")
         .values_list("trace_id", "name", "value")
     )
     for trace_pk, name, value in rows:
-        live.setdefault(trace_pk, {})[name] = value
+        live.setdefault(trace_pk, {})[name] = expectation_as_read(value)
     records = []
     for trace in traces:
         root = roots.get(trace.pk)
         inputs = root.inputs if root is not None else None
         if not isinstance(inputs, dict) or not inputs:
             inputs = {"request": inputs if inputs is not None else trace.request_preview}
-        outputs = root.outputs if root is not None else trace.response_preview
         source_data = {"trace_id": trace.trace_id}
         if trace.trace_metadata.get(SESSION_METADATA_KEY):
             source_data["session_id"] = trace.trace_metadata[SESSION_METADATA_KEY]
         records.append(
             {
                 "inputs": inputs,
-                "outputs": outputs if isinstance(outputs, dict) else {"response": outputs},
+                "outputs": root.outputs if root is not None else None,
                 "expectations": {**live.get(trace.pk, {}), **given.get(trace.pk, {})},
                 "source": {"source_type": "TRACE", "source_data": source_data},
             }
@@ -265,12 +272,15 @@ def add_traces(
     *, dataset, name: str = "", traces, user: str, experiments=(), expectations=None
 ) -> tuple[EvaluationDataset, int, int]:
     """Add traces as records to ``dataset``, or to a new dataset called ``name`` linked to
-    ``experiments``: what the browser's "Add to dataset" actions do. Returns the dataset
-    and the (inserted, updated) counts."""
+    ``experiments``: what the browser's "Add to dataset" actions do. The dataset is linked to
+    the traces' experiments too, so ``search_datasets(experiment_ids=...)`` finds it. Returns
+    the dataset and the (inserted, updated) counts."""
+    traces = list(traces)
     with transaction.atomic():
         dataset = dataset or create_dataset(
             name=name, experiments=experiments, tags={USER_TAG: user}
         )
+        dataset.experiments.add(*{trace.experiment_id for trace in traces})
         records = records_from_traces(traces, expectations=expectations)
         inserted, updated = merge_records(dataset=dataset, records=records)
     return dataset, inserted, updated

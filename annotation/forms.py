@@ -101,6 +101,11 @@ class AssessmentForm(forms.Form):
         self.fields["version"].required = editing
         if schema is not None:
             self.fields["value"].label = schema.title or schema.name
+        if schema is not None and not schema.enable_comment:
+            # The schema asks for no rationale (MLflow's enable_comment=False): none is shown
+            # or taken.
+            self.fields["rationale"].disabled = True
+            self.fields["rationale"].widget = forms.HiddenInput()
 
     @property
     def name(self) -> str:
@@ -175,6 +180,11 @@ class CategoricalForm(AssessmentForm):
     def __init__(self, *args, schema=None, **kwargs):
         super().__init__(*args, schema=schema, **kwargs)
         options = schema.options if schema is not None else []
+        if schema is not None and schema.multi_select:
+            # Several options may be chosen; the answer is the list of them.
+            self.fields["value"] = forms.MultipleChoiceField(
+                label=self.fields["value"].label, widget=forms.CheckboxSelectMultiple
+            )
         self.fields["value"].choices = [(str(o), str(o)) for o in options]
 
     def keyed_choices(self) -> list[tuple[str, str, str]]:

@@ -21,6 +21,7 @@ MAX_INSTRUCTION = 1000
 MAX_OPTIONS = 10
 # What a boolean schema made in the browser calls its two answers.
 DEFAULT_LABELS = ("Yes", "No")
+RESERVED_NAME = "feedback"
 _VARIANTS = {
     "pass_fail": ValueType.BOOLEAN,
     "categorical": ValueType.CATEGORICAL,
@@ -237,6 +238,12 @@ def check_name(name) -> str:
     if len(name) > MAX_NAME:
         raise WireError(
             f"Label schema `name` must be at most {MAX_NAME} characters; got {len(name)}."
+        )
+    if name.lower() == RESERVED_NAME:
+        # MLflow keeps it, in any case, for the experiment's default question.
+        raise WireError(
+            f"`{RESERVED_NAME}` is reserved for the experiment's default question and cannot "
+            "be used for another label schema."
         )
     return name
 

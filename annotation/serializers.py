@@ -92,6 +92,12 @@ def _as_double(value):
     return value
 
 
+def expectation_as_read(value):
+    """An expectation's value as the MLflow client reads it back: objects and lists as
+    stored (they travel as serialized JSON), numbers as doubles."""
+    return value if isinstance(value, dict | list) else _as_double(value)
+
+
 def saved_assessment(a: Assessment, trace_id: str) -> dict:
     """An Assessment a write returned, in wire shape."""
     return assessment(a, trace_id, overrides=a.overrides.assessment_id if a.overrides_id else None)
@@ -125,7 +131,7 @@ def assessment(a, trace_id: str, *, overrides: str | None) -> dict:
             }
         }
     else:
-        data["expectation"] = {"value": _as_double(a.value)}
+        data["expectation"] = {"value": expectation_as_read(a.value)}
     if a.rationale:
         data["rationale"] = a.rationale
     if a.metadata:

@@ -12,7 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from . import feedback
+from . import feedback, runs
 from .models import SOURCE_RUN_METADATA_KEY, Experiment, Trace
 from .pagination import DEFAULT_SORT, SORTS
 from .search import JSONHasString
@@ -67,7 +67,12 @@ class TraceFilter(django_filters.FilterSet):
     client_request_id = django_filters.CharFilter(
         label="Client request id", widget=_search("Client request id")
     )
-    run = django_filters.CharFilter(method="filter_run", label="Run", widget=_search("Run id"))
+    run = django_filters.CharFilter(
+        method="filter_run",
+        label="Run",
+        help_text="A run's id or name.",
+        widget=_search("Run id or name"),
+    )
     tag = KeyValueFilter(method="filter_tag", label="Tag", widget=_search("key=value"))
     metadata = KeyValueFilter(
         method="filter_metadata", label="Metadata", widget=_search("key=value")
@@ -118,8 +123,12 @@ class TraceFilter(django_filters.FilterSet):
         return queryset.filter(request_time__lt=_ms(value))
 
     def filter_run(self, queryset, name, value):
-        # The client names the run in each trace made inside it, as MLflow's search does.
-        return queryset.filter(JSONHasString("trace_metadata", SOURCE_RUN_METADATA_KEY, value))
+        # The client names the run in each trace made inside it, as MLflow's search does;
+        # people know a run by the name the pages show, which several runs may share.
+        matches = Q(pk__in=[])
+        for run_id in runs.ids_named(value):
+            matches |= JSONHasString("trace_metadata", SOURCE_RUN_METADATA_KEY, run_id)
+        return queryset.filter(matches)
 
     def filter_tag(self, queryset, name, value):
         return queryset.filter(JSONHasString("tags", *value))

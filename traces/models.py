@@ -226,7 +226,8 @@ class Run(models.Model):
     class Meta:
         ordering = ["-start_time", "run_id"]
         indexes = [
-            models.Index(fields=["experiment", "-start_time", "run_id"], name="run_exp_time_idx")
+            models.Index(fields=["experiment", "-start_time", "run_id"], name="run_exp_time_idx"),
+            models.Index(fields=["name"], name="run_name_idx"),
         ]
 
     def __str__(self):

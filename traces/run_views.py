@@ -28,6 +28,7 @@ def run_list(request, experiment_id):
         ],
         "metric_keys": metric_keys,
         "compared": compared if len(compared) == 2 else [],
+        "compare_hint": request.GET.getlist("compare") and len(compared) != 2,
         "comparison": _comparison(compared) if len(compared) == 2 else [],
     }
     return render(request, "traces/run_list.html", context)

@@ -136,6 +136,12 @@ def run_of(trace: Trace) -> Run | None:
     return Run.objects.filter(run_id=run_id).first() if run_id else None
 
 
+def ids_named(value: str) -> list[str]:
+    """``value`` as a run id, with the ids of the runs named ``value`` (at most 100)."""
+    named = Run.objects.filter(name=value).values_list("run_id", flat=True)[:100]
+    return list(dict.fromkeys([value, *named]))
+
+
 def traces_of(run: Run):
     return Trace.objects.filter(**{f"trace_metadata__{SOURCE_RUN_METADATA_KEY}": run.run_id})
 

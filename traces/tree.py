@@ -48,6 +48,11 @@ TYPE_LABELS = {
     "EMBEDDING": "Embed",
     "TOOL": "Tool",
     "PARSER": "Parse",
+    "GUARDRAIL": "Guard",
+    "EVALUATOR": "Eval",
+    "MEMORY": "Memory",
+    # MLflow's type for a span that names none; shown as what it is rather than cut short.
+    "UNKNOWN": "Span",
 }
 
 

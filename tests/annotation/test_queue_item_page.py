@@ -70,6 +70,18 @@ class QueueItemTraceViewTests(TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertNotContains(response, "<script>")
 
+    def test_a_schema_without_comments_shows_no_rationale_box(self):
+        box = 'placeholder="Why? (optional)"'
+        self.assertContains(self.client.get(self.url), box, count=3)
+        LabelSchema.objects.filter(name="correct").update(enable_comment=False)
+        self.assertContains(self.client.get(self.url), box, count=2)
+
+    def test_a_multi_select_question_offers_checkboxes_with_its_letters(self):
+        LabelSchema.objects.filter(name="issue").update(multi_select=True)
+        response = self.client.get(self.url)
+        self.assertContains(response, 'type="checkbox"', count=2)
+        self.assertContains(response, 'value="tool error" data-key="b"')
+
     def test_questions_offer_the_review_page_keys(self):
         response = self.client.get(self.url)
         self.assertContains(response, "data-autofocus-question")

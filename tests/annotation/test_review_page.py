@@ -137,6 +137,20 @@ class TraceReviewPageTests(TestCase):
         self.assertContains(response, 'aria-label="4 of 5"')
         self.assertNotContains(response, "doc_relevant")
 
+    def test_span_type_badges_read_as_words_not_cut_off(self):
+        untyped = make_span(self.trace, parent=self.root, name="helper", span_type="UNKNOWN")
+        response = self.client.get(review_url(self.trace), {"span": untyped.span_id})
+        self.assertContains(response, '<span class="span-type type-unknown">Span</span>')
+        self.assertNotContains(response, "Unknow<")
+
+    def test_a_schema_without_comments_shows_no_rationale_box(self):
+        box = 'placeholder="Why? (optional)"'
+        shown = self.client.get(review_url(self.trace)).content.decode().count(box)
+        LabelSchema.objects.filter(name="helpful").update(enable_comment=False)
+        response = self.client.get(review_url(self.trace))
+        self.assertContains(response, 'data-key="y"')
+        self.assertContains(response, box, count=shown - 1)
+
     def test_deep_link_selects_a_span_and_expands_the_path_to_it(self):
         response = self.client.get(review_url(self.trace, span=self.deep.span_id))
         self.assertContains(response, "<html", status_code=200)

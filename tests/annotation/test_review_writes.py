@@ -51,6 +51,23 @@ class ReviewWriteTestCase(TestCase):
 
 
 class AssessmentCreateTests(ReviewWriteTestCase):
+    def test_a_multi_select_question_takes_several_options_as_a_list(self):
+        LabelSchema.objects.create(
+            name="issues",
+            value_type=LabelSchema.ValueType.CATEGORICAL,
+            options=["tone", "facts", "length"],
+            multi_select=True,
+        )
+        page = self.client.get(self.trace.get_absolute_url())
+        self.assertContains(page, 'type="checkbox" name="value" value="facts" data-key="b"')
+        self.client.post(
+            self.create_url, {"schema": "issues", "value": ["tone", "facts"]}, headers=HTMX
+        )
+        self.assertEqual(Assessment.objects.get(name="issues").value, ["tone", "facts"])
+        self.client.force_login(make_admin())
+        schemas = self.client.get(reverse("annotation:schema-list"))
+        self.assertContains(schemas, "Categorical (any of a list)")
+
     def test_a_schema_of_another_experiment_is_refused(self):
         self.helpful.experiments.set([make_experiment("returns")])
         response = self.client.post(

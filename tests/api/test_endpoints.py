@@ -301,6 +301,9 @@ class TraceReadTests(ApiTestCase):
         )
         self.assertEqual(unknown.status_code, 404)
         self.assertEqual(unknown.json()["error_code"], "ENDPOINT_NOT_FOUND")
+        ajax = self.api.get("/ajax-api/3.0/mlflow/label-schemas/list")
+        self.assertEqual(ajax.status_code, 404)
+        self.assertEqual(ajax.json()["error_code"], "ENDPOINT_NOT_FOUND")
 
 
 class AssessmentWriteTests(ApiTestCase):

@@ -213,6 +213,13 @@ def test_mlflows_refusals_arrive_as_mlflows_errors(genai):
         error = _error(create, f"bad {number}", schema_input)
         assert error.error_code == "INVALID_PARAMETER_VALUE" and message in error.message
     assert "at most 250" in _error(create, "n" * 251, InputText()).message
+    for name in ("feedback", "FEEDBACK"):
+        reserved = _error(create, name, InputText())
+        assert reserved.error_code == "INVALID_PARAMETER_VALUE"
+        assert reserved.get_http_status_code() == 400
+        assert "`feedback` is reserved for the experiment's default question" in reserved.message
+    renamed = _error(ls.update_label_schema, create("ok", InputText()).schema_id, name="Feedback")
+    assert "is reserved" in renamed.message
 
     missing = _error(create, "elsewhere", InputText(), experiment_id="987654321")
     assert missing.error_code == "RESOURCE_DOES_NOT_EXIST"

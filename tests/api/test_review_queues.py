@@ -27,7 +27,7 @@ def setup(use_token, admin_token, reviewer):
     traces = [make_trace(experiment, request_time=1_700_000_000_000 + n) for n in range(3)]
     ls = mlflow.genai.label_schemas
     correct = ls.create_label_schema(
-        "correct", type="feedback", experiment_id=experiment_id,
+        "correct", type="feedback", experiment_id=experiment_id, enable_comment=True,
         input=InputPassFail(positive_label="Correct", negative_label="Incorrect"),
     )  # fmt: skip
     ideal = ls.create_label_schema(

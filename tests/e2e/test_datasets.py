@@ -63,12 +63,14 @@ def test_a_queues_traces_merge_into_a_chosen_dataset(page, live_server, login):
     page.goto(f"{live_server.url}/queues/{queue.pk}/")
     page.get_by_role("link", name="Add this queue's traces to a dataset").click()
     page.get_by_role("combobox", name="Dataset").select_option(label="regressions")
+    page.get_by_label("Every item").check()
     page.get_by_role("button", name="Add to dataset").click()
     expect(page.get_by_text("3 records added, 0 merged.")).to_be_visible()
 
     page.goto(f"{live_server.url}/queues/{queue.pk}/")
     page.get_by_role("link", name="Add this queue's traces to a dataset").click()
     page.get_by_role("combobox", name="Dataset").select_option(label="regressions")
+    page.get_by_label("Every item").check()
     page.get_by_role("button", name="Add to dataset").click()
     expect(page.get_by_text("0 records added, 3 merged.")).to_be_visible()
     assert chosen.records.count() == 3

@@ -38,6 +38,17 @@ class RunListTests(TestCase):
         self.assertEqual(response.context["metric_keys"], ["exact/mean", "length/mean"])
         self.assertEqual(response.context["rows"][1][1], [0.5, None])
         self.assertContains(response, f'href="/?run={self.old.run_id}"')
+        self.assertContains(
+            response, '<time datetime="2023-11-14T22:15:00+00:00">2023-11-14 22:15:00</time>'
+        )
+        self.assertNotContains(response, ">1700000100000<")
+
+    def test_comparing_one_run_says_two_are_needed(self):
+        self.client.force_login(self.viewer)
+        response = self.client.get(self.url, {"compare": [self.old.run_id]})
+        self.assertContains(response, "Tick two runs to compare them.")
+        self.assertEqual(response.context["compared"], [])
+        self.assertNotContains(self.client.get(self.url), "Tick two runs to compare them.")
 
     def test_two_runs_side_by_side(self):
         self.client.force_login(self.viewer)
@@ -77,6 +88,18 @@ class RunTracesTests(TestCase):
         self.client.force_login(self.reviewer)
         response = self.client.get(reverse("traces:list"), {"run": self.judged.run_id})
         self.assertEqual([trace.pk for trace in response.context["page"].rows], [self.inside.pk])
+
+    def test_the_trace_list_filters_by_a_runs_name(self):
+        again = _run(self.experiment, "judged", {})
+        rerun = make_trace(self.experiment, trace_metadata={"mlflow.sourceRun": again.run_id})
+        self.client.force_login(self.reviewer)
+        response = self.client.get(reverse("traces:list"), {"run": "judged"})
+        self.assertEqual(
+            {trace.pk for trace in response.context["page"].rows}, {self.inside.pk, rerun.pk}
+        )
+        self.assertContains(response, "Run id or name")
+        nothing = self.client.get(reverse("traces:list"), {"run": "never-ran"})
+        self.assertEqual(list(nothing.context["page"].rows), [])
 
     def test_the_review_page_names_the_run(self):
         self.client.force_login(self.reviewer)
