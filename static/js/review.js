@@ -153,8 +153,11 @@
     tree.addEventListener("click", function (event) {
       if (event.target.closest(".node-link")) revealPending = true;
     });
-    document.body.addEventListener("htmx:afterSettle", function () {
-      if (!revealPending) return;
+    // Selecting a collapsed span also asks for its children; whichever reply lands first,
+    // only the detail's arrival reveals it.
+    document.body.addEventListener("htmx:afterSettle", function (event) {
+      const settled = event.target instanceof Element && event.target.closest("#span-panel");
+      if (!revealPending || !settled) return;
       revealPending = false;
       revealSpan(stacked.matches);
     });

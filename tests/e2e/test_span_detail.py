@@ -1,6 +1,7 @@
 """The selected span's detail shows beside the tree (wide) or scrolled to (narrow, 200%)."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -71,3 +72,35 @@ def test_the_trace_request_and_the_span_feedback_are_one_link_away(
     expect(page.locator(f"#assessments-span-{span.span_id} h3").first).to_be_in_viewport()
     page.get_by_role("link", name="Trace request and response").click()
     expect(page.locator("#trace-io h3", has_text="Request")).to_be_in_viewport()
+
+
+def test_a_span_with_children_is_scrolled_to_whichever_reply_lands_first(
+    page, live_server, login, long_trace
+):
+    """Selecting a collapsed span asks for its children and its detail at once; the detail
+    is held back here so the children land first, and it must still be scrolled to."""
+    root = long_trace.spans.get(name="agent")
+    planner = make_span(long_trace, parent=root, name="planner", span_type="CHAIN")
+    make_span(long_trace, parent=planner, name="plan_step", span_type="TOOL")
+
+    def slow_detail(route):
+        response = route.fetch()
+        time.sleep(0.5)
+        route.fulfill(response=response)
+
+    page.set_viewport_size(WIDE)
+    login(page, make_reviewer())
+    page.goto(live_server.url + long_trace.get_absolute_url())
+    page.wait_for_load_state()
+    page.route(re.compile(r"\?span="), slow_detail)
+    page.locator('#span-tree [role="treeitem"][tabindex="0"]').focus()
+    page.keyboard.press("End")
+    item = page.get_by_role("treeitem", name=re.compile("planner"))
+    expect(item).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("treeitem", name=re.compile("plan_step"))).to_be_visible()
+    title = page.locator("#span-title")
+    expect(title).to_contain_text("planner")
+    page.wait_for_function("() => !document.querySelector('.htmx-settling, .htmx-swapping')")
+    expect(title).to_be_in_viewport()
+    assert in_viewport(page, title)
