@@ -255,11 +255,14 @@
 
   // The focused question answers when it has the key; otherwise the first question in the
   // active region that has it. Focus goes to that question first, so it comes back there
-  // after the save.
+  // after the save. y and n are the exception: with a category or rating question focused
+  // they do nothing, as the first yes/no question may be answered already and re-answering
+  // it unseen would save a new version of it.
   function answer(key) {
     const question = focusedQuestion();
     const region = activeRegion();
     const selector = '[data-key="' + key + '"]';
+    if (question && (key === "y" || key === "n") && !question.querySelector(selector)) return false;
     const option =
       (question && question.querySelector(selector)) || (region && region.querySelector(selector));
     if (!option) return false;
@@ -307,8 +310,8 @@
     return false;
   };
   const helpOnly = [
-    { key: "y", label: "Yes", run: passOn },
-    { key: "n", label: "No", run: passOn },
+    { key: "y", label: "Yes (the focused question, if it is yes/no)", run: passOn },
+    { key: "n", label: "No (the focused question, if it is yes/no)", run: passOn },
     { key: "1-9", display: "1 – 9", label: "Rate", run: passOn },
     { key: "letters", display: "a b c …", label: "Pick a category (shown on each option)", run: passOn },
     { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: passOn },

@@ -173,3 +173,30 @@ def test_on_a_short_screen_the_question_q_moves_to_is_scrolled_into_view(
     page.wait_for_function("() => document.activeElement.closest('[data-question]')")
     answered = page.locator("#assessments-trace [data-question]:focus-within")
     expect(answered).to_be_in_viewport(ratio=1)
+
+
+def test_y_and_n_on_a_category_or_rating_question_change_nothing(
+    page, live_server, login, questions
+):
+    trace = make_trace()
+    login(page, make_reviewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    region = page.locator("#assessments-trace")
+    page.keyboard.press("y")
+    expect(region.locator(".assessment-group h4", has_text="grounded")).to_be_visible()
+    issue = region.locator("form[data-question]", has_text="Main issue")
+    rating = region.locator("form[data-question]", has_text="Rating")
+    for question in (issue, rating):
+        question.focus()
+        page.keyboard.press("n")
+        page.keyboard.press("y")
+        expect(question).to_be_focused()
+    page.wait_for_load_state("networkidle")
+    assert saved(trace) == {"grounded": True}
+    assert Assessment.objects.filter(trace=trace).count() == 1
+    # On a yes/no question they answer it.
+    region.locator("form[data-question]", has_text="Helpful").focus()
+    page.keyboard.press("n")
+    expect(region.locator(".assessment-group h4", has_text="helpful")).to_be_visible()
+    assert saved(trace) == {"grounded": True, "helpful": False}
