@@ -428,8 +428,10 @@ def trace_review(request, trace_id):
     return render(request, template_name, context)
 
 
-def _respond(request, trace, span, assessment=None, bound=None):
-    """After a write: the region (htmx) or a redirect; after a failure: the form again."""
+def _respond(request, trace, span, assessment=None, bound=None, action="save"):
+    """After a write: the region (htmx) or a redirect; after a failure: the form again.
+    ``action`` (save, edit, override, delete, restore) rides on ``assessment-saved`` so the
+    page can say what happened."""
     span_id = span.span_id if span else None
     if assessment is not None and not request.htmx:
         return redirect(f"{_review_url(trace, span_id)}#{assessment.assessment_id}")
@@ -438,7 +440,11 @@ def _respond(request, trace, span, assessment=None, bound=None):
     region = _build_region(request, trace, span, _seen(request, trace), _schemas(trace), bound)
     response = render(request, f"{TEMPLATE}#assessments", {"region": region, "trace": trace})
     if assessment is not None:
-        payload = {"assessment_id": assessment.assessment_id, "span_id": span_id or ""}
+        payload = {
+            "assessment_id": assessment.assessment_id,
+            "span_id": span_id or "",
+            "action": action,
+        }
         trigger_client_event(response, "assessment-saved", payload)
     return response
 
@@ -493,7 +499,7 @@ def _submit(request, assessment, form, write, action):
     bound = Bound(key, form)
     if form.is_valid():
         try:
-            return _respond(request, trace, span, write(form.cleaned_data))
+            return _respond(request, trace, span, write(form.cleaned_data), action=action)
         except services.ConflictError as exc:
             # Shown on the entry itself, whichever widget sent it, with both values.
             bound.key, bound.conflict = f"{action}-{assessment.assessment_id}", exc

@@ -392,11 +392,26 @@
       if (again) again.focus({ preventScroll: true });
     }
     remembered = null;
+    // An entry's own forms (Edit, Override, Delete, Restore) are gone with the swap: focus
+    // its first control now, Restore after a delete, Edit otherwise.
+    const entry = savedEntry && document.getElementById(savedEntry);
+    savedEntry = null;
+    if (entry && (document.activeElement === document.body || !document.activeElement.isConnected)) {
+      const control = entry.querySelector(".actions summary, .actions button");
+      control.focus({ preventScroll: true });
+      control.scrollIntoView({ block: "nearest" });
+    }
     const answered = focusedQuestion();
     if (answered) reveal(answered);
   });
 
-  document.body.addEventListener("assessment-saved", function () {
-    if (status) status.textContent = "Saved.";
+  const said = { delete: "Deleted.", restore: "Restored.", override: "Overridden." };
+  let savedEntry = null;
+
+  // htmx fires this on receiving the reply, before the swap it settles after.
+  document.body.addEventListener("assessment-saved", function (event) {
+    const detail = event.detail || {};
+    savedEntry = detail.assessment_id || null;
+    if (status) status.textContent = said[detail.action] || "Saved.";
   });
 })();

@@ -5,7 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from annotation.models import Assessment, LabelSchema
+from annotation import services
+from annotation.models import Assessment, LabelSchema, SourceType
 from tests.factories import make_reviewer, make_span, make_trace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -200,3 +201,57 @@ def test_y_and_n_on_a_category_or_rating_question_change_nothing(
     page.keyboard.press("n")
     expect(region.locator(".assessment-group h4", has_text="helpful")).to_be_visible()
     assert saved(trace) == {"grounded": True, "helpful": False}
+
+
+def focus_in(page, entry_id):
+    page.wait_for_function(
+        "id => document.activeElement.closest('.assessment')?.id === id", arg=entry_id
+    )
+
+
+def test_edit_delete_restore_and_override_keep_focus_on_the_entry(page, live_server, login):
+    LabelSchema.objects.create(name="helpful", title="Helpful", value_type="boolean")
+    trace = make_trace()
+    ben = make_reviewer(username="ben")
+    tone = services.log_feedback(trace=trace, name="tone", value="calm", actor=ben)
+    judged = services.log_feedback(
+        trace=trace, name="helpful", value=False, source_type=SourceType.LLM_JUDGE
+    )
+    login(page, ben)
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    status = page.locator("#review-status")
+    entry = page.locator(f"#{tone.assessment_id}")
+
+    entry.locator("details.edit > summary").focus()
+    page.keyboard.press("Enter")
+    entry.get_by_label("Value").fill("friendly")
+    entry.get_by_role("button", name="Save").focus()
+    page.keyboard.press("Enter")
+    expect(entry).to_contain_text("v2")
+    expect(status).to_have_text("Saved.")
+    focus_in(page, tone.assessment_id)
+
+    entry.locator("details.delete > summary").focus()
+    page.keyboard.press("Enter")
+    entry.locator("details.delete button").focus()
+    page.keyboard.press("Enter")
+    expect(entry.locator(".deleted-badge")).to_be_visible()
+    expect(status).to_have_text("Deleted.")
+    expect(entry.get_by_role("button", name="Restore")).to_be_focused()
+
+    page.keyboard.press("Enter")
+    expect(entry.locator(".deleted-badge")).to_have_count(0)
+    expect(status).to_have_text("Restored.")
+    focus_in(page, tone.assessment_id)
+
+    judge_entry = page.locator(f"#{judged.assessment_id}")
+    judge_entry.locator("details.override > summary").focus()
+    page.keyboard.press("Enter")
+    judge_entry.get_by_label("Yes", exact=True).check()
+    judge_entry.get_by_role("button", name="Override").focus()
+    page.keyboard.press("Enter")
+    expect(judge_entry.locator(".overridden-badge")).to_be_visible()
+    expect(status).to_have_text("Overridden.")
+    mine = Assessment.objects.get(name="helpful", annotator=ben)
+    focus_in(page, mine.assessment_id)
