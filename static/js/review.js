@@ -272,9 +272,25 @@
     press(option);
   }
 
-  // A queue item opens with its first question focused, ready for a key.
-  const firstQuestion = document.querySelector("[data-autofocus-question] [data-question]");
-  if (firstQuestion) focusQuestion(firstQuestion);
+  function isAnswered(question) {
+    return Array.from(question.querySelectorAll('[name$="value"]')).some(function (field) {
+      return field.type === "radio" || field.type === "checkbox" ? field.checked : field.value.trim() !== "";
+    });
+  }
+
+  // A queue item opens with its first question focused, ready for a key; after a submit
+  // the server refused (shown in an alert), with the first required one still unanswered.
+  const labelForm = document.querySelector("[data-autofocus-question]");
+  if (labelForm) {
+    const refused = labelForm.querySelector('[role="alert"]');
+    const missing = refused
+      ? Array.from(labelForm.querySelectorAll("[data-question][data-required]")).find(function (q) {
+          return !isAnswered(q);
+        })
+      : null;
+    const firstQuestion = missing || labelForm.querySelector("[data-question]");
+    if (firstQuestion) focusQuestion(firstQuestion);
+  }
 
   function follow(rel) {
     return function () {

@@ -83,3 +83,29 @@ def test_ctrl_enter_on_an_empty_form_says_so_and_changes_nothing(item_page):
     expect(item_page.get_by_role("heading", name=re.compile("^Item 2"))).to_be_visible()
     assert turn_at(1).status == Status.DONE
     assert Assessment.objects.get().value is False
+
+
+def test_a_refused_submit_focuses_the_question_still_unanswered(page, live_server, login):
+    ann = make_reviewer(username="ann")
+    tone = LabelSchema.objects.create(name="tone", title="Tone ok?", value_type="boolean")
+    correct = LabelSchema.objects.create(name="correct", title="Correct?", value_type="boolean")
+    queues.create_queue(
+        name="Missing",
+        traces=[make_trace()],
+        schemas=[tone, correct],
+        required_schemas=[tone, correct],
+        annotators=[ann],
+    )
+    login(page, ann)
+    page.goto(f"{live_server.url}/queues/")
+    page.get_by_role("button", name="Label").click()
+    page.wait_for_load_state()
+    first, second = page.locator("fieldset[data-question]").all()
+    expect(first).to_be_focused()
+    page.keyboard.press("y")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was saved: answer")
+    page.wait_for_load_state()
+    expect(second).to_be_focused()
+    expect(first.get_by_role("radio", name="Yes")).to_be_checked()
+    assert not Assessment.objects.exists()
