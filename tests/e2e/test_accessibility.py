@@ -79,6 +79,17 @@ def _select_span(page):
     page.wait_for_url(re.compile(r"[?&]span="))
 
 
+def _delete_an_entry(page):
+    """Answers the trace's first yes/no question and deletes that entry."""
+    page.wait_for_load_state()
+    page.keyboard.press("y")
+    entry = page.locator("#assessments-trace .assessment[data-mine]:has(details.delete)").first
+    entry.locator("details.delete > summary").click()
+    entry.locator("details.delete button").click()
+    page.locator("#assessments-trace .deleted-badge").first.wait_for()
+    page.wait_for_load_state("networkidle")
+
+
 def _label_next(page):
     page.get_by_role("button", name=re.compile("^(Label next item|Resume at item)")).click()
     page.wait_for_url(re.compile(r"/items/\d+/"))
@@ -144,6 +155,13 @@ VISITS = [
         lambda d: d.trace.get_absolute_url(),
         "span selected",
         then=_select_span,
+    ),
+    Visit(
+        "annotation:trace-review",
+        REVIEWER,
+        lambda d: d.trace.get_absolute_url(),
+        "entry deleted",
+        then=_delete_an_entry,
     ),
     Visit("annotation:trace-review", REVIEWER, lambda d: d.failed.get_absolute_url(), "Error"),
     Visit("annotation:trace-review", VIEWER, lambda d: d.trace.get_absolute_url()),
