@@ -23,7 +23,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from annotation import judge_report, queues
-from annotation.demo import DEMO_QUEUE, SESSION_QUEUE, SPAN_QUEUE
+from annotation.demo import CONTROL_QUEUE, DEMO_QUEUE, SESSION_QUEUE, SPAN_QUEUE
 from annotation.models import AssessmentRevision, EvaluationDataset, LabelSchema, Queue
 from tests.e2e.audit import Auditor
 from tests.factories import PASSWORD
@@ -233,6 +233,12 @@ VISITS = [
         ADMIN,
         url("annotation:queue-control-item", lambda d: d.queue.pk, 1),
     ),
+    Visit(
+        "annotation:queue-control-item",
+        ADMIN,
+        url("annotation:queue-control-item", lambda d: d.control_queue.pk, 1),
+        "a rating",
+    ),
     Visit("accounts:annotator-list", ADMIN, url("accounts:annotator-list")),
     Visit("accounts:annotator-detail", ADMIN, url("accounts:annotator-detail", lambda d: d.rita)),
     Visit(
@@ -327,6 +333,7 @@ def _demo() -> SimpleNamespace:
     return SimpleNamespace(
         queue=queue,
         span_queue=Queue.objects.get(name=SPAN_QUEUE),
+        control_queue=Queue.objects.get(name=CONTROL_QUEUE),
         session_queue=Queue.objects.get(name=SESSION_QUEUE),
         disagreement=queues.disagreements(queue)[0],
         experiment=experiment,
