@@ -74,6 +74,13 @@ class AssessmentQuerySet(models.QuerySet):
         """Assessments the API and UI show: not soft-deleted (overridden ones included)."""
         return self.filter(deleted_at__isnull=True)
 
+    def about_session(self, session_id: str):
+        """Answers about the session ``session_id`` (naming it under SESSION_KEY), or, for
+        "", answers about their own trace (naming no session)."""
+        if session_id:
+            return self.filter(**{f"metadata__{SESSION_KEY}": session_id})
+        return self.exclude(metadata__has_key=SESSION_KEY)
+
     def with_editors(self):
         """Annotate ``created_by`` and ``changed_by``: who made the first and the latest
         revision (their actor labels), read inside the same query."""

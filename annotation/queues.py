@@ -475,9 +475,7 @@ def _own(item: QueueItem, user):
         .exclude(metadata__has_key=ADJUDICATION_KEY)
     )
     # A session item's answers are about the session, apart from those about its last turn.
-    if item.session_id:
-        return own.filter(**{f"metadata__{SESSION_KEY}": item.session_id})
-    return own.exclude(metadata__has_key=SESSION_KEY)
+    return own.about_session(item.session_id)
 
 
 def own_answers(*, item: QueueItem, user) -> list[Assessment]:

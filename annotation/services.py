@@ -43,7 +43,6 @@ from accounts.roles import can_write, is_admin
 from traces.models import Span, Trace, now_ms
 
 from .models import (
-    SESSION_KEY,
     Assessment,
     AssessmentRevision,
     Kind,
@@ -420,14 +419,9 @@ def _check_one_per_annotator(
             valid=True,
         )
         .exclude(pk=assessment.overrides_id)
+        .about_session(session_of(assessment.metadata))
     )
-    session = session_of(assessment.metadata)
-    if session:
-        same_target = same_target.filter(**{f"metadata__{SESSION_KEY}": session})
-    else:
-        same_target = same_target.exclude(metadata__has_key=SESSION_KEY)
-    duplicate = same_target.exists()
-    if duplicate:
+    if same_target.exists():
         raise ValidationError(
             f"You already gave '{schema.title or schema.name}' here; edit that entry instead.",
             code="duplicate",
