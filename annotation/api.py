@@ -57,15 +57,17 @@ def _assessment_not_found(trace_id: str, assessment_id: str) -> ApiError:
 
 
 def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
-    """The live assessment, unless it is not there for the caller (a blind queue hides it)."""
+    """The live assessment, unless it is not there for the caller (on another trace, or
+    hidden by a blind queue: the writes' check)."""
     found = (
         Assessment.objects.live()
-        .select_related("overrides")
-        .filter(assessment_id=assessment_id, trace__trace_id=trace_id)
+        .select_related("trace", "overrides")
+        .filter(assessment_id=assessment_id)
         .first()
     )
-    if found is None or hides(found, user=user):
+    if found is None:
         raise _assessment_not_found(trace_id, assessment_id)
+    _there_for(user, trace_id)(found)
     return found
 
 
