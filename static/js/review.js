@@ -253,29 +253,39 @@
     };
   }
 
-  // The focused question answers when it has the key; otherwise the first question in the
-  // active region that has it. Focus goes to that question first, so it comes back there
-  // after the save. y and n are the exception: with a category or rating question focused
-  // they do nothing, as the first yes/no question may be answered already and re-answering
-  // it unseen would save a new version of it.
+  function isAnswered(question) {
+    if (question.querySelector('button[aria-pressed="true"]')) return true;
+    const fields = question.querySelectorAll('input[name$="value"], select[name$="value"], textarea[name$="value"]');
+    return Array.from(fields).some(function (field) {
+      return field.type === "radio" || field.type === "checkbox" ? field.checked : field.value.trim() !== "";
+    });
+  }
+
+  // The focused question answers when it has the key. A key it does not have answers the
+  // first question in the active region that has it and is still unanswered, and focus
+  // goes there, so it comes back there after the save. An answer already given changes
+  // only with its own question focused: never out of sight.
   function answer(key) {
     const question = focusedQuestion();
-    const region = activeRegion();
     const selector = '[data-key="' + key + '"]';
-    if (question && (key === "y" || key === "n") && !question.querySelector(selector)) return false;
-    const option =
-      (question && question.querySelector(selector)) || (region && region.querySelector(selector));
+    let option = question && question.querySelector(selector);
+    if (!option) {
+      const region = activeRegion();
+      const target =
+        region &&
+        Array.from(region.querySelectorAll("[data-question]")).find(function (other) {
+          return other !== question && other.querySelector(selector) && !isAnswered(other);
+        });
+      option = target && target.querySelector(selector);
+      if (!option && status && region && region.querySelector(selector)) {
+        status.textContent = "Already answered: press q to reach the question and change it.";
+      }
+    }
     if (!option) return false;
     const target = option.closest("[data-question]");
     if (target && target !== question) target.focus({ preventScroll: true });
     if (target) reveal(target);
     press(option);
-  }
-
-  function isAnswered(question) {
-    return Array.from(question.querySelectorAll('[name$="value"]')).some(function (field) {
-      return field.type === "radio" || field.type === "checkbox" ? field.checked : field.value.trim() !== "";
-    });
   }
 
   // A queue item opens with its first question focused, ready for a key; after a submit
@@ -326,10 +336,10 @@
     return false;
   };
   const helpOnly = [
-    { key: "y", label: "Yes (the focused question, if it is yes/no)", run: passOn },
-    { key: "n", label: "No (the focused question, if it is yes/no)", run: passOn },
-    { key: "1-9", display: "1 – 9", label: "Rate", run: passOn },
-    { key: "letters", display: "a b c …", label: "Pick a category (shown on each option)", run: passOn },
+    { key: "y", label: "Yes (the focused question, else the first yes/no unanswered)", run: passOn },
+    { key: "n", label: "No (likewise)", run: passOn },
+    { key: "1-9", display: "1 – 9", label: "Rate (likewise)", run: passOn },
+    { key: "letters", display: "a b c …", label: "Pick the category shown on the option (likewise)", run: passOn },
     { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: passOn },
   ];
 

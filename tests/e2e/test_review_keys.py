@@ -176,7 +176,7 @@ def test_on_a_short_screen_the_question_q_moves_to_is_scrolled_into_view(
     expect(answered).to_be_in_viewport(ratio=1)
 
 
-def test_y_and_n_on_a_category_or_rating_question_change_nothing(
+def test_a_key_the_focused_question_lacks_answers_only_a_question_still_unanswered(
     page, live_server, login, questions
 ):
     trace = make_trace()
@@ -184,23 +184,39 @@ def test_y_and_n_on_a_category_or_rating_question_change_nothing(
     page.goto(live_server.url + trace.get_absolute_url())
     page.wait_for_load_state()
     region = page.locator("#assessments-trace")
+
+    def entries():
+        page.wait_for_load_state("networkidle")
+        return saved(trace)
+
     page.keyboard.press("y")
     expect(region.locator(".assessment-group h4", has_text="grounded")).to_be_visible()
     issue = region.locator("form[data-question]", has_text="Main issue")
-    rating = region.locator("form[data-question]", has_text="Rating")
-    for question in (issue, rating):
-        question.focus()
-        page.keyboard.press("n")
-        page.keyboard.press("y")
-        expect(question).to_be_focused()
-    page.wait_for_load_state("networkidle")
-    assert saved(trace) == {"grounded": True}
-    assert Assessment.objects.filter(trace=trace).count() == 1
-    # On a yes/no question they answer it.
-    region.locator("form[data-question]", has_text="Helpful").focus()
-    page.keyboard.press("n")
+    helpful = region.locator("form[data-question]", has_text="Helpful")
+    # From a category question, y answers the yes/no question still open, and focus moves there.
+    issue.focus()
+    page.keyboard.press("y")
     expect(region.locator(".assessment-group h4", has_text="helpful")).to_be_visible()
-    assert saved(trace) == {"grounded": True, "helpful": False}
+    expect(helpful).to_be_focused()
+    # With every yes/no answered, y and n from elsewhere change nothing: not out of sight.
+    for key in ("n", "y"):
+        issue.focus()
+        page.keyboard.press(key)
+        expect(issue).to_be_focused()
+    assert entries() == {"grounded": True, "helpful": True}
+    expect(page.locator("#review-status")).to_contain_text("Already answered")
+    # Likewise a digit: it answers the open rating once, then only with the rating focused.
+    page.keyboard.press("3")
+    expect(region.locator(".assessment-group h4", has_text="rating")).to_be_visible()
+    issue.focus()
+    page.keyboard.press("5")
+    expect(issue).to_be_focused()
+    assert entries() == {"grounded": True, "helpful": True, "rating": 3}
+    # On its own question a key changes the answer.
+    helpful.focus()
+    page.keyboard.press("n")
+    expect(region.locator(".assessment", has_text="v2")).to_have_count(1)
+    assert entries() == {"grounded": True, "helpful": False, "rating": 3}
 
 
 def focus_in(page, entry_id):
