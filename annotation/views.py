@@ -81,6 +81,8 @@ class Entry:
     overridden_by: Assessment | None = None
     edit_form: AssessmentForm | None = None
     override_form: AssessmentForm | None = None
+    # The reader's own answer to this question, which an override would duplicate.
+    yours: Assessment | None = None
     can_delete: bool = False
     can_restore: bool = False
     conflict: services.ConflictError | None = None
@@ -205,8 +207,10 @@ def _fresh_form(schema, assessment, key, *, prefill=True) -> AssessmentForm:
     )
 
 
-def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry:
-    """A card, with the forms its reader may use: the services enforce the same rule."""
+def _entry(assessment, schemas, user, writer, by_pk, overriders, bound, yours) -> Entry:
+    """A card, with the forms its reader may use: the services enforce the same rule.
+    ``yours`` maps a question to the reader's own answer here: overriding another entry of
+    it would give a second one, so the card points to that answer instead."""
     schema = schemas.get(assessment.name)
     entry = Entry(
         assessment=assessment,
@@ -225,9 +229,11 @@ def _entry(assessment, schemas, user, writer, by_pk, overriders, bound) -> Entry
         if is_editable(assessment) and services.permits(user, services.UPDATE, assessment):
             entry.edit_form = _fresh_form(schema, assessment, f"edit-{entry.key}")
         if is_overridable(assessment) and services.permits(user, services.OVERRIDE, assessment):
-            entry.override_form = _fresh_form(
-                schema, assessment, f"override-{entry.key}", prefill=False
-            )
+            entry.yours = yours.get(assessment.name)
+            if entry.yours is None:
+                entry.override_form = _fresh_form(
+                    schema, assessment, f"override-{entry.key}", prefill=False
+                )
     if bound is not None and bound.key.endswith(entry.key):
         action = bound.key.removesuffix(f"-{entry.key}")
         if entry.offers(action):
@@ -260,9 +266,14 @@ def _build_region(request, trace, span, seen, schemas, bound=None) -> Region:
     by_pk = {a.pk: a for a in assessments}
     overriders = {a.overrides_id: a for a in target if a.overrides_id and not a.is_deleted}
     region = Region(trace=trace, span=span, writable=writer, blindings=seen.blindings)
+    yours = {
+        name: current
+        for name, schema in schemas.items()
+        if (current := _current_of(request.user, schema, target))
+    }
     groups: dict[str, list[Entry]] = {}
     for a in target:
-        entry = _entry(a, schemas, request.user, writer, by_pk, overriders, bound)
+        entry = _entry(a, schemas, request.user, writer, by_pk, overriders, bound, yours)
         groups.setdefault(a.name, []).append(entry)
     region.groups = list(groups.items())
     if not writer:
@@ -271,7 +282,7 @@ def _build_region(request, trace, span, seen, schemas, bound=None) -> Region:
     for schema in schemas.values():
         if _schema_applies(schema, span):
             key = f"w-{region.dom_id}-{schema.pk}"
-            current = _current_of(request.user, schema, target)
+            current = yours.get(schema.name)
             form = _fresh_form(schema, current, key)
             if bound and bound.key == key:
                 form, bound.shown = bound.form, True

@@ -294,6 +294,29 @@ class AssessmentOverrideTests(ReviewWriteTestCase):
         ]
         return entry.override_form
 
+    def test_a_reviewer_who_answered_already_is_pointed_to_their_answer_not_offered_override(
+        self,
+    ):
+        judged = services.log_feedback(
+            trace=self.trace, name="helpful", value=False, source_type=SourceType.LLM_JUDGE
+        )
+        self.assertIsNotNone(self.override_form(judged))
+        mine = services.log_feedback(
+            trace=self.trace, name="helpful", value=True, actor=self.reviewer
+        )
+        self.assertIsNone(self.override_form(judged))
+        page = self.client.get(reverse("annotation:trace-review", args=[self.trace.trace_id]))
+        self.assertContains(page, f'To disagree, change <a href="#{mine.assessment_id}">')
+        # The rule the card follows is the one the service holds.
+        url = reverse("annotation:assessment-override", args=[judged.assessment_id])
+        self.client.post(url, {"value": "true", "version": "1"}, headers=HTMX)
+        judged.refresh_from_db()
+        self.assertTrue(judged.valid)
+        self.assertFalse(Assessment.objects.filter(overrides=judged).exists())
+        # Others still may.
+        self.client.force_login(self.other)
+        self.assertIsNotNone(self.override_form(judged))
+
     def test_the_override_form_of_a_yes_no_judge_entry_is_thumbs_from_the_start(self):
         for name in ("helpful", "faithful"):  # with a schema, and without one
             with self.subTest(name=name):
