@@ -15,6 +15,7 @@ from django.utils import dateformat
 from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
+from .models import Span, Trace
 from .templatetags.trace_format import duration, ms_datetime
 
 _PLACEHOLDER = "tracemark-placeholder"
@@ -34,6 +35,7 @@ class TraceRow:
     session_url: str
     session_label: str
     badges: list
+    failure: str = ""
 
 
 def _path_filler(name: str):
@@ -49,6 +51,7 @@ def trace_rows(traces, *, query, review_query: str) -> list[TraceRow]:
     params = query.copy()
     params.pop("after", None)
     params.pop("before", None)
+    failures = _failures(traces)
     rows = []
     for trace in traces:
         started = localtime(ms_datetime(trace.request_time))
@@ -68,6 +71,37 @@ def trace_rows(traces, *, query, review_query: str) -> list[TraceRow]:
                 session_url=session_url(trace.session) if trace.session else "",
                 session_label=Truncator(trace.session).chars(16),
                 badges=trace.feedback_badges,
+                failure=failures.get(trace.pk, ""),
             )
         )
     return rows
+
+
+def _failures(traces) -> dict[int, str]:
+    """What went wrong, for each failed trace on the page with no response to show: its
+    first failing span's status message, else that span's exception. One query, and none
+    when the page has no such trace."""
+    failed = [t.pk for t in traces if t.state == Trace.State.ERROR and not t.response_preview]
+    if not failed:
+        return {}
+    found = dict.fromkeys(failed, "Failed")
+    spans = (
+        Span.objects.filter(trace_id__in=failed, status=Span.Status.ERROR)
+        .order_by("trace_id", "-start_time_ns")
+        .values_list("trace_id", "status_message", "events")
+    )
+    for trace_id, message, events in spans:  # the earliest span of each trace comes last
+        text = message or _exception(events)
+        if text:
+            found[trace_id] = Truncator(text).chars(300)
+    return found
+
+
+def _exception(events) -> str:
+    for event in events if isinstance(events, list) else []:
+        if isinstance(event, dict) and event.get("name") == "exception":
+            attributes = event.get("attributes")
+            attributes = attributes if isinstance(attributes, dict) else {}
+            kind, message = attributes.get("exception.type"), attributes.get("exception.message")
+            return ": ".join(str(part) for part in (kind, message) if part)
+    return ""

@@ -7,9 +7,9 @@ from django.test import TestCase
 from django.urls import reverse
 
 from annotation import services
-from tests.factories import make_experiment, make_reviewer, make_trace, make_viewer
+from tests.factories import make_experiment, make_reviewer, make_span, make_trace, make_viewer
 from traces import feedback
-from traces.models import Trace
+from traces.models import Span, Trace
 from traces.pagination import DEFAULT_SORT, PAGE_SIZE, keyset_page
 
 LIST = reverse("traces:list")
@@ -102,6 +102,35 @@ class TraceListTests(TestCase):
             # A plain string has no JSON worth showing behind it.
             self.assertContains(response, '<div class="clamp">Within 30 days.</div>', html=True)
             self.assertContains(response, "<summary>JSON</summary>", count=3)
+
+    def test_a_failed_trace_without_a_response_shows_what_went_wrong(self):
+        stopped = make_trace(
+            state=Trace.State.ERROR, request_preview='"Cancel my order"', response_preview=""
+        )
+        root = make_span(stopped, name="agent", status=Span.Status.ERROR)
+        make_span(stopped, parent=root, status=Span.Status.ERROR, status_message="<b>timed out</b>")
+        make_span(stopped, parent=root, status=Span.Status.ERROR, status_message="later")
+        raised = make_trace(state=Trace.State.ERROR, response_preview="")
+        exception = {"exception.type": "KeyError", "exception.message": "'plan'"}
+        make_span(
+            raised,
+            status=Span.Status.ERROR,
+            events=[{"name": "retry"}, {"name": "exception", "attributes": exception}],
+        )
+        silent = make_trace(state=Trace.State.ERROR, response_preview="")
+        answered = make_trace(state=Trace.State.ERROR, response_preview='"Partly done"')
+        make_span(answered, status=Span.Status.ERROR, status_message="not shown")
+        for headers in ({}, HTMX):
+            response = self.client.get(LIST, headers=headers)
+            failures = re.findall(
+                r'<p class="failure"><strong>Error</strong>: (.*?)</p>', response.content.decode()
+            )
+            self.assertEqual(
+                sorted(failures),
+                sorted(["&lt;b&gt;timed out&lt;/b&gt;", "KeyError: &#x27;plan&#x27;", "Failed"]),
+            )
+            self.assertContains(response, '<div class="clamp">Partly done</div>', html=True)
+        self.assertTrue(silent.trace_id in response.content.decode())
 
     def test_it_escapes_readable_previews(self):
         payload = '<script>alert("x")</script>'
@@ -429,6 +458,17 @@ class TraceListQueryCountTests(TestCase):
         with self.assertNumQueries(self.PARTIAL_QUERIES):
             response = self.client.get(LIST, params, headers=HTMX)
         self.assertEqual(len(trace_ids(response)), rows)
+
+    def test_failed_traces_without_a_response_add_one_query_whatever_their_number(self):
+        self.add_traces(PAGE_SIZE)
+        self.FULL_PAGE_QUERIES += 1
+        self.PARTIAL_QUERIES += 1
+        for trace in Trace.objects.all()[:3]:
+            Trace.objects.filter(pk=trace.pk).update(state="ERROR", response_preview="")
+            make_span(trace, status=Span.Status.ERROR, status_message="timed out")
+        self.assertQueriesPerPage(PAGE_SIZE)
+        Trace.objects.update(state=Trace.State.ERROR, response_preview="")
+        self.assertQueriesPerPage(PAGE_SIZE)
 
     def test_the_query_count_does_not_grow_with_the_rows(self):
         self.add_traces(1)
