@@ -297,20 +297,25 @@ def tree_context(trace: Trace, span: Span | None, find="", expand_all=False, **_
 
 
 def find_spans(trace: Trace, text: str) -> list[Span]:
-    """Spans whose name, type, inputs or outputs contain ``text``, first FOUND_MAX by start."""
+    """Spans whose name, type, inputs, outputs, error or events (an exception's type and
+    message are an event) contain ``text``, first FOUND_MAX by start."""
     if not text:
         return []
     matches = (
         Q(name__icontains=text)
         | Q(span_type__icontains=text)
+        | Q(status_message__icontains=text)
         | Q(inputs_text__icontains=text)
         | Q(outputs_text__icontains=text)
+        | Q(events_text__icontains=text)
     )
     spans = (
         Span.objects.filter(trace=trace)
         .only("trace_id", "span_id", "name", "span_type", "status", "start_time_ns")
         .annotate(
-            inputs_text=Cast("inputs", TextField()), outputs_text=Cast("outputs", TextField())
+            inputs_text=Cast("inputs", TextField()),
+            outputs_text=Cast("outputs", TextField()),
+            events_text=Cast("events", TextField()),
         )
         .filter(matches)
         .order_by("start_time_ns", "span_id")

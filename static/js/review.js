@@ -183,6 +183,15 @@
     window.location.assign("?" + params.toString());
   }
 
+  // Straight to the span tree from anywhere on the page, at the span selected.
+  function goToTree() {
+    if (!tree) return false;
+    const item = selectedItem() || tree.querySelector('[role="treeitem"][tabindex="0"]');
+    if (!item) return false;
+    item.scrollIntoView({ block: "nearest" });
+    focusItem(item);
+  }
+
   function collapseAll() {
     if (!tree) return;
     tree.querySelectorAll('[role="treeitem"][aria-expanded="true"]').forEach(collapse);
@@ -321,12 +330,18 @@
     if (field) field.focus();
   }
 
+  // Labelling keys are listed only where the reader has questions to answer.
+  function canLabel() {
+    return document.querySelector("[data-question]") !== null;
+  }
+
   const shortcuts = [
     { key: "j", label: "Next trace", run: follow("next") },
     { key: "k", label: "Previous trace", run: follow("prev") },
-    { key: "q", label: "Next question", run: moveQuestion(1) },
-    { key: "Q", display: "Shift+q", label: "Previous question", run: moveQuestion(-1) },
-    { key: "e", label: "Edit your feedback", run: edit },
+    { key: "q", label: "Next question", run: moveQuestion(1), when: canLabel },
+    { key: "Q", display: "Shift+q", label: "Previous question", run: moveQuestion(-1), when: canLabel },
+    { key: "e", label: "Edit your feedback", run: edit, when: canLabel },
+    { key: "T", display: "Shift+t", label: "Go to the span tree", run: goToTree },
     { key: "E", display: "Shift+e", label: "Next failing span", run: nextError },
     { key: "/", label: "Find a span", run: findSpan },
   ];
@@ -336,10 +351,10 @@
     return false;
   };
   const helpOnly = [
-    { key: "y", label: "Yes (the focused question, else the first yes/no unanswered)", run: passOn },
-    { key: "n", label: "No (likewise)", run: passOn },
-    { key: "1-9", display: "1 – 9", label: "Rate (likewise)", run: passOn },
-    { key: "letters", display: "a b c …", label: "Pick the category shown on the option (likewise)", run: passOn },
+    { key: "y", label: "Yes (the focused question, else the first yes/no unanswered)", run: passOn, when: canLabel },
+    { key: "n", label: "No (likewise)", run: passOn, when: canLabel },
+    { key: "1-9", display: "1 – 9", label: "Rate (likewise)", run: passOn, when: canLabel },
+    { key: "letters", display: "a b c …", label: "Pick the category shown on the option (likewise)", run: passOn, when: canLabel },
     { key: "arrows", display: "↑ ↓ ← →", label: "Move in the span tree (Enter selects)", run: passOn },
   ];
 

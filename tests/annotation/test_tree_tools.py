@@ -22,7 +22,19 @@ class TreeToolsTests(TestCase):
             status="ERROR",
             inputs={"url": "https://kb.example/refunds"},
         )
-        cls.last = make_span(cls.trace, parent=cls.roots[5], name="answer", status="ERROR")
+        cls.last = make_span(
+            cls.trace,
+            parent=cls.roots[5],
+            name="answer",
+            status="ERROR",
+            status_message="Upstream timed out",
+            events=[
+                {
+                    "name": "exception",
+                    "attributes": {"exception.type": "ReadTimeout", "exception.message": "30 s"},
+                }
+            ],
+        )
         cls.url = cls.trace.get_absolute_url()
 
     def setUp(self):
@@ -36,6 +48,10 @@ class TreeToolsTests(TestCase):
         self.assertEqual(self.found("tool"), ["lookup"])
         self.assertEqual(self.found("kb.example/refunds"), ["fetch"])
         self.assertEqual(self.found("nothing like it"), [])
+
+    def test_find_matches_a_spans_error_and_its_exception(self):
+        self.assertEqual(self.found("timed out"), ["answer"])
+        self.assertEqual(self.found("readtimeout"), ["answer"])
         response = self.client.get(self.url, {"find": "<b>x</b>"})
         self.assertContains(response, "&lt;b&gt;x&lt;/b&gt;")
         self.assertContains(response, "No span matches.")

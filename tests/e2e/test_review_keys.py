@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from annotation import services
 from annotation.models import Assessment, LabelSchema, SourceType
-from tests.factories import make_reviewer, make_span, make_trace
+from tests.factories import make_reviewer, make_span, make_trace, make_viewer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,3 +271,47 @@ def test_edit_delete_restore_and_override_keep_focus_on_the_entry(page, live_ser
     expect(status).to_have_text("Overridden.")
     mine = Assessment.objects.get(name="helpful", annotator=ben)
     focus_in(page, mine.assessment_id)
+
+
+def test_shift_t_goes_to_the_span_tree_from_anywhere(page, live_server, login, questions):
+    trace = make_trace()
+    root = make_span(trace, name="agent")
+    make_span(trace, parent=root, name="lookup")
+    login(page, make_reviewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    page.keyboard.press("q")
+    page.keyboard.press("Shift+T")
+    expect(page.locator('#span-tree [role="treeitem"]').first).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#span-title")).to_contain_text("agent")
+    page.keyboard.press("q")
+    page.keyboard.press("Shift+T")
+    expect(page.locator('#span-tree [aria-selected="true"]')).to_be_focused()
+
+
+def help_keys(page):
+    page.keyboard.press("?")
+    dialog = page.locator("#shortcut-help[open]")
+    dialog.wait_for()
+    keys = dialog.locator("kbd").all_inner_texts()
+    page.keyboard.press("Escape")
+    return keys
+
+
+def test_the_help_lists_labelling_keys_only_to_those_who_can_label(
+    page, live_server, login, questions
+):
+    trace = make_trace()
+    make_span(trace, name="agent")
+    login(page, make_viewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    shown = help_keys(page)
+    assert {"j", "k", "Shift+t", "/"} <= set(shown)
+    assert not {"y", "n", "q", "e"} & set(shown), shown
+    page.context.clear_cookies()
+    login(page, make_reviewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    assert {"y", "n", "q", "e", "Shift+t"} <= set(help_keys(page))
