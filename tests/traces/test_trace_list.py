@@ -7,7 +7,14 @@ from django.test import TestCase
 from django.urls import reverse
 
 from annotation import services
-from tests.factories import make_experiment, make_reviewer, make_span, make_trace, make_viewer
+from tests.factories import (
+    make_admin,
+    make_experiment,
+    make_reviewer,
+    make_span,
+    make_trace,
+    make_viewer,
+)
 from traces import feedback
 from traces.models import Span, Trace
 from traces.pagination import DEFAULT_SORT, PAGE_SIZE, keyset_page
@@ -181,6 +188,18 @@ class TraceListTests(TestCase):
         self.assertContains(response, '<span class="visually-hidden">up</span> 2')
         self.assertContains(response, '<span class="visually-hidden">mean</span> 4.5')
         self.assertContains(response, "×1")
+
+    def test_admins_may_queue_the_listed_traces_or_their_sessions(self):
+        self.client.force_login(make_admin())
+        response = self.client.get(LIST, {"user": "ada", "after": "x"})
+        queue_url = reverse("annotation:queue-create")
+        self.assertContains(
+            response, f'<a class="export-link" href="{queue_url}?filter=user%3Dada%26after%3Dx">'
+        )
+        self.assertContains(response, "Queue these traces</a>")
+        self.assertContains(response, "Queue these traces' sessions</a>")
+        self.client.force_login(make_reviewer())
+        self.assertNotContains(self.client.get(LIST), "Queue these traces")
 
     def test_rows_link_the_user_filter_and_the_session(self):
         response = self.client.get(LIST)
