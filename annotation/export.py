@@ -275,6 +275,18 @@ class _Buffer:
         return text
 
 
+class _Rows(_Buffer):
+    """The sink of a table's rows: it puts ``start`` before each row the writer hands it
+    (csv.writer writes a row in one call), the group's shared cells already as CSV."""
+
+    start = ""
+
+    def write(self, text: str) -> None:
+        self.parts.append(self.start)
+        self.parts.append(text)
+        self.size += len(self.start) + len(text)
+
+
 def _header_cell(column: str, raw: bool) -> str:
     text = csv_cell(column, raw=raw)
     return text if _BARE_HEADER.fullmatch(text) else '"' + text.replace('"', '""') + '"'
@@ -347,19 +359,23 @@ def _renderer(cells: list[Cell]) -> Callable[[tuple], list]:
 
 
 def write_table(table: Table, *, bom: bool, raw: bool) -> Iterator[str]:
-    """Yield the table as CSV text in chunks; each group's shared cells are rendered once."""
-    buffer = _Buffer()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
+    """Yield the table as CSV text in chunks. Each group's shared cells are rendered and
+    written as CSV once, as the text its rows start with (see _Rows)."""
+    buffer = _Rows()
     if bom:
         buffer.write("\ufeff")
     buffer.write(",".join(_header_cell(column, raw) for column in table.columns) + "\r\n")
     yield buffer.take()
     cells = column_cells(table.columns, raw)
     render_shared, render_own = _renderer(cells[: table.shared]), _renderer(cells[table.shared :])
-    writerows = writer.writerows
+    prefix = _Buffer()
+    write_prefix = csv.writer(prefix, quoting=csv.QUOTE_NONNUMERIC, lineterminator=",").writerow
+    writerows = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerows
     for shared, rows in table.groups:
-        shown = render_shared(shared)
-        writerows([shown + render_own(row) for row in rows])
+        if table.shared:
+            write_prefix(render_shared(shared))
+            buffer.start = prefix.take()
+        writerows([render_own(row) for row in rows])
         if buffer.size >= FLUSH_CHARS:
             yield buffer.take()
     yield buffer.take()
@@ -572,6 +588,17 @@ LONG_ENTRY_FIELDS = (
     "decision",
     "overrides_machine",
 )
+# Where the gold rule finds what it reads in such a row.
+_ID, _SPAN, _NAME, _RATIONALE, _SOURCE, _SOURCE_ID, _ANNOTATOR, _VALID, _DELETED = (
+    LONG_ENTRY_FIELDS.index(name)
+    for name in (
+        *("assessment_id", "span_id", "name", "rationale", "source_type", "source_id"),
+        *("annotator_id", "valid", "deleted_at"),
+    )
+)
+_UPDATED, _DECISION, _MACHINE = (
+    LONG_ENTRY_FIELDS.index(name) for name in ("last_update_time", "decision", "overrides_machine")
+)
 
 
 def _trace_values(row: tuple) -> tuple:
@@ -599,26 +626,38 @@ def _metadata(text: str) -> tuple[dict, str]:
 
 
 def _gold_ids(pk: int, entries: list[tuple], values: list) -> set[str]:
-    """The assessments that give the trace's questions their gold value (annotation.gold)."""
-    by_question: dict[tuple, list[Entry]] = {}
-    for entry, value in zip(entries, values, strict=True):
-        (assessment_id, span_id, _, name, _, rationale, source_type, source_id, _) = entry[:9]
-        (annotator_id, valid, _, deleted_at, _, _, _, updated, _, _, decision, machine) = entry[9:]
-        if deleted_at is None and valid and source_type == SourceType.HUMAN:
-            by_question.setdefault((pk, span_id, name), []).append(
-                Entry(
-                    assessment_id=assessment_id,
-                    value=value,
-                    rationale=rationale,
-                    source_type=source_type,
-                    person=person_of(annotator_id, source_id),
-                    is_decision=decision,
-                    overrides_machine=machine,
-                    updated=updated,
-                )
-            )
-    found = (gold_of(question) for question in by_question.values())
-    return {i for gold in found if gold is not None for i in gold.assessment_ids}
+    """The assessments that give the trace's questions their gold value (annotation.gold).
+
+    A question with one answer has gold only when that answer is a decision or overrides a
+    judge (agreement takes two people), so only questions with more go through gold_of."""
+    by_question: dict[tuple, list[int]] = {}
+    for n, entry in enumerate(entries):
+        if entry[_DELETED] is None and entry[_VALID] and entry[_SOURCE] == SourceType.HUMAN:
+            by_question.setdefault((entry[_SPAN], entry[_NAME]), []).append(n)
+    gold_ids = set()
+    for found in by_question.values():
+        if len(found) == 1:
+            entry = entries[found[0]]
+            if (entry[_DECISION] or entry[_MACHINE]) and values[found[0]] is not None:
+                gold_ids.add(entry[_ID])
+            continue
+        gold = gold_of(_gold_entry(entries[n], values[n]) for n in found)
+        if gold is not None:
+            gold_ids.update(gold.assessment_ids)
+    return gold_ids
+
+
+def _gold_entry(entry: tuple, value) -> Entry:
+    return Entry(
+        assessment_id=entry[_ID],
+        value=value,
+        rationale=entry[_RATIONALE],
+        source_type=entry[_SOURCE],
+        person=person_of(entry[_ANNOTATOR], entry[_SOURCE_ID]),
+        is_decision=entry[_DECISION],
+        overrides_machine=entry[_MACHINE],
+        updated=entry[_UPDATED],
+    )
 
 
 def _long_values(entry: tuple, value, gold_ids: set[str]) -> tuple:

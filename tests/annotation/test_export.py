@@ -602,6 +602,25 @@ class GoldExportTests(TestCase):
                     [self.decision.assessment_id],
                 )
 
+    def test_a_lone_answer_is_gold_only_as_a_decision_or_an_override(self):
+        rating = LabelSchema.objects.get(name="rating")
+        alone, decided_alone = make_trace(request_time=500), make_trace(request_time=400)
+        lone = services.log_feedback(trace=alone, name="rating", value=3, actor=self.rita)
+        queue = queues.create_queue(
+            name="one answer", traces=[decided_alone], schemas=[rating], annotators=[self.rita]
+        )
+        answer = services.log_feedback(trace=decided_alone, name="rating", value=4, actor=self.rita)
+        decision = queues.adjudicate(
+            item=queue.items.get(), schema=rating, value=2, actor=make_admin(username="chief")
+        )
+        # The answer decided on is withdrawn: the decision is the question's one entry.
+        services.delete_assessment(assessment_id=answer.assessment_id, actor=self.rita)
+        rows = parse_jsonl(
+            run(Trace.objects.filter(pk__in=[alone.pk, decided_alone.pk]), format="jsonl")
+        )
+        gold = {row["assessment_id"]: row["is_gold"] for row in rows}
+        self.assertEqual(gold, {lone.assessment_id: False, decision.assessment_id: True})
+
     def test_an_overridden_answer_keeps_its_column_when_invalid_entries_are_asked_for(self):
         [decided, *_] = parse_jsonl(
             run(self.traces, format="jsonl", shape="wide", per_annotator=True, include_invalid=True)
