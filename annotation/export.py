@@ -855,8 +855,13 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
         fields += INPUT_COLUMNS
     # Each batch's assessments come in one query naming the batch's traces. It starts from
     # all assessments, not the selection: that would evaluate the whole filter every batch.
-    answers = own_answers(options).filter(span_id__isnull=True).order_by("create_time", "id")
-    answer_fields = ("trace_id", "kind", "name", "value", "annotator__username", "source_id")
+    answers = (
+        own_answers(options)
+        .filter(span_id__isnull=True)
+        .order_by("create_time", "id")
+        .annotate(value_json=value_text())
+    )
+    answer_fields = ("trace_id", "kind", "name", "value_json", "annotator__username", "source_id")
     visible = Assessment.objects.exclude(options.hidden)
 
     def groups():
@@ -906,7 +911,8 @@ def _wide_values(trace: dict, answers: list[tuple], gold: dict, keys, annotators
     values = list(_trace_values(tuple(trace[name] for name in fields)))
     by_key: dict[tuple, list] = {}
     by_annotator: dict[tuple, list] = {}
-    for _, kind, name, value, username, source_id, source_type in answers:
+    for _, kind, name, value_json, username, source_id, source_type in answers:
+        value = loads(value_json)
         by_key.setdefault((kind, name), []).append(value)
         if options.per_annotator:
             who = _annotator_label(username, source_id, source_type)
