@@ -814,24 +814,17 @@ def wide_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
     line up from one row to the next, so span answers are left to the long shape, which
     names each one's span."""
     selected = own_answers(options).filter(trace__in=traces.values("pk"), span_id__isnull=True)
-    keys = sorted(
-        set(selected.order_by().values_list("kind", "name").distinct()),
-        key=lambda key: (key[0] != Kind.FEEDBACK, key[0], key[1]),
-    )
-    annotators: dict[tuple, list[str]] = {}
+    # The columns: one query over the answers finds the names and, when asked, who answered.
+    found = ["kind", "name"]
     if options.per_annotator:
-        who = (
-            selected.order_by()
-            .values("kind", "name", "annotator__username", "source_id", "source_type")
-            .distinct()
-        )
-        labels: dict[tuple, set[str]] = {}
-        for row in who:
-            label = _annotator_label(
-                row["annotator__username"], row["source_id"], row["source_type"]
-            )
-            labels.setdefault((row["kind"], row["name"]), set()).add(label)
-        annotators = {key: sorted(names) for key, names in labels.items()}
+        found += ["annotator__username", "source_id", "source_type"]
+    labels: dict[tuple, set[str]] = {}
+    for kind, name, *who in selected.order_by().values_list(*found).distinct():
+        names = labels.setdefault((kind, name), set())
+        if who:
+            names.add(_annotator_label(*who))
+    keys = sorted(labels, key=lambda key: (key[0] != Kind.FEEDBACK, key[0], key[1]))
+    annotators = {key: sorted(names) for key, names in labels.items() if names}
 
     columns = list(TRACE_COLUMNS)
     if options.include_inputs:
