@@ -419,3 +419,63 @@ class BlindOnEveryItemTests(TestCase):
         queues.set_status(queue=self.queue, status=Queue.Status.CLOSED)
         self.assertContains(self.client.get(self.second.get_absolute_url()), "RITA-2")
         self.assertContains(self.api_get("traces/get", trace_id=self.second.trace_id), "RITA-2")
+
+
+class BlindRuleFormsAgreeTests(TestCase):
+    """The blind rule has a form for pages (``hidden_answers``), one inside queries
+    (``hidden_answers_condition``) and one for a single entry (``hides``): in every state
+    a queue, an item and an answer can be in, the three hide the same entries."""
+
+    @classmethod
+    def setUpTestData(cls):
+        ann, cls.bob, cy = (make_reviewer(username=n) for n in ("ann", "bob", "cy"))
+        correct = LabelSchema.objects.create(name="correct", value_type="boolean")
+        LabelSchema.objects.create(name="tone", value_type="boolean")
+        cls.traces = [make_trace(request_time=n) for n in range(8)]
+        done, skipped, never_handed_out, closed, not_blind, not_member, both, none = cls.traces
+
+        def queue(name, traces, annotators, **options):
+            return queues.create_queue(
+                name=name, traces=traces, schemas=[correct], annotators=annotators, **options
+            )
+
+        # Items are handed out in order: bob finishes the first and skips the second.
+        blind = queue("open", [done, skipped, never_handed_out, both], [ann, cls.bob], overlap=2)
+        queue("closed", [closed], [ann, cls.bob])
+        Queue.objects.filter(name="closed").update(status=Queue.Status.CLOSED)
+        queue("not blind", [not_blind, both], [ann, cls.bob], blind=False)
+        queue("without bob", [not_member], [ann, cy])
+        for trace in cls.traces:
+            for name in ("correct", "tone"):
+                services.log_feedback(trace=trace, name=name, value=True, actor=ann)
+            services.log_feedback(
+                trace=trace, name="correct", value=False, source_type=SourceType.LLM_JUDGE
+            )
+            services.log_feedback(trace=trace, name="correct", value=True, source_id="ext")
+        turn = queues.next_assignment(queue=blind, user=cls.bob)
+        queues.submit(assignment=turn, values={"correct": False}, actor=cls.bob)
+        turn = queues.next_assignment(queue=blind, user=cls.bob)
+        queues.skip(assignment=turn, reason="Unclear", actor=cls.bob)
+
+    def forms(self, user) -> tuple[set, set, set]:
+        page = queues.hidden_answers(user=user, traces=self.traces)
+        condition = queues.hidden_answers_condition(user=user)
+        entries = Assessment.objects.all()
+        return (
+            {a.pk for a in entries if page.hides(a)},
+            set(Assessment.objects.filter(condition).values_list("pk", flat=True)),
+            {a.pk for a in entries if queues.hides(a, user=user)},
+        )
+
+    def test_the_three_forms_hide_the_same_entries(self):
+        by_page, in_queries, one_by_one = self.forms(self.bob)
+        self.assertEqual(by_page, in_queries)
+        self.assertEqual(one_by_one, in_queries)
+        hidden = Assessment.objects.filter(pk__in=in_queries).select_related("annotator", "trace")
+        # Others' human answers to the question of an open blind queue, on the items bob
+        # has not finished: skipped, never handed out, and the one in a queue that is not blind.
+        self.assertEqual(
+            {(a.trace.request_time, a.source_id or a.annotator.username) for a in hidden},
+            {(t, who) for t in (1, 2, 6) for who in ("ann", "ext")},
+        )
+        self.assertEqual(self.forms(make_reviewer(username="outsider")), (set(), set(), set()))
