@@ -78,22 +78,30 @@ def trace_rows(traces, *, query, review_query: str) -> list[TraceRow]:
 
 
 def _failures(traces) -> dict[int, str]:
-    """What went wrong, for each failed trace on the page with no response to show: its
-    first failing span's status message, else that span's exception. One query, and none
-    when the page has no such trace."""
+    """What went wrong, for each failed trace on the page with no response to show: where
+    the failure started, the earliest failing span with no failing child (its callers fail
+    with it, often saying less), by its status message, else its exception. One query, and
+    none when the page has no such trace."""
     failed = [t.pk for t in traces if t.state == Trace.State.ERROR and not t.response_preview]
     if not failed:
         return {}
-    found = dict.fromkeys(failed, "Failed")
-    spans = (
+    spans: dict[int, list[tuple]] = {}
+    rows = (
         Span.objects.filter(trace_id__in=failed, status=Span.Status.ERROR)
-        .order_by("trace_id", "-start_time_ns")
-        .values_list("trace_id", "status_message", "events")
+        .order_by("trace_id", "start_time_ns", "span_id")
+        .values_list("trace_id", "span_id", "parent_span_id", "status_message", "events")
     )
-    for trace_id, message, events in spans:  # the earliest span of each trace comes last
-        text = message or _exception(events)
-        if text:
-            found[trace_id] = Truncator(text).chars(300)
+    for trace_id, *span in rows:
+        spans.setdefault(trace_id, []).append(span)
+    found = dict.fromkeys(failed, "Failed")
+    for trace_id, failing in spans.items():
+        callers = {parent for _, parent, _, _ in failing}
+        origins = [span for span in failing if span[0] not in callers]
+        for _, _, message, events in origins + failing:
+            text = message or _exception(events)
+            if text:
+                found[trace_id] = Truncator(text).chars(300)
+                break
     return found
 
 

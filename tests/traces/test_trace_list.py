@@ -114,7 +114,10 @@ class TraceListTests(TestCase):
         stopped = make_trace(
             state=Trace.State.ERROR, request_preview='"Cancel my order"', response_preview=""
         )
-        root = make_span(stopped, name="agent", status=Span.Status.ERROR)
+        # The agent fails with its step; the list says where the failure started.
+        root = make_span(
+            stopped, name="agent", status=Span.Status.ERROR, status_message="Agent failed"
+        )
         make_span(stopped, parent=root, status=Span.Status.ERROR, status_message="<b>timed out</b>")
         make_span(stopped, parent=root, status=Span.Status.ERROR, status_message="later")
         raised = make_trace(state=Trace.State.ERROR, response_preview="")
