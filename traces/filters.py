@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from . import feedback, runs
-from .models import SOURCE_RUN_METADATA_KEY, Experiment, Trace
+from .models import Experiment, Trace
 from .pagination import DEFAULT_SORT, SORTS
 from .search import JSONHasString
 
@@ -125,10 +125,7 @@ class TraceFilter(django_filters.FilterSet):
     def filter_run(self, queryset, name, value):
         # The client names the run in each trace made inside it, as MLflow's search does;
         # people know a run by the name the pages show, which several runs may share.
-        matches = Q(pk__in=[])
-        for run_id in runs.ids_named(value):
-            matches |= JSONHasString("trace_metadata", SOURCE_RUN_METADATA_KEY, run_id)
-        return queryset.filter(matches)
+        return queryset.filter(runs.made_in(runs.ids_named(value)))
 
     def filter_tag(self, queryset, name, value):
         return queryset.filter(JSONHasString("tags", *value))

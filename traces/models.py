@@ -129,6 +129,15 @@ class Trace(models.Model):
                 "trace_id",
                 name="trace_name_idx",
             ),
+            # A run's traces, newest first (traces.runs.made_in), with statistics of their
+            # own: a containment test on the metadata's GIN index is estimated at 1% of
+            # the rows whatever the run, and walked the whole list for a small one.
+            models.Index(
+                KeyTextTransform(SOURCE_RUN_METADATA_KEY, "trace_metadata"),
+                F("request_time").desc(),
+                "trace_id",
+                name="trace_source_run_idx",
+            ),
         ]
 
     def __str__(self):

@@ -15,6 +15,9 @@ Rules it owns, as MLflow's tracking server keeps them:
 import math
 
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import In
 
 from .models import SOURCE_RUN_METADATA_KEY, Run, Trace, now_ms
 
@@ -142,8 +145,13 @@ def ids_named(value: str) -> list[str]:
     return list(dict.fromkeys([value, *named]))
 
 
+def made_in(run_ids) -> Q:
+    """A condition on Trace rows: made inside one of these runs (trace_source_run_idx)."""
+    return Q(In(KeyTextTransform(SOURCE_RUN_METADATA_KEY, "trace_metadata"), list(run_ids)))
+
+
 def traces_of(run: Run):
-    return Trace.objects.filter(**{f"trace_metadata__{SOURCE_RUN_METADATA_KEY}": run.run_id})
+    return Trace.objects.filter(made_in([run.run_id]))
 
 
 # -- wire shapes ---------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from django.db.models.lookups import (
     LessThanOrEqual,
 )
 
+from . import runs
 from .models import (
     SESSION_METADATA_KEY,
     SOURCE_RUN_METADATA_KEY,
@@ -818,6 +819,8 @@ def _key_value_condition(column: str, comparison: Comparison) -> Q:
     indexed = _INDEXED_METADATA.get(key) if column == "trace_metadata" else None
     if indexed and comparator == "=" and len(value) <= INDEXED_COLUMN_LENGTH:
         return Q(Exact(F(indexed), Value(value)))
+    if column == "trace_metadata" and key == SOURCE_RUN_METADATA_KEY and comparator == "=":
+        return runs.made_in([value])
     if comparator == "=":
         return Q(JSONHasString(F(column), key, value))
     if comparator == "!=":

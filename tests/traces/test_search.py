@@ -985,6 +985,14 @@ class PostgresIndexUseTests(TestCase):
                 plan = self.plan(["seqscan", "indexscan"], filter_string=filter_string)
                 self.assertIn(index, plan)
 
+    def test_a_runs_traces_come_newest_first_from_their_index(self):
+        for filter_string in ("run_id = 'r1'", "metadata.`mlflow.sourceRun` = 'r1'"):
+            with self.subTest(filter_string=filter_string):
+                plan = self.plan(
+                    ["seqscan", "sort", "incremental_sort"], filter_string=filter_string
+                )
+                self.assertIn("trace_source_run_idx", plan)
+
     def test_orders_can_use_their_indexes(self):
         for order_by, index in (
             ("execution_time DESC", "trace_duration_desc_idx"),
