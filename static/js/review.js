@@ -279,7 +279,10 @@
     const selector = '[data-key="' + key + '"]';
     let option = question && question.querySelector(selector);
     if (!option) {
-      const region = activeRegion();
+      let region = activeRegion();
+      // A span no question of which takes the key leaves it to the trace's questions.
+      const traceRegion = document.getElementById("assessments-trace");
+      if (region && traceRegion && !region.querySelector(selector)) region = traceRegion;
       const target =
         region &&
         Array.from(region.querySelectorAll("[data-question]")).find(function (other) {
