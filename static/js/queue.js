@@ -21,6 +21,59 @@
     }
   });
 
+  // The tree's tools (Next error, Find, Expand all) open the item again: the answers given
+  // but not yet submitted are kept in this tab meanwhile, and put back when it opens, unless
+  // the server has just refused them (it shows them itself). Submitting drops them.
+  const draftKey = "tracemark:answers:" + window.location.pathname;
+  let submitting = false;
+  let changed = false;
+
+  function fieldKey(field) {
+    return field.type === "radio" || field.type === "checkbox" ? field.name + "=" + field.value : field.name;
+  }
+
+  function answerFields() {
+    return Array.from(form.elements).filter(function (field) {
+      return field.name && field.name !== "csrfmiddlewaretoken" && !["hidden", "submit", "button"].includes(field.type);
+    });
+  }
+
+  form.addEventListener("input", function () {
+    changed = true;
+  });
+  form.addEventListener("change", function () {
+    changed = true;
+  });
+  form.addEventListener("submit", function () {
+    submitting = true;
+    sessionStorage.removeItem(draftKey);
+  });
+  window.addEventListener("pagehide", function () {
+    if (submitting || !changed) return;
+    const draft = answerFields().map(function (field) {
+      return [fieldKey(field), field.type === "radio" || field.type === "checkbox" ? field.checked : field.value];
+    });
+    try {
+      sessionStorage.setItem(draftKey, JSON.stringify(draft));
+    } catch (error) {
+      // Storage full or disabled: the answers go as they did before.
+    }
+  });
+
+  const kept = sessionStorage.getItem(draftKey);
+  if (kept && !form.querySelector('[role="alert"]')) {
+    const values = new Map(JSON.parse(kept));
+    answerFields().forEach(function (field) {
+      const key = fieldKey(field);
+      if (!values.has(key)) return;
+      if (field.type === "radio" || field.type === "checkbox") field.checked = values.get(key);
+      else field.value = values.get(key);
+    });
+    changed = true;
+  } else if (kept) {
+    sessionStorage.removeItem(draftKey);
+  }
+
   if (window.Tracemark && window.Tracemark.shortcuts) {
     // Listed in the "?" help only: the handler above owns the key.
     window.Tracemark.shortcuts.add({

@@ -279,7 +279,10 @@
     const selector = '[data-key="' + key + '"]';
     let option = question && question.querySelector(selector);
     if (!option) {
-      const region = activeRegion();
+      let region = activeRegion();
+      // A span no question of which takes the key leaves it to the trace's questions.
+      const traceRegion = document.getElementById("assessments-trace");
+      if (region && traceRegion && !region.querySelector(selector)) region = traceRegion;
       const target =
         region &&
         Array.from(region.querySelectorAll("[data-question]")).find(function (other) {
@@ -291,6 +294,7 @@
       }
     }
     if (!option) return false;
+    if (status) status.textContent = "";
     const target = option.closest("[data-question]");
     if (target && target !== question) target.focus({ preventScroll: true });
     if (target) reveal(target);
@@ -335,12 +339,22 @@
     return document.querySelector("[data-question]") !== null;
   }
 
+  // Moving between traces and editing saved feedback belong to the review page; a queue
+  // item has neither (its answer is edited in place until submitted).
+  function onReviewPage() {
+    return document.querySelector("[data-review]") !== null;
+  }
+
+  function canEdit() {
+    return canLabel() && onReviewPage();
+  }
+
   const shortcuts = [
-    { key: "j", label: "Next trace", run: follow("next") },
-    { key: "k", label: "Previous trace", run: follow("prev") },
+    { key: "j", label: "Next trace", run: follow("next"), when: onReviewPage },
+    { key: "k", label: "Previous trace", run: follow("prev"), when: onReviewPage },
     { key: "q", label: "Next question", run: moveQuestion(1), when: canLabel },
     { key: "Q", display: "Shift+q", label: "Previous question", run: moveQuestion(-1), when: canLabel },
-    { key: "e", label: "Edit your feedback", run: edit, when: canLabel },
+    { key: "e", label: "Edit your feedback", run: edit, when: canEdit },
     { key: "T", display: "Shift+t", label: "Go to the span tree", run: goToTree },
     { key: "E", display: "Shift+e", label: "Next failing span", run: nextError },
     { key: "/", label: "Find a span", run: findSpan },

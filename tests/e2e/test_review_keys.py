@@ -315,3 +315,30 @@ def test_the_help_lists_labelling_keys_only_to_those_who_can_label(
     page.goto(live_server.url + trace.get_absolute_url())
     page.wait_for_load_state()
     assert {"y", "n", "q", "e", "Shift+t"} <= set(help_keys(page))
+
+
+def test_with_a_span_selected_that_has_no_questions_keys_answer_the_trace(page, live_server, login):
+    helpful = LabelSchema.objects.create(
+        name="helpful", title="Helpful", value_type="boolean", applies_to="trace"
+    )
+    LabelSchema.objects.create(
+        name="relevant",
+        title="Relevant",
+        value_type="boolean",
+        applies_to="span",
+        span_types=["RETRIEVER"],
+    )
+    trace = make_trace()
+    make_span(trace, name="agent", span_type="AGENT")
+    login(page, make_reviewer())
+    page.goto(live_server.url + trace.get_absolute_url())
+    page.wait_for_load_state()
+    page.keyboard.press("Shift+T")
+    page.keyboard.press("Enter")
+    expect(page.locator("#span-title")).to_contain_text("agent")
+    expect(page.locator("#span-panel [data-region]")).to_be_visible()
+    page.keyboard.press("n")
+    region = page.locator("#assessments-trace")
+    expect(region.locator(".assessment-group h4", has_text="helpful")).to_be_visible()
+    expect(region.locator(f"#w-assessments-trace-{helpful.pk}")).to_be_focused()
+    assert saved(trace) == {"helpful": False}
