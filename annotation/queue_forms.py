@@ -227,6 +227,9 @@ class LabelForms:
                 form.fields["value"].widget = forms.RadioSelect(
                     choices=form.fields["value"].choices
                 )
+            # The person's answer from before (the review page, another queue): submitting
+            # keeps or changes it, as they have one answer per question.
+            form.earlier = current
             self.forms.append(form)
 
     def __iter__(self):

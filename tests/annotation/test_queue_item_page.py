@@ -3,7 +3,7 @@
 from django.test import TestCase
 from django.urls import reverse
 
-from annotation import queues
+from annotation import queues, services
 from annotation.models import LabelSchema
 from tests.factories import make_admin, make_reviewer, make_span, make_trace
 
@@ -104,3 +104,11 @@ class QueueItemTraceViewTests(TestCase):
         self.assertContains(response, 'value="false" data-key="n" aria-keyshortcuts="n" checked')
         self.assertContains(response, 'value="2" data-key="2" aria-keyshortcuts="2" checked')
         self.assertContains(response, 'data-key="b" aria-keyshortcuts="b" checked')
+
+    def test_an_answer_given_before_says_where_it_came_from(self):
+        response = self.client.get(self.url)
+        self.assertNotContains(response, "Filled in from your answer")
+        services.log_feedback(trace=self.failed, name="correct", value=False, actor=self.ann)
+        response = self.client.get(self.url)
+        self.assertContains(response, "Filled in from your answer of", count=1)
+        self.assertContains(response, 'value="false" data-key="n" aria-keyshortcuts="n" checked')
