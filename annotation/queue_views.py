@@ -133,11 +133,14 @@ def queue_detail(request, queue_id):
         .order_by("item__position")
     )
     admin = is_admin(request.user)
+    member = queue.annotators.filter(pk=request.user.pk).exists()
+    current = queues.in_progress(queue=queue, user=request.user)
     context = {
         "queue": queue,
         "progress": queues.progress(queue, request.user, as_annotator=not admin),
-        "member": queue.annotators.filter(pk=request.user.pk).exists(),
-        "current": queues.in_progress(queue=queue, user=request.user),
+        "member": member,
+        "current": current,
+        "work_left": member and (current or queues.has_work_left(queue=queue, user=request.user)),
         "mine": mine,
     }
     if admin:

@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
@@ -243,6 +243,14 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
     current = in_progress(queue=queue, user=user)
     if current is not None:
         return current
+    regular, controls = _open_to(queue, user)
+    first, then = (controls, regular) if _control_due(queue, user) else (regular, controls)
+    return _take(first, queue, user) or _take(then, queue, user)
+
+
+def _open_to(queue: Queue, user) -> tuple[QuerySet[QueueItem], QuerySet[QueueItem]]:
+    """The items the person may still be given: regular ones with room left under the
+    overlap, and the control items they have not had."""
     mine = QueueAssignment.objects.filter(item=OuterRef("pk"), annotator=user)
     unseen = QueueItem.objects.filter(queue=queue, **_open_items(queue)).filter(~Exists(mine))
     regular = (
@@ -251,8 +259,16 @@ def next_assignment(*, queue: Queue, user) -> QueueAssignment | None:
         .filter(taken__lt=queue.overlap)
     )
     controls = unseen.filter(is_control=True) if queue.control_rate else unseen.none()
-    first, then = (controls, regular) if _control_due(queue, user) else (regular, controls)
-    return _take(first, queue, user) or _take(then, queue, user)
+    return regular, controls
+
+
+def has_work_left(*, queue: Queue, user) -> bool:
+    """Whether ``next_assignment`` would give the person an item now (without giving it)."""
+    if queue.status == Queue.Status.CLOSED:
+        return False
+    if in_progress(queue=queue, user=user) is not None:
+        return True
+    return any(items.exists() for items in _open_to(queue, user))
 
 
 def _take(candidates, queue: Queue, user) -> QueueAssignment | None:

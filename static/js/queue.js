@@ -78,7 +78,7 @@
     // Listed in the "?" help only: the handler above owns the key.
     window.Tracemark.shortcuts.add({
       display: "Ctrl+Enter",
-      group: "Queue",
+      group: "Queue item",
       label: "Submit and go to the next item",
     });
   }

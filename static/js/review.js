@@ -8,6 +8,15 @@
 
   const tree = document.getElementById("span-tree");
   const status = document.getElementById("review-status");
+  let quiet = null;
+
+  // The status line says what a key or a save just did, read out and shown for a moment.
+  function say(text) {
+    if (!status) return;
+    status.textContent = text;
+    clearTimeout(quiet);
+    if (text) quiet = setTimeout(function () { status.textContent = ""; }, 5000);
+  }
 
   // ---- Span tree -------------------------------------------------------------------
 
@@ -290,15 +299,28 @@
         });
       option = target && target.querySelector(selector);
       if (!option && status && region && region.querySelector(selector)) {
-        status.textContent = "Already answered: press q to reach the question and change it.";
+        say("Already answered: press q to reach the question and change it.");
       }
     }
     if (!option) return false;
-    if (status) status.textContent = "";
+    say("");
     const target = option.closest("[data-question]");
     if (target && target !== question) target.focus({ preventScroll: true });
     if (target) reveal(target);
     press(option);
+    if (labelForm && target && option.type === "radio") moveOn(target);
+  }
+
+  // On a queue item the answers are a form filled in until the submit, so a key's answer
+  // moves on to the next question still unanswered (a multi-select question stays, for
+  // more options). On the review page each answer saves and focus stays with it.
+  function moveOn(question) {
+    const all = questions();
+    const after = all.slice(all.indexOf(question) + 1).concat(all);
+    const next = after.find(function (other) {
+      return other !== question && !isAnswered(other);
+    });
+    if (next) focusQuestion(next);
   }
 
   // A queue item opens with its first question focused, ready for a key; after a submit
@@ -375,7 +397,7 @@
   const registry = window.Tracemark && window.Tracemark.shortcuts;
   if (registry) {
     shortcuts.concat(helpOnly).forEach(function (shortcut) {
-      registry.add(Object.assign({ group: "Review page" }, shortcut));
+      registry.add(Object.assign({ group: onReviewPage() ? "Review page" : "Queue item" }, shortcut));
     });
   }
 
@@ -467,6 +489,6 @@
   document.body.addEventListener("assessment-saved", function (event) {
     const detail = event.detail || {};
     savedEntry = detail.assessment_id || null;
-    if (status) status.textContent = said[detail.action] || "Saved.";
+    say(said[detail.action] || "Saved.");
   });
 })();

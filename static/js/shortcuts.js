@@ -1,4 +1,5 @@
-// Keyboard shortcuts shared by every page, and the "?" help that lists them.
+// Keyboard shortcuts shared by every page, the "?" help that lists them, and where
+// focus starts on a page that opens with a message.
 //
 // Pages add their own with
 //   Tracemark.shortcuts.add({key: "j", group: "Trace list", label: "Next trace", run: fn})
@@ -74,6 +75,12 @@
       showHelp();
     }
   });
+
+  // A page that opens with a message (after a save, a submit, the last item of a queue)
+  // starts there, so the keyboard goes on from what just happened, not from the top. A
+  // page's own script may then focus something else (the first question of an item).
+  const flash = document.getElementById("messages");
+  if (flash && document.activeElement === document.body) flash.focus();
 
   window.Tracemark = window.Tracemark || {};
   window.Tracemark.shortcuts = { add: add, showHelp: showHelp, isTyping: isTyping };

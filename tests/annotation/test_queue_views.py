@@ -221,6 +221,22 @@ class LabelingFlowTests(QueueViewTestData, TestCase):
         self.assertEqual((answer.name, answer.value, answer.rationale), ("correct", True, "fine"))
         self.assertContains(self.client.get(self.item_url(2)), "1 / 6 done · mine 1, others 0")
 
+    def test_with_nothing_left_the_queue_page_says_so_instead_of_offering_an_item(self):
+        self.client.force_login(self.ann)
+        detail = reverse("annotation:queue-detail", args=[self.queue.pk])
+        self.assertContains(self.client.get(detail), "Label next item")
+        self.client.post(reverse("annotation:queue-next", args=[self.queue.pk]))
+        for position in (1, 2, 3):  # each submit hands out the next item
+            self.assertTrue(queues.has_work_left(queue=self.queue, user=self.ann))
+            self.client.post(self.item_url(position), {f"s{self.correct.pk}-value": "true"})
+        page = self.client.get(detail)
+        self.assertNotContains(page, "Label next item")
+        self.assertContains(page, "Nothing left for you to label here")
+        # The same rule as handing out items: nothing would be given.
+        self.assertFalse(queues.has_work_left(queue=self.queue, user=self.ann))
+        self.assertIsNone(queues.next_assignment(queue=self.queue, user=self.ann))
+        self.assertTrue(queues.has_work_left(queue=self.queue, user=self.bob))
+
     def post_first_item(self, data):
         """Ann takes item 1 and posts ``data`` to it; the answer must leave it unfinished."""
         self.client.force_login(self.ann)

@@ -109,3 +109,43 @@ def test_a_refused_submit_focuses_the_question_still_unanswered(page, live_serve
     expect(second).to_be_focused()
     expect(first.get_by_role("radio", name="Yes")).to_be_checked()
     assert not Assessment.objects.exists()
+
+
+def test_each_key_answers_and_moves_on_to_the_next_question_still_open(page, live_server, login):
+    ann = make_reviewer(username="ann")
+    schemas = [
+        LabelSchema.objects.create(name="resolved", title="Resolved?", value_type="boolean"),
+        LabelSchema.objects.create(name="helpful", title="Helpful?", value_type="boolean"),
+        LabelSchema.objects.create(
+            name="issue", title="Main issue", value_type="categorical", options=["none", "tone"]
+        ),
+        LabelSchema.objects.create(
+            name="quality", value_type="numeric", min_value=1, max_value=5, step=1
+        ),
+    ]
+    queues.create_queue(name="Four", traces=[make_trace()], schemas=schemas, annotators=[ann])
+    login(page, ann)
+    page.goto(f"{live_server.url}/queues/")
+    page.get_by_role("button", name="Label").click()
+    page.wait_for_load_state()
+
+    def question(title):
+        return page.locator("#label-form [data-question]", has_text=title)
+
+    # The questions come in name order: Helpful?, Main issue, quality, Resolved?.
+    expect(question("Helpful?")).to_be_focused()
+    for key, then_focused in (
+        ("n", "Main issue"),
+        ("y", "Main issue"),  # y answers the yes/no still open, Resolved?, and comes back
+        ("b", "quality"),
+        ("4", "quality"),  # nothing left open: it stays
+    ):
+        page.keyboard.press(key)
+        expect(question(then_focused)).to_be_focused()
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#messages")).to_be_focused()
+    expect(page.locator("#messages")).to_have_text("Nothing left for you in this queue. Thank you!")
+    answers = {a.name: a.value for a in Assessment.objects.all()}
+    assert answers == {"helpful": False, "resolved": True, "issue": "tone", "quality": 4}
+    expect(page.get_by_test_id("nothing-left")).to_be_visible()
+    expect(page.get_by_role("button", name="Label next item")).to_have_count(0)

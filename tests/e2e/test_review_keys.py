@@ -203,8 +203,8 @@ def test_a_key_the_focused_question_lacks_answers_only_a_question_still_unanswer
         issue.focus()
         page.keyboard.press(key)
         expect(issue).to_be_focused()
-    assert entries() == {"grounded": True, "helpful": True}
     expect(page.locator("#review-status")).to_contain_text("Already answered")
+    assert entries() == {"grounded": True, "helpful": True}
     # Likewise a digit: it answers the open rating once, then only with the rating focused.
     page.keyboard.press("3")
     expect(region.locator(".assessment-group h4", has_text="rating")).to_be_visible()
