@@ -5,6 +5,16 @@ import re
 from playwright.sync_api import expect
 
 
+def open_first_item(page, login, live_server, user):
+    """Sign in and start labeling the only queue from the queue list, keys ready."""
+    login(page, user)
+    page.goto(f"{live_server.url}/queues/")
+    page.get_by_role("button", name="Label").click()
+    expect(page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
+    page.wait_for_load_state()  # the key handlers run at the end of the page
+    return page
+
+
 def label_every_item(browser, login, live_server, user, answers, *, blind=False, keys=True):
     """Answer each item the person is given with the named radio option; with ``keys``,
     every other item is submitted with Ctrl+Enter, the others with the button."""

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from annotation import queues
 from annotation.models import Assessment, LabelSchema
+from tests.e2e.labeling import open_first_item
 from tests.factories import make_reviewer, make_span, make_trace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,12 +34,7 @@ def item_page(page, live_server, login):
         schemas=[correct, rating],
         annotators=[ann],
     )
-    login(page, ann)
-    page.goto(f"{live_server.url}/queues/")
-    page.get_by_role("button", name="Label").click()
-    expect(page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
-    page.wait_for_load_state()  # the key handlers run at the end of the page
-    return page
+    return open_first_item(page, login, live_server, ann)
 
 
 def test_next_error_and_find_keep_the_answers_not_yet_submitted(item_page):

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from annotation import queues
 from annotation.models import Assessment, LabelSchema, QueueAssignment
+from tests.e2e.labeling import open_first_item
 from tests.factories import make_reviewer, make_trace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,12 +30,7 @@ def item_page(page, live_server, login):
         required_schemas=[correct],
         annotators=[ann],
     )
-    login(page, ann)
-    page.goto(f"{live_server.url}/queues/")
-    page.get_by_role("button", name="Label").click()
-    expect(page.get_by_role("heading", name=re.compile("^Item 1"))).to_be_visible()
-    page.wait_for_load_state()  # the key handlers run at the end of the page
-    return page
+    return open_first_item(page, login, live_server, ann)
 
 
 def turn_at(position):
@@ -96,10 +92,7 @@ def test_a_refused_submit_focuses_the_question_still_unanswered(page, live_serve
         required_schemas=[tone, correct],
         annotators=[ann],
     )
-    login(page, ann)
-    page.goto(f"{live_server.url}/queues/")
-    page.get_by_role("button", name="Label").click()
-    page.wait_for_load_state()
+    open_first_item(page, login, live_server, ann)
     first, second = page.locator("fieldset[data-question]").all()
     expect(first).to_be_focused()
     page.keyboard.press("y")
@@ -124,10 +117,7 @@ def test_each_key_answers_and_moves_on_to_the_next_question_still_open(page, liv
         ),
     ]
     queues.create_queue(name="Four", traces=[make_trace()], schemas=schemas, annotators=[ann])
-    login(page, ann)
-    page.goto(f"{live_server.url}/queues/")
-    page.get_by_role("button", name="Label").click()
-    page.wait_for_load_state()
+    open_first_item(page, login, live_server, ann)
 
     def question(title):
         return page.locator("#label-form [data-question]", has_text=title)
