@@ -146,10 +146,10 @@
   const stacked = window.matchMedia("(max-width: 60rem)");
   let revealPending = false;
 
-  function revealSpan(moveFocus) {
+  function revealSpan(moveFocus, block) {
     const panel = document.getElementById("span-panel");
     if (!panel || !panel.querySelector(".span-detail")) return;
-    panel.scrollIntoView({ block: "start" });
+    panel.scrollIntoView({ block: block || "start" });
     const title = document.getElementById("span-title");
     if (moveFocus && title) title.focus({ preventScroll: true });
   }
@@ -170,7 +170,6 @@
       revealPending = false;
       revealSpan(stacked.matches);
     });
-    if (selectedItem()) revealSpan(false);
   }
 
   // ---- Tree tools: find, collapse all, next error ---------------------------------
@@ -247,13 +246,14 @@
   // On a short screen the focused question may sit below the fold; bring it and its
   // options into view so the keys answer something the reviewer can see.
   const calm = window.matchMedia("(prefers-reduced-motion: reduce)");
-  function reveal(question) {
-    question.scrollIntoView({ block: "nearest", behavior: calm.matches ? "auto" : "smooth" });
+  function reveal(question, instantly) {
+    const behavior = instantly || calm.matches ? "auto" : "smooth";
+    question.scrollIntoView({ block: "nearest", behavior: behavior });
   }
 
-  function focusQuestion(question) {
+  function focusQuestion(question, instantly) {
     question.focus({ preventScroll: true });
-    reveal(question);
+    reveal(question, instantly);
   }
 
   function focusedQuestion() {
@@ -334,8 +334,12 @@
         })
       : null;
     const firstQuestion = missing || labelForm.querySelector("[data-question]");
-    if (firstQuestion) focusQuestion(firstQuestion);
+    if (firstQuestion) focusQuestion(firstQuestion, true);
   }
+  // A page opened at a span (a deep link, an Error trace at its failing span) shows it; a
+  // queue item's form shares its pane, so there the span comes into view as little as
+  // needed, after the question, and keeps the error on screen.
+  if (selectedItem()) revealSpan(false, labelForm ? "nearest" : "start");
 
   function follow(rel) {
     return function () {
