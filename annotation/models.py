@@ -95,7 +95,11 @@ class AssessmentQuerySet(models.QuerySet):
 
 class Assessment(models.Model):
     assessment_id = models.CharField(max_length=64, unique=True, default=new_assessment_id)
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="assessments")
+    # Indexed by assessment_trace_name_idx, which leads with the trace (one index less to
+    # keep on every write); likewise the annotator by assessment_annotator_idx.
+    trace = models.ForeignKey(
+        Trace, on_delete=models.CASCADE, related_name="assessments", db_index=False
+    )
     # The trace's experiment, kept beside it so that the trace list can ask how much of a
     # feedback an experiment holds without visiting its traces (traces.feedback).
     experiment = models.ForeignKey(
@@ -129,6 +133,7 @@ class Assessment(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assessments",
+        db_index=False,
     )
     create_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
     last_update_time = models.BigIntegerField(default=now_ms, help_text="Milliseconds since epoch.")
@@ -228,7 +233,11 @@ class AssessmentRevision(models.Model):
         DELETE = "delete", "Deleted"
         RESTORE = "restore", "Restored"
 
-    assessment = models.ForeignKey(Assessment, on_delete=models.CASCADE, related_name="revisions")
+    # Indexed by revision_unique_version, which leads with it; the actor likewise by
+    # revision_actor_idx.
+    assessment = models.ForeignKey(
+        Assessment, on_delete=models.CASCADE, related_name="revisions", db_index=False
+    )
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=16, choices=Action.choices)
     snapshot = models.JSONField(encoder=ExactNumberEncoder, decoder=ExactNumberDecoder)
@@ -238,6 +247,7 @@ class AssessmentRevision(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assessment_revisions",
+        db_index=False,
     )
     # How the write arrived and by whom, kept even if the user is later removed.
     actor_label = models.CharField(max_length=255, blank=True, default="")
