@@ -208,7 +208,21 @@ def _trace_view(trace, span, tree_options) -> dict:
 @write_required
 @vary_on_headers("HX-Request", "HX-Target")
 def queue_item(request, queue_id, position):
-    assignment = _get_assignment_for_user(request, queue_id, position)
+    try:
+        assignment = _get_assignment_for_user(request, queue_id, position)
+    except Http404:
+        # An annotator who opens an item not handed to them (a shared or bookmarked link)
+        # learns how items come, rather than meeting a bare "not found".
+        if not QueueItem.objects.filter(
+            queue_id=queue_id, position=position, queue__annotators=request.user
+        ).exists():
+            raise
+        messages.info(
+            request,
+            f"Item {position} is not yours to label yet: items are handed out in order, "
+            "one at a time. Label next item gives you yours.",
+        )
+        return redirect("annotation:queue-detail", queue_id)
     item, queue = assignment.item, assignment.item.queue
     schemas = queues.item_schemas(item)
     answers = {a.name: a for a in queues.own_answers(item=item, user=request.user)}

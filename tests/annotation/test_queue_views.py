@@ -113,7 +113,17 @@ class QueuePermissionTests(QueueViewTestData, TestCase):
 
     def test_an_item_belongs_to_its_assignee(self):
         self.client.force_login(self.bob)
-        self.assertEqual(self.client.get(self.item_url(1)).status_code, 404)
+        detail = reverse("annotation:queue-detail", args=[self.queue.pk])
+        # A member sent another's item (or one not handed out) is told how items come.
+        for response in (
+            self.client.get(self.item_url(1)),
+            self.client.post(self.item_url(1), {f"s{self.correct.pk}-value": "true"}),
+        ):
+            self.assertRedirects(response, detail)
+        told = [str(m) for m in get_messages(response.wsgi_request)]
+        self.assertIn("Item 1 is not yours to label yet", " ".join(told))
+        self.assertFalse(Assessment.objects.filter(annotator=self.bob).exists())
+        self.assertEqual(self.client.get(self.item_url(99)).status_code, 404)
 
 
 class QueueCreateTests(QueueViewTestData, TestCase):
