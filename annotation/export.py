@@ -80,6 +80,7 @@ from .gold import (
     gold_by_question,
     gold_of,
     is_decision,
+    lone_entry_is_gold,
     overrides_machine,
     person_of,
     value_text,
@@ -628,8 +629,8 @@ def _metadata(text: str) -> tuple[dict, str]:
 def _gold_ids(pk: int, entries: list[tuple], values: list) -> set[str]:
     """The assessments that give the trace's questions their gold value (annotation.gold).
 
-    A question with one answer has gold only when that answer is a decision or overrides a
-    judge (agreement takes two people), so only questions with more go through gold_of."""
+    A question with one answer is settled by gold.lone_entry_is_gold; only questions with
+    more go through gold_of."""
     by_question: dict[tuple, list[int]] = {}
     for n, entry in enumerate(entries):
         if entry[_DELETED] is None and entry[_VALID] and entry[_SOURCE] == SourceType.HUMAN:
@@ -638,7 +639,10 @@ def _gold_ids(pk: int, entries: list[tuple], values: list) -> set[str]:
     for found in by_question.values():
         if len(found) == 1:
             entry = entries[found[0]]
-            if (entry[_DECISION] or entry[_MACHINE]) and values[found[0]] is not None:
+            lone = lone_entry_is_gold(
+                values[found[0]], is_decision=entry[_DECISION], overrides_machine=entry[_MACHINE]
+            )
+            if lone:
                 gold_ids.add(entry[_ID])
             continue
         gold = gold_of(_gold_entry(entries[n], values[n]) for n in found)

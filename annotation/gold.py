@@ -120,6 +120,13 @@ def gold_of(entries: Iterable[Entry]) -> Gold | None:
     return None
 
 
+def lone_entry_is_gold(value, *, is_decision: bool, overrides_machine: bool) -> bool:
+    """``gold_of`` for a question with one live, valid human entry: it is gold only as a
+    decision or as an override of a judge's or code's entry, since agreement takes two
+    people. Readers of many rows (the export) settle most questions with it."""
+    return value is not None and (is_decision or overrides_machine)
+
+
 def is_decision():
     """Annotates whether an assessment is an Admin's decision, without loading metadata."""
     return ExpressionWrapper(Q(metadata__has_key=ADJUDICATION_KEY), output_field=BooleanField())

@@ -3,10 +3,13 @@ from django.test import TestCase
 from annotation import queues, services
 from annotation.gold import (
     ENTRY_FIELDS,
+    Entry,
     GoldSource,
     gold_by_question,
+    gold_of,
     gold_of_rows,
     is_decision,
+    lone_entry_is_gold,
     overrides_machine,
 )
 from annotation.models import Assessment, LabelSchema
@@ -260,3 +263,18 @@ class GoldReadsTests(TestCase):
         self.assertIs(marked[of_judge.assessment_id], True)
         self.assertIs(marked[of_person.assessment_id], False)
         self.assertIs(marked[deleted.assessment_id], False)
+
+
+class LoneEntryTests(TestCase):
+    def test_the_lone_entry_shortcut_agrees_with_the_rule(self):
+        for value in (None, True, 3):
+            for decision in (False, True):
+                for machine in (False, True):
+                    with self.subTest(value=value, decision=decision, machine=machine):
+                        entry = Entry("a-1", value, "", "HUMAN", "user:1", decision, machine, 1)
+                        self.assertEqual(
+                            lone_entry_is_gold(
+                                value, is_decision=decision, overrides_machine=machine
+                            ),
+                            gold_of([entry]) is not None,
+                        )
