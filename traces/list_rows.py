@@ -16,6 +16,7 @@ from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
 from .models import Span, Trace
+from .span_detail import first_exception
 from .templatetags.trace_format import duration, ms_datetime
 
 _PLACEHOLDER = "tracemark-placeholder"
@@ -98,18 +99,8 @@ def _failures(traces) -> dict[int, str]:
         callers = {parent for _, parent, _, _ in failing}
         origins = [span for span in failing if span[0] not in callers]
         for _, _, message, events in origins + failing:
-            text = message or _exception(events)
+            text = message or first_exception(events)
             if text:
                 found[trace_id] = Truncator(text).chars(300)
                 break
     return found
-
-
-def _exception(events) -> str:
-    for event in events if isinstance(events, list) else []:
-        if isinstance(event, dict) and event.get("name") == "exception":
-            attributes = event.get("attributes")
-            attributes = attributes if isinstance(attributes, dict) else {}
-            kind, message = attributes.get("exception.type"), attributes.get("exception.message")
-            return ": ".join(str(part) for part in (kind, message) if part)
-    return ""

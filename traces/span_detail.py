@@ -190,8 +190,22 @@ def _token_counts(usage) -> str:
     )
 
 
+def _attributes_of(event: dict) -> dict:
+    return event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+
+
+def first_exception(events) -> str:
+    """ "type: message" of the first exception among a span's events, "" without one."""
+    for event in events if isinstance(events, list) else []:
+        if isinstance(event, dict) and event.get("name") == "exception":
+            attributes = _attributes_of(event)
+            parts = (attributes.get("exception.type"), attributes.get("exception.message"))
+            return ": ".join(str(part) for part in parts if part)
+    return ""
+
+
 def _event(span: Span, event: dict) -> dict:
-    attributes = event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+    attributes = _attributes_of(event)
     timestamp = event.get("timestamp_ns", event.get("time_unix_nano", event.get("timestamp")))
     offset = None
     if isinstance(timestamp, int):
