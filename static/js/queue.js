@@ -28,8 +28,13 @@
   let submitting = false;
   let changed = false;
 
+  // A radio button or checkbox is kept by whether it is ticked, under its name and value.
+  function isChoice(field) {
+    return field.type === "radio" || field.type === "checkbox";
+  }
+
   function fieldKey(field) {
-    return field.type === "radio" || field.type === "checkbox" ? field.name + "=" + field.value : field.name;
+    return isChoice(field) ? field.name + "=" + field.value : field.name;
   }
 
   function answerFields() {
@@ -51,7 +56,7 @@
   window.addEventListener("pagehide", function () {
     if (submitting || !changed) return;
     const draft = answerFields().map(function (field) {
-      return [fieldKey(field), field.type === "radio" || field.type === "checkbox" ? field.checked : field.value];
+      return [fieldKey(field), isChoice(field) ? field.checked : field.value];
     });
     try {
       sessionStorage.setItem(draftKey, JSON.stringify(draft));
@@ -66,7 +71,7 @@
     answerFields().forEach(function (field) {
       const key = fieldKey(field);
       if (!values.has(key)) return;
-      if (field.type === "radio" || field.type === "checkbox") field.checked = values.get(key);
+      if (isChoice(field)) field.checked = values.get(key);
       else field.value = values.get(key);
     });
     changed = true;

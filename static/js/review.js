@@ -298,7 +298,7 @@
           return other !== question && other.querySelector(selector) && !isAnswered(other);
         });
       option = target && target.querySelector(selector);
-      if (!option && status && region && region.querySelector(selector)) {
+      if (!option && region && region.querySelector(selector)) {
         say("Already answered: press q to reach the question and change it.");
       }
     }

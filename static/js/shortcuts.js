@@ -4,7 +4,8 @@
 // Pages add their own with
 //   Tracemark.shortcuts.add({key: "j", group: "Trace list", label: "Next trace", run: fn})
 // `key` is KeyboardEvent.key ("j", "Enter", "ArrowDown", "?"); an optional `when()` limits
-// it, and its line in the help, to pages or states where it applies; `run(event)` returning false lets the key through.
+// it, and its line in the help, to pages or states where it applies; `run(event)`
+// returning false lets the key through.
 // Keys are ignored while typing in a field or with Ctrl/Alt/Meta held. An entry without
 // `key` (a chord a page handles itself, such as Ctrl+Enter) is only listed in the help.
 // base.html loads this file at the end of <body>, before the page's own scripts.
