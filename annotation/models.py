@@ -52,6 +52,11 @@ def session_of(metadata) -> str:
     return (metadata or {}).get(SESSION_KEY) or ""
 
 
+def about_session():
+    """``session_of`` in SQL, on Assessment rows: the session named, else ""."""
+    return Coalesce(KT(f"metadata__{SESSION_KEY}"), Value(""), output_field=models.TextField())
+
+
 class SourceType(models.TextChoices):
     HUMAN = "HUMAN", "Human"
     LLM_JUDGE = "LLM_JUDGE", "LLM judge"
@@ -174,9 +179,7 @@ class Assessment(models.Model):
                 Coalesce("span_id", Value("")),
                 F("name"),
                 F("annotator"),
-                Coalesce(
-                    KT(f"metadata__{SESSION_KEY}"), Value(""), output_field=models.TextField()
-                ),
+                about_session(),
                 condition=Q(one_per_annotator=True, valid=True, deleted_at__isnull=True),
                 name="assessment_one_live_answer",
             ),

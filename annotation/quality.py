@@ -23,14 +23,11 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import F, TextField, Value
-from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from . import span_questions
 from .models import (
-    SESSION_KEY,
     Assessment,
     ControlAnswer,
     Kind,
@@ -39,6 +36,7 @@ from .models import (
     QueueAssignment,
     QueueItem,
     SourceType,
+    about_session,
 )
 from .validation import check_against_schema
 
@@ -160,8 +158,7 @@ def accuracy_by_annotator(queue: Queue) -> dict[int, Accuracy]:
 
 def _with_session(assessments):
     """Annotate the session an answer is about ("" for its trace), as session items store it."""
-    session = Coalesce(KT(f"metadata__{SESSION_KEY}"), Value(""), output_field=TextField())
-    return assessments.annotate(about_session=session)
+    return assessments.annotate(about_session=about_session())
 
 
 def below_threshold(queue: Queue, accuracy: Accuracy | None) -> bool:

@@ -52,7 +52,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
-from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -79,6 +78,7 @@ from .models import (
     QueueItem,
     QueueSpanQuestion,
     SourceType,
+    about_session,
 )
 
 Status = QueueAssignment.Status
@@ -829,8 +829,7 @@ def _answers_counted(queue: Queue):
         | Q(span_id__isnull=False, name__in=span_names),
         # A session item counts the answers about its session, a trace item those about the
         # trace: a person's answer about the session's last turn is not one about the session.
-        (Q(trace__queue_items__session_id="") & ~Q(metadata__has_key=SESSION_KEY))
-        | Q(trace__queue_items__session_id=KT(f"metadata__{SESSION_KEY}")),
+        trace__queue_items__session_id=about_session(),
         trace__queue_items__queue=queue,
         trace__queue_items__is_control=False,
         annotator__in=queue.annotators.all(),
