@@ -138,8 +138,13 @@ class Export:
         return FORMATS[self.options.format]
 
     def __iter__(self) -> Iterator[str]:
+        from . import export_postgres  # it builds on this module
+
         build = {"long": long_table, "wide": wide_table, "revisions": revision_table}
         with self._reading():
+            if export_postgres.applies(self.traces, self.options):
+                yield from export_postgres.write_long_csv(self.traces, self.options, self._add)
+                return
             table = build[self.options.shape](self.traces, self.options)
             table = Table(table.columns, table.shared, self._counted(table.groups))
             if self.options.format == "csv":
@@ -160,6 +165,9 @@ class Export:
         for group in groups:
             self.rows += len(group[1])
             yield group
+
+    def _add(self, rows: int) -> None:
+        self.rows += rows
 
 
 @dataclass
@@ -359,27 +367,49 @@ def _renderer(cells: list[Cell]) -> Callable[[tuple], list]:
     return eval(f"lambda row: [{body}]", names)  # noqa: S307 (the text holds only indexes)
 
 
+def csv_header(columns: list[str], *, bom: bool, raw: bool) -> str:
+    header = ",".join(_header_cell(column, raw) for column in columns) + "\r\n"
+    return "\ufeff" + header if bom else header
+
+
+class GroupWriter:
+    """Writes a table's groups as CSV into ``buffer``: a group's shared cells are rendered
+    and written once, as the text its rows start with (see _Rows)."""
+
+    def __init__(self, columns: list[str], shared: int, raw: bool):
+        cells = column_cells(columns, raw)
+        self._render_shared, self._render_own = _renderer(cells[:shared]), _renderer(cells[shared:])
+        self._prefix = _Buffer()
+        self._write_prefix = csv.writer(
+            self._prefix, quoting=csv.QUOTE_NONNUMERIC, lineterminator=","
+        ).writerow
+        self.buffer = _Rows()
+        self._writerows = csv.writer(self.buffer, quoting=csv.QUOTE_NONNUMERIC).writerows
+
+    def prefix(self, shared: tuple) -> str:
+        """The CSV text of the shared cells, with the comma that follows them."""
+        self._write_prefix(self._render_shared(shared))
+        return self._prefix.take()
+
+    def write(self, prefix: str, rows: list[tuple]) -> None:
+        self.buffer.start = prefix
+        self._writerows([self._render_own(row) for row in rows])
+
+    def write_text(self, text: str) -> None:
+        """Rows already written as CSV."""
+        self.buffer.parts.append(text)
+        self.buffer.size += len(text)
+
+
 def write_table(table: Table, *, bom: bool, raw: bool) -> Iterator[str]:
-    """Yield the table as CSV text in chunks. Each group's shared cells are rendered and
-    written as CSV once, as the text its rows start with (see _Rows)."""
-    buffer = _Rows()
-    if bom:
-        buffer.write("\ufeff")
-    buffer.write(",".join(_header_cell(column, raw) for column in table.columns) + "\r\n")
-    yield buffer.take()
-    cells = column_cells(table.columns, raw)
-    render_shared, render_own = _renderer(cells[: table.shared]), _renderer(cells[table.shared :])
-    prefix = _Buffer()
-    write_prefix = csv.writer(prefix, quoting=csv.QUOTE_NONNUMERIC, lineterminator=",").writerow
-    writerows = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerows
+    """Yield the table as CSV text in chunks, the header on its own."""
+    yield csv_header(table.columns, bom=bom, raw=raw)
+    writer = GroupWriter(table.columns, table.shared, raw)
     for shared, rows in table.groups:
-        if table.shared:
-            write_prefix(render_shared(shared))
-            buffer.start = prefix.take()
-        writerows([render_own(row) for row in rows])
-        if buffer.size >= FLUSH_CHARS:
-            yield buffer.take()
-    yield buffer.take()
+        writer.write(writer.prefix(shared) if table.shared else "", rows)
+        if writer.buffer.size >= FLUSH_CHARS:
+            yield writer.buffer.take()
+    yield writer.buffer.take()
 
 
 def write_csv(columns: list[str], records: Iterable[dict], *, bom: bool, raw: bool):
@@ -548,17 +578,11 @@ def long_table(traces: QuerySet[Trace], options: ExportOptions) -> Table:
 
     def groups():
         stream = rows.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
-        for pk, group in itertools.groupby(stream, key=operator.itemgetter(0)):
+        for _, group in itertools.groupby(stream, key=operator.itemgetter(0)):
             group = list(group)
-            entries = [row[1 + shared :] for row in group]
-            values = [loads(entry[4]) for entry in entries]
-            gold_ids = _gold_ids(pk, entries, values)
             yield (
-                _trace_values(group[0][1 : 1 + shared]),
-                [
-                    _long_values(entry, value, gold_ids)
-                    for entry, value in zip(entries, values, strict=True)
-                ],
+                trace_values(group[0][1 : 1 + shared]),
+                long_rows([row[1 + shared :] for row in group]),
             )
 
     columns = TRACE_COLUMNS + INPUT_COLUMNS * options.include_inputs + ASSESSMENT_COLUMNS
@@ -602,7 +626,17 @@ _UPDATED, _DECISION, _MACHINE = (
 )
 
 
-def _trace_values(row: tuple) -> tuple:
+def long_rows(entries: list) -> list[tuple]:
+    """The own cells of one trace's assessments, from rows of LONG_ENTRY_FIELDS in
+    ``(create_time, id)`` order."""
+    values = [loads(entry[4]) for entry in entries]
+    gold_ids = _gold_ids(entries, values)
+    return [
+        _long_values(entry, value, gold_ids) for entry, value in zip(entries, values, strict=True)
+    ]
+
+
+def trace_values(row: tuple) -> tuple:
     """TRACE_COLUMNS (and INPUT_COLUMNS when read) from a row of WIDE_TRACE_FIELDS or
     LONG_TRACE_FIELDS (and INPUT_COLUMNS)."""
     trace_id, experiment_id, experiment, request_id, user, session, time_ms, *rest = row
@@ -626,7 +660,7 @@ def _metadata(text: str) -> tuple[dict, str]:
     return metadata, session_of(metadata)
 
 
-def _gold_ids(pk: int, entries: list[tuple], values: list) -> set[str]:
+def _gold_ids(entries: list, values: list) -> set[str]:
     """The assessments that give the trace's questions their gold value (annotation.gold).
 
     A question with one answer is settled by gold.lone_entry_is_gold; only questions with
@@ -905,7 +939,7 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 def _wide_values(trace: dict, answers: list[tuple], gold: dict, keys, annotators, options) -> tuple:
     fields = WIDE_TRACE_FIELDS + tuple(INPUT_COLUMNS) * options.include_inputs
-    values = list(_trace_values(tuple(trace[name] for name in fields)))
+    values = list(trace_values(tuple(trace[name] for name in fields)))
     by_key: dict[tuple, list] = {}
     by_annotator: dict[tuple, list] = {}
     for _, kind, name, value_json, username, source_id, source_type in answers:
