@@ -48,6 +48,7 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import F, QuerySet
 
@@ -337,7 +338,10 @@ def write_long_csv(traces, options: export.ExportOptions, counted) -> Iterator[s
     columns = export.TRACE_COLUMNS + export.ASSESSMENT_COLUMNS
     yield export.csv_header(columns, bom=options.bom, raw=options.raw)
     writer = export.GroupWriter(columns, len(export.TRACE_COLUMNS), options.raw)
-    sql, params = _query(traces, options)
+    try:
+        sql, params = _query(traces, options)
+    except EmptyResultSet:  # a selection that can hold no row, such as QuerySet.none()
+        return
     connection = connections[traces.db]
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:
