@@ -14,8 +14,8 @@ fields (JSON) and written by annotation.export's own code. Such a trace has:
 
 - a number value not already in the form Python writes it, such as ``1.50``, ``1e-7``,
   the stored form of ``-0.0``, or an integer of more than 300 digits;
-- an object or array value holding such a number, or a decimal of more than 15 digits,
-  or an integer of more than 255;
+- an object or array value holding such a number, or more than 16 digits in a row
+  anywhere in its text;
 - metadata that is not an object of strings;
 - a time outside the years 1970 to 9999.
 
@@ -156,18 +156,14 @@ def _plain_number(text: str) -> str:
 
 
 _VTYPE = "jsonb_typeof(r.value)"
-# A document's text without its strings, then its tokens: the numbers Python surely writes
-# again as they are (see the module docstring): integers of up to 255 digits (the most a
-# repetition may count) and decimals of up to 15.
-_STRINGS = r'"([^"\\]|\\.)*"'
-_END = r"(?=[][{}:, ]|$)"
-_DOCUMENT_TOKENS = (
-    r"^([][{}:, ]|true|false|null"
-    rf"|-?(0|[1-9][0-9]{{0,254}}){_END}"
-    rf"|-?(?=[0-9.]{{3,16}}{_END})([1-9][0-9]*\.([0-9]*[1-9]|0)|0\.0{{0,3}}[1-9][0-9]*|0\.0){_END}"
-    r")*$"
+# The numbers in a document, which Python surely writes again as they are (see the module
+# docstring): each an integer or a decimal in its shortest form of no more than 15 digits.
+# More digits in a row anywhere in its text, in a string too, make the document Python's work.
+_NUMBERS = "jsonb_path_query_array(r.value, 'strict $.** ? (@.type() == \"number\")')::text"
+_SHORTEST = r"-?(0|[1-9][0-9]*|[1-9][0-9]*\.([0-9]*[1-9]|0)|0\.(0{0,3}[1-9][0-9]*|0))"
+_PLAIN_DOCUMENT = (
+    f"{_NUMBERS} ~ '^\\[({_SHORTEST}(, |\\]$))*\\]?$' AND r.value::text !~ '[0-9.]{{17}}'"
 )
-_PLAIN_DOCUMENT = f"regexp_replace(r.value::text, '{_STRINGS}', '', 'g') ~ '{_DOCUMENT_TOKENS}'"
 
 _STRINGS_ONLY = "NOT jsonb_path_exists(r.metadata, '$.* ? (@.type() != \"string\")')"
 
