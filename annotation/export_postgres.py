@@ -275,7 +275,7 @@ SELECT r.trace_id, r.create_time, r.id, r.first,
     CASE WHEN r.first THEN {_prefix(options.raw)} END AS prefix,
     CASE WHEN NOT r.raw_trace THEN r.body || ','
         || CASE WHEN r.counts AND CASE
-                WHEN r.settled THEN r.top = 1
+                WHEN r.settled THEN r.rank = r.top
                 ELSE r.newest = 1 AND r.agreeing >= 2 AND 2 * r.agreeing > r.people
             END THEN '"true"' ELSE '"false"' END
         || ',' || {_boolean("r.decision")} || E'\\r\\n' END AS line,
@@ -285,6 +285,8 @@ SELECT r.trace_id, r.create_time, r.id, r.first,
 FROM (
     SELECT r.*,
         count(*) FILTER (WHERE r.newest = 1) OVER (PARTITION BY {question}) AS people,
+        bool_or(r.decision OR r.overrides_machine) OVER (PARTITION BY {question}) AS settled,
+        max(r.rank) OVER (PARTITION BY {question}) AS top,
         count(*) OVER (PARTITION BY {question}, r.newest = 1, r.key) AS agreeing,
         row_number() OVER (PARTITION BY r.trace_id) = 1 AS first,
         bool_or(r.raw) OVER (PARTITION BY r.trace_id) AS raw_trace
@@ -296,10 +298,8 @@ FROM (
                 WHEN r.vtype = 'number' THEN 'n' || r.vt::float8::text
                 ELSE 'j' || r.vt
             END AS key,
-            row_number() OVER (PARTITION BY {question} ORDER BY r.decision DESC,
-                r.overrides_machine DESC, r.last_update_time DESC, r.create_time, r.id
-            ) AS top,
-            bool_or(r.decision OR r.overrides_machine) OVER (PARTITION BY {question}) AS settled,
+            ARRAY[r.decision::int, r.overrides_machine::int, r.last_update_time,
+                -r.create_time, -r.id] AS rank,
             row_number() OVER (PARTITION BY {question}, r.person
                 ORDER BY r.last_update_time DESC, r.create_time, r.id) AS newest
         FROM (
