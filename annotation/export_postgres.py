@@ -114,9 +114,9 @@ def formula_pattern() -> str:
 def _text(expression: str, raw: bool, *, nullable: bool = True) -> str:
     """A text cell (None as empty), with the leading ``'`` of a formula unless raw."""
     text = f"coalesce({expression}, '')" if nullable else expression
-    quoted = f"replace({text}, '\"', '\"\"')"
     if raw:
-        return f"('\"' || {quoted} || '\"')"
+        return _quoted(text)
+    quoted = f"replace({text}, '\"', '\"\"')"
     first = f"ascii({text})"
     formula = (
         f"({first} IN (9, 13, 43, 45, 61, 64)"
