@@ -614,11 +614,11 @@ LONG_ENTRY_FIELDS = (
     "overrides_machine",
 )
 # Where the gold rule finds what it reads in such a row.
-_ID, _SPAN, _NAME, _RATIONALE, _SOURCE, _SOURCE_ID, _ANNOTATOR, _VALID, _DELETED = (
+_ID, _SPAN, _NAME, _VALUE, _RATIONALE, _SOURCE, _SOURCE_ID, _ANNOTATOR, _VALID, _DELETED = (
     LONG_ENTRY_FIELDS.index(name)
     for name in (
-        *("assessment_id", "span_id", "name", "rationale", "source_type", "source_id"),
-        *("annotator_id", "valid", "deleted_at"),
+        *("assessment_id", "span_id", "name", "value_json", "rationale", "source_type"),
+        *("source_id", "annotator_id", "valid", "deleted_at"),
     )
 )
 _UPDATED, _DECISION, _MACHINE = (
@@ -629,11 +629,14 @@ _UPDATED, _DECISION, _MACHINE = (
 def long_rows(entries: list) -> list[tuple]:
     """The own cells of one trace's assessments, from rows of LONG_ENTRY_FIELDS in
     ``(create_time, id)`` order."""
-    values = [loads(entry[4]) for entry in entries]
-    gold_ids = _gold_ids(entries, values)
-    return [
-        _long_values(entry, value, gold_ids) for entry, value in zip(entries, values, strict=True)
-    ]
+    values = [entry_value(entry) for entry in entries]
+    gold = gold_ids(entries, values.__getitem__)
+    return [long_values(entry, value, gold) for entry, value in zip(entries, values, strict=True)]
+
+
+def entry_value(entry: tuple):
+    """The value of a row of LONG_ENTRY_FIELDS, decoded from its JSON text."""
+    return loads(entry[_VALUE])
 
 
 def trace_values(row: tuple) -> tuple:
@@ -660,29 +663,32 @@ def _metadata(text: str) -> tuple[dict, str]:
     return metadata, session_of(metadata)
 
 
-def _gold_ids(entries: list, values: list) -> set[str]:
-    """The assessments that give the trace's questions their gold value (annotation.gold).
+def gold_ids(entries: list, value_of: Callable[[int], object]) -> set[str]:
+    """The assessments that give the trace's questions their gold value (annotation.gold),
+    from one trace's rows of LONG_ENTRY_FIELDS; ``value_of(n)`` is the nth row's value.
 
-    A question with one answer is settled by gold.lone_entry_is_gold; only questions with
-    more go through gold_of."""
+    A question with one answer is settled by gold.lone_entry_is_gold, which needs no value;
+    only questions with more go through gold_of."""
     by_question: dict[tuple, list[int]] = {}
     for n, entry in enumerate(entries):
         if entry[_DELETED] is None and entry[_VALID] and entry[_SOURCE] == SourceType.HUMAN:
             by_question.setdefault((entry[_SPAN], entry[_NAME]), []).append(n)
-    gold_ids = set()
+    found_ids = set()
     for found in by_question.values():
         if len(found) == 1:
             entry = entries[found[0]]
             lone = lone_entry_is_gold(
-                values[found[0]], is_decision=entry[_DECISION], overrides_machine=entry[_MACHINE]
+                entry[_VALUE] not in (None, "null"),  # its JSON text does not decode to None
+                is_decision=entry[_DECISION],
+                overrides_machine=entry[_MACHINE],
             )
             if lone:
-                gold_ids.add(entry[_ID])
+                found_ids.add(entry[_ID])
             continue
-        gold = gold_of(_gold_entry(entries[n], values[n]) for n in found)
+        gold = gold_of(_gold_entry(entries[n], value_of(n)) for n in found)
         if gold is not None:
-            gold_ids.update(gold.assessment_ids)
-    return gold_ids
+            found_ids.update(gold.assessment_ids)
+    return found_ids
 
 
 def _gold_entry(entry: tuple, value) -> Entry:
@@ -698,7 +704,8 @@ def _gold_entry(entry: tuple, value) -> Entry:
     )
 
 
-def _long_values(entry: tuple, value, gold_ids: set[str]) -> tuple:
+def long_values(entry: tuple, value, gold_ids: set[str]) -> tuple:
+    """ASSESSMENT_COLUMNS of a row of LONG_ENTRY_FIELDS, whose value is ``value``."""
     assessment_id, span_id, kind, name, _, rationale, source_type, source_id, *rest = entry
     annotator, _, valid, overrides, deleted_at, error_code, error_message, *rest = rest
     created, updated, version, metadata, decision, _ = rest

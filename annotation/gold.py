@@ -120,11 +120,12 @@ def gold_of(entries: Iterable[Entry]) -> Gold | None:
     return None
 
 
-def lone_entry_is_gold(value, *, is_decision: bool, overrides_machine: bool) -> bool:
-    """``gold_of`` for a question with one live, valid human entry: it is gold only as a
-    decision or as an override of a judge's or code's entry, since agreement takes two
-    people. Readers of many rows (the export) settle most questions with it."""
-    return value is not None and (is_decision or overrides_machine)
+def lone_entry_is_gold(answered: bool, *, is_decision: bool, overrides_machine: bool) -> bool:
+    """``gold_of`` for a question with one live, valid human entry, ``answered`` if its
+    value is not None: it is gold only as a decision or as an override of a judge's or
+    code's entry, since agreement takes two people. Readers of many rows (the export)
+    settle most questions with it, without decoding the value."""
+    return answered and (is_decision or overrides_machine)
 
 
 def is_decision():

@@ -5,6 +5,7 @@ import json
 import math
 
 from django.db import connection
+from django.db.models import JSONField, Value
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
@@ -620,6 +621,28 @@ class GoldExportTests(TestCase):
         )
         gold = {row["assessment_id"]: row["is_gold"] for row in rows}
         self.assertEqual(gold, {lone.assessment_id: False, decision.assessment_id: True})
+
+    def test_a_lone_override_without_a_value_is_not_gold(self):
+        """Neither SQL's NULL nor JSON's null is a value, whichever writer reads it."""
+        overrides = {}
+        for stored in (None, Value(None, JSONField())):
+            trace = make_trace(request_time=300)
+            judged = services.log_feedback(
+                trace=trace, name="rating", value=5, source_type=SourceType.LLM_JUDGE, source_id="j"
+            )
+            entry = services.override_feedback(
+                assessment_id=judged.assessment_id, value=1, actor=self.rita
+            )
+            Assessment.objects.filter(pk=entry.pk).update(value=stored)
+            overrides[entry.assessment_id] = trace.pk
+        traces = Trace.objects.filter(pk__in=overrides.values())
+        for fmt, parse, false in [("jsonl", parse_jsonl, False), ("csv", parse_csv, "false")]:
+            with self.subTest(fmt):
+                rows = parse(run(traces, format=fmt))
+                gold = {row["assessment_id"]: row["is_gold"] for row in rows}
+                self.assertEqual(
+                    {key: gold[key] for key in overrides}, dict.fromkeys(overrides, false)
+                )
 
     def test_an_overridden_answer_keeps_its_column_when_invalid_entries_are_asked_for(self):
         [decided, *_] = parse_jsonl(

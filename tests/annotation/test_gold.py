@@ -274,7 +274,7 @@ class LoneEntryTests(TestCase):
                         entry = Entry("a-1", value, "", "HUMAN", "user:1", decision, machine, 1)
                         self.assertEqual(
                             lone_entry_is_gold(
-                                value, is_decision=decision, overrides_machine=machine
+                                value is not None, is_decision=decision, overrides_machine=machine
                             ),
                             gold_of([entry]) is not None,
                         )
