@@ -3,21 +3,24 @@ writer, with most of the work moved off the web process.
 
 Python's writer spends about 20 µs of CPU on each assessment (decoding the value, the gold
 rule, the cells, csv.writer), and that caps a download at about 40,000 rows per second
-whatever the database does. Here one query renders each row's cells as the CSV text
-Python would write, mostly in parallel workers, and works out ``is_gold`` with window
-functions (annotation.gold's rule). Its rows stream to Python (libpq's chunked mode), which
-puts each trace's rows in order and joins them after the trace's cells: a few string
-operations per trace, while the server goes on with the query.
+whatever the database does. Here one query renders each row's own cells as the CSV text
+Python would write, and each trace's cells once, all in parallel workers where the server
+has them; the rows stream to Python (libpq's chunked mode) in trace order. Python puts
+each trace's rows in order, works out ``is_gold`` with annotation.export's own gold rule
+from the fields that come with each row, and joins the strings, while the server goes on
+with the query. The gold rule stays in one place, and the query has no step that only one
+process can run.
 
-A trace whose rows the query cannot render byte for byte is handed back as its rows'
-fields (JSON) and written by annotation.export's own code. Such a trace has:
+A row the query cannot render byte for byte comes without its text, and annotation.export
+writes it from its fields. Such a row has:
 
 - a number value not already in the form Python writes it, such as ``1.50``, ``1e-7``,
   the stored form of ``-0.0``, or an integer of more than 300 digits;
 - an object or array value holding such a number, or more than 16 digits in a row
   anywhere in its text;
 - metadata that is not an object of strings;
-- a time outside the years 1970 to 9999.
+- a time outside the years 1970 to 9999 (for a trace's time, the trace's cells come as
+  its fields).
 
 Why this is safe:
 
@@ -30,8 +33,6 @@ Why this is safe:
   order. A decimal of at most 15 digits, no trailing zero (but for ``.0``) and at least
   1e-4 is the shortest text of its double, which is Python's ``repr``. So the text is what
   Python writes again.
-- **Gold.** Agreement compares answers on a key that matches ``gold._key`` for these
-  values: the text of a string, of a boolean or of a document, and a number's ``float8``.
 - **Formula safety.** ``formula_pattern`` is made from ``unicodedata`` by the rule of
   ``export.starts_formula``, and the tests run every code point through both.
 
@@ -56,16 +57,25 @@ from traces.models import Trace
 
 from . import export
 from .gold import is_decision, overrides_machine
-from .models import SourceType
 from .queues import SESSION_KEY
 
 STREAM_ROWS = 1000
-# The columns of the query's rows (see _query); a row's place in its trace is
-# (create_time, id).
-_TRACE, _FIRST, _PREFIX, _LINE, _RAW_ROW, _TRACE_JSON = 0, 3, 4, 5, 6, 7
-_PLACE = operator.itemgetter(1, 2)
+# The columns of the query's rows (see _query): a trace's row has no id, an assessment's
+# row has its fields from _ENTRY on, with its place in the trace, (create_time, id).
+_TRACE, _ID, _TEXT, _TRACE_JSON, _ENTRY = 0, 1, 2, 3, 4
+_PLACE = operator.itemgetter(_ENTRY + export.LONG_ENTRY_FIELDS.index("create_time"), _ID)
+_ASSESSMENT_ID, _DECISION = (
+    export.LONG_ENTRY_FIELDS.index(name) for name in ("assessment_id", "decision")
+)
 # Times the query writes itself: from the epoch to the end of year 9999, in milliseconds.
 LAST_MS = 253_402_300_799_999
+# The last two cells of an assessment's line, is_gold and adjudication, and its end.
+_BOOLEAN = {False: '"false"', True: '"true"'}
+_TAILS = {
+    (gold, decision): f"{_BOOLEAN[gold]},{_BOOLEAN[decision]}\r\n"
+    for gold in (False, True)
+    for decision in (False, True)
+}
 
 
 def applies(traces: QuerySet[Trace], options: export.ExportOptions) -> bool:
@@ -166,6 +176,15 @@ _PLAIN_DOCUMENT = (
 )
 
 _STRINGS_ONLY = "NOT jsonb_path_exists(r.metadata, '$.* ? (@.type() != \"string\")')"
+# Whether the query writes a row's cells itself (see the module docstring).
+_RENDERED = f"""CASE {_VTYPE}
+        WHEN 'number' THEN {_plain_number("r.value::text")}
+        WHEN 'object' THEN {_PLAIN_DOCUMENT}
+        WHEN 'array' THEN {_PLAIN_DOCUMENT}
+        ELSE true
+    END
+    AND jsonb_typeof(r.metadata) = 'object' AND {_STRINGS_ONLY}
+    AND {_written("r.create_time")} AND {_written("r.last_update_time")}"""
 
 _ROW_FIELDS = (
     *("id", "trace_id", "assessment_id", "span_id", "kind", "name", "value", "rationale"),
@@ -173,9 +192,9 @@ _ROW_FIELDS = (
     *("deleted_at", "error_code", "error_message", "create_time", "last_update_time"),
     *("version", "metadata", "decision", "overrides_machine"),
 )
-# What export.long_rows reads of a trace the query hands back raw, in LONG_ENTRY_FIELDS order.
-_RAW_FIELDS = (
-    *("assessment_id", "span_id", "kind", "name", "vt", "rationale", "source_type"),
+# export.LONG_ENTRY_FIELDS of a row of _ROW_FIELDS, in that order.
+_ENTRY_COLUMNS = (
+    *("assessment_id", "span_id", "kind", "name", "value::text", "rationale", "source_type"),
     *("source_id", "annotator_name", "annotator_id", "valid", "overridden", "deleted_at"),
     *("error_code", "error_message", "create_time", "last_update_time", "version"),
     *("metadata::text", "decision", "overrides_machine"),
@@ -188,7 +207,7 @@ _TRACE_FIELDS = (
 
 def _body(raw: bool) -> str:
     """The CSV text of an assessment's own cells (export.ASSESSMENT_COLUMNS) up to its
-    metadata: all but what the windows work out. ``kind`` and ``source_type`` are among a
+    metadata: all but is_gold and adjudication. ``kind`` and ``source_type`` are among a
     few fixed words (the table's checks)."""
     value = f"""CASE
         WHEN {_VTYPE} IS NULL OR {_VTYPE} = 'null' THEN '""'
@@ -246,16 +265,15 @@ def _prefix(raw: bool) -> str:
 
 
 def _query(traces: QuerySet[Trace], options: export.ExportOptions) -> tuple[str, tuple]:
-    """One row per assessment, a trace's rows together: the trace's pk, the row's
-    ``create_time`` and ``id`` (its place in the trace), whether it is the row that carries
-    the trace's cells (as CSV text, or as JSON when the query does not write its time), and
-    the row's line or, on a trace it cannot render (see the module docstring), its fields
-    as JSON.
+    """A row for each trace that has assessments, holding its cells as CSV text (as JSON
+    when the query does not write its time), and a row for each selected assessment,
+    holding its own cells up to its metadata as CSV text (none when the query cannot write
+    them; see the module docstring) and its export.LONG_ENTRY_FIELDS; a trace's rows
+    together, in no order among them.
 
-    The innermost level does most of the work, in parallel workers where the server has
-    them; the window functions above it can only run in one process. A subquery that
-    PostgreSQL flattens copies an expression into each place that uses it, hence
-    ``OFFSET 0`` (the fence) under the first window."""
+    Both parts run in parallel workers and are sorted there; the leader only merges the
+    workers' rows. A trace that has assessments but none selected (all deleted, say) gets
+    a row that Python passes over."""
     rows = (
         export.selected_assessments(traces, options)
         .annotate(
@@ -267,64 +285,25 @@ def _query(traces: QuerySet[Trace], options: export.ExportOptions) -> tuple[str,
         .order_by()
         .values_list(*_ROW_FIELDS)
     )
-    selected, params = rows.query.sql_with_params()
-    question = "r.trace_id, r.span_id, r.name, r.counts"
-    raw_row = ", ".join(f"r.{name}" for name in _RAW_FIELDS)
+    selected, selected_params = rows.query.sql_with_params()
+    chosen, chosen_params = traces.order_by().values("pk").query.sql_with_params()
+    no_entry = ", ".join(["NULL"] * len(_ENTRY_COLUMNS))
+    entry = ", ".join(f"r.{column}" for column in _ENTRY_COLUMNS)
     sql = f"""
-SELECT r.trace_id, r.create_time, r.id, r.first,
-    CASE WHEN r.first THEN {_prefix(options.raw)} END AS prefix,
-    CASE WHEN NOT r.raw_trace THEN r.body || ','
-        || CASE WHEN r.counts AND CASE
-                WHEN r.settled THEN r.rank = r.top
-                ELSE r.newest = 1 AND r.agreeing >= 2 AND 2 * r.agreeing > r.people
-            END THEN '"true"' ELSE '"false"' END
-        || ',' || {_boolean("r.decision")} || E'\\r\\n' END AS line,
-    CASE WHEN r.raw_trace THEN json_build_array({raw_row})::text END AS raw_row,
-    CASE WHEN r.first AND NOT {_written("t.request_time")}
-        THEN json_build_array({", ".join(_TRACE_FIELDS)})::text END AS trace
-FROM (
-    SELECT r.*,
-        count(*) FILTER (WHERE r.newest = 1) OVER (PARTITION BY {question}) AS people,
-        bool_or(r.decision OR r.overrides_machine) OVER (PARTITION BY {question}) AS settled,
-        max(r.rank) OVER (PARTITION BY {question}) AS top,
-        count(*) OVER (PARTITION BY {question}, r.newest = 1, r.key) AS agreeing,
-        row_number() OVER (PARTITION BY r.trace_id) = 1 AS first,
-        bool_or(r.raw) OVER (PARTITION BY r.trace_id) AS raw_trace
-    FROM (
-        SELECT r.*,
-            CASE
-                WHEN r.raw THEN NULL
-                WHEN r.vtype = 'string' THEN 's' || (r.value #>> '{{}}')
-                WHEN r.vtype = 'number' THEN 'n' || r.vt::float8::text
-                ELSE 'j' || r.vt
-            END AS key,
-            ARRAY[r.decision::int, r.overrides_machine::int, r.last_update_time,
-                -r.create_time, -r.id] AS rank,
-            row_number() OVER (PARTITION BY {question}, r.person
-                ORDER BY r.last_update_time DESC, r.create_time, r.id) AS newest
-        FROM (
-            SELECT r.*, r.value::text AS vt, {_VTYPE} AS vtype, {_body(options.raw)} AS body,
-                r.deleted_at IS NULL AND r.valid AND r.source_type = '{SourceType.HUMAN.value}'
-                    AND {_VTYPE} IS DISTINCT FROM 'null' AND r.value IS NOT NULL AS counts,
-                coalesce('user:' || r.annotator_id, 'source:' || r.source_id) AS person,
-                NOT (CASE {_VTYPE}
-                        WHEN 'number' THEN {_plain_number("r.value::text")}
-                        WHEN 'object' THEN {_PLAIN_DOCUMENT}
-                        WHEN 'array' THEN {_PLAIN_DOCUMENT}
-                        ELSE true
-                    END
-                    AND jsonb_typeof(r.metadata) = 'object' AND {_STRINGS_ONLY}
-                    AND {_written("r.create_time")}
-                    AND {_written("r.last_update_time")}) AS raw
-            FROM ({selected}) AS r({", ".join(_ROW_FIELDS)})
-            OFFSET 0
-        ) AS r
-    ) AS r
-) AS r
-JOIN traces_trace AS t ON t.id = r.trace_id
+SELECT t.id AS trace, NULL AS id, {_prefix(options.raw)} AS text,
+    CASE WHEN NOT {_written("t.request_time")}
+        THEN json_build_array({", ".join(_TRACE_FIELDS)})::text END AS trace_fields,
+    {no_entry}
+FROM traces_trace AS t
 JOIN traces_experiment AS e ON e.id = t.experiment_id
-ORDER BY r.trace_id"""  # noqa: S608 (this module's SQL; values are parameters)
-    return sql, params
+WHERE t.id IN ({chosen})
+    AND EXISTS (SELECT FROM annotation_assessment AS a WHERE a.trace_id = t.id)
+UNION ALL
+SELECT r.trace_id, r.id, CASE WHEN {_RENDERED} THEN {_body(options.raw)} || ',' END, NULL,
+    {entry}
+FROM ({selected}) AS r({", ".join(_ROW_FIELDS)})
+ORDER BY 1"""  # noqa: S608 (this module's SQL; values are parameters)
+    return sql, (*chosen_params, *selected_params)
 
 
 def write_long_csv(traces, options: export.ExportOptions, counted) -> Iterator[str]:
@@ -344,17 +323,37 @@ def write_long_csv(traces, options: export.ExportOptions, counted) -> Iterator[s
         cursor.execute("SET LOCAL extra_float_digits = 1")
         stream = cursor.stream(sql, params, size=STREAM_ROWS)
         for _, group in itertools.groupby(stream, key=operator.itemgetter(_TRACE)):
-            group = sorted(group, key=_PLACE)
-            first = next(row for row in group if row[_FIRST])
-            prefix = first[_PREFIX]
-            if prefix is None:
-                prefix = writer.prefix(export.trace_values(json.loads(first[_TRACE_JSON])))
-            if first[_LINE] is not None:
-                writer.write_text(prefix + prefix.join([row[_LINE] for row in group]))
-            else:
-                entries = [json.loads(row[_RAW_ROW]) for row in group]
-                writer.write(prefix, export.long_rows(entries))
-            counted(len(group))
-            if writer.buffer.size >= export.FLUSH_CHARS:
-                yield writer.buffer.take()
+            rows = []
+            for row in group:
+                if row[_ID] is None:
+                    trace = row
+                else:
+                    rows.append(row)
+            if rows:
+                rows.sort(key=_PLACE)
+                _write_trace(writer, trace, rows)
+                counted(len(rows))
+                if writer.buffer.size >= export.FLUSH_CHARS:
+                    yield writer.buffer.take()
     yield writer.buffer.take()
+
+
+def _write_trace(writer: export.GroupWriter, trace: tuple, rows: list[tuple]) -> None:
+    """One trace's lines, from its row and its assessments' rows in order."""
+    prefix = trace[_TEXT]
+    if prefix is None:
+        prefix = writer.prefix(export.trace_values(json.loads(trace[_TRACE_JSON])))
+    entries = [row[_ENTRY:] for row in rows]
+    gold = export.gold_ids(entries, lambda n: export.entry_value(entries[n]))
+    lines = [
+        row[_TEXT] and row[_TEXT] + _TAILS[entry[_ASSESSMENT_ID] in gold, entry[_DECISION]]
+        for row, entry in zip(rows, entries, strict=True)
+    ]
+    if None not in lines:
+        writer.write_text(prefix + prefix.join(lines))
+        return
+    for line, entry in zip(lines, entries, strict=True):
+        if line is None:
+            writer.write(prefix, [export.long_values(entry, export.entry_value(entry), gold)])
+        else:
+            writer.write_text(prefix + line)

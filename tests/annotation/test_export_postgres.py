@@ -118,6 +118,9 @@ class SameBytesTests(TestCase):
         deleted = services.log_feedback(trace=t, name="gone", value=1, actor=cls.alice)
         services.delete_assessment(assessment_id=deleted.assessment_id, actor=cls.alice)
         store(services.log_feedback(trace=t, name="invalid", value=2, actor=carol), valid="false")
+        # A trace whose only answer was deleted: in the export only with deleted entries.
+        gone = services.log_feedback(trace=trace(), name="q", value=1, actor=carol)
+        services.delete_assessment(assessment_id=gone.assessment_id, actor=carol)
         # What the query leaves to Python: other metadata and times beyond its years.
         odd = trace()
         store(
@@ -157,18 +160,21 @@ class SameBytesTests(TestCase):
             with self.subTest(**{key: str(value) for key, value in options.items()}):
                 self.assert_same(**options)
 
-    def test_the_query_renders_most_traces_itself(self):
-        """Only the traces the module docstring names go through Python's writer."""
+    def test_the_query_renders_most_rows_itself(self):
+        """Only the rows the module docstring names go through Python's writer."""
         sql, params = export_postgres._query(self.traces, ExportOptions())
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL extra_float_digits = 1")
-            count = f"SELECT count(*) FILTER (WHERE line IS NULL) FROM ({sql}) AS x"  # noqa: S608
+            count = f"""SELECT count(*) FILTER (WHERE id IS NOT NULL AND text IS NULL),
+                    count(*) FILTER (WHERE id IS NULL AND text IS NULL)
+                FROM ({sql}) AS x"""  # noqa: S608 (this module's SQL)
             cursor.execute(count, params)
-            [(python_rows,)] = cursor.fetchall()
+            [(python_rows, python_traces)] = cursor.fetchall()
         total = Export(self.traces, ExportOptions())
         "".join(total)
         self.assertGreater(python_rows, 0)
         self.assertLess(python_rows, total.rows / 2)
+        self.assertEqual(python_traces, 2)  # the times before 1970 and after 9999
 
     def test_a_selection_of_traces(self):
         some = self.traces.filter(trace_id__in=["tr-000", "tr-020", "tr-040"])
