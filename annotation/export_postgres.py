@@ -122,17 +122,19 @@ def formula_pattern() -> str:
 
 
 def _text(expression: str, raw: bool, *, nullable: bool = True) -> str:
-    """A text cell (None as empty), with the leading ``'`` of a formula unless raw."""
-    text = f"coalesce({expression}, '')" if nullable else expression
+    """A text cell (None as empty), with the leading ``'`` of a formula unless raw. An
+    empty cell (no span, no error: most of them) skips the quoting and the formula check."""
+    empty = f"{expression} IS NULL OR {expression} = ''" if nullable else f"{expression} = ''"
     if raw:
-        return _quoted(text)
-    quoted = f"replace({text}, '\"', '\"\"')"
-    first = f"ascii({text})"
+        return f"""CASE WHEN {empty} THEN '""' ELSE {_quoted(expression)} END"""
+    quoted = f"replace({expression}, '\"', '\"\"')"
+    first = f"ascii({expression})"
     formula = (
         f"({first} IN (9, 13, 43, 45, 61, 64)"
-        f" OR (({first} < 33 OR {first} > 126) AND {text} ~ '{formula_pattern()}'))"
+        f" OR (({first} < 33 OR {first} > 126) AND {expression} ~ '{formula_pattern()}'))"
     )
-    return f"('\"' || CASE WHEN {formula} THEN '''' ELSE '' END || {quoted} || '\"')"
+    cell = f"'\"' || CASE WHEN {formula} THEN '''' ELSE '' END || {quoted} || '\"'"
+    return f"""CASE WHEN {empty} THEN '""' ELSE {cell} END"""
 
 
 def _quoted(expression: str) -> str:
@@ -148,7 +150,7 @@ def _iso_ms(expression: str) -> str:
     ``timestamp`` in the ISO date style is much cheaper to make than ``to_char``'s."""
     seconds = f"(timestamp 'epoch' + ({expression} / 1000) * interval '1 second')::text"
     millis = f"lpad(mod({expression}, 1000)::text, 3, '0')"
-    return f"('\"' || translate({seconds}, ' ', 'T') || '.' || {millis} || 'Z\"')"
+    return f"('\"' || replace({seconds}, ' ', 'T') || '.' || {millis} || 'Z\"')"
 
 
 def _written(expression: str) -> str:
