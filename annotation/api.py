@@ -56,24 +56,30 @@ def _assessment_not_found(trace_id: str, assessment_id: str) -> ApiError:
     return not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
 
 
-def _get_assessment(user, trace_id: str, assessment_id: str) -> Assessment:
-    """The live assessment, unless it is not there for the caller (on another trace, or
-    hidden by a blind queue: the writes' check)."""
+def _shown_assessment(user, trace_id: str, assessment_id: str) -> dict:
+    """The live assessment in wire shape, unless it is not there for the caller (on another
+    trace, or hidden by a blind queue: the writes' check). Read as one plain row, which
+    takes half the Python of loading the entry, its trace and what it overrides."""
     found = (
         Assessment.objects.live()
-        .select_related("trace", "overrides")
-        .filter(assessment_id=assessment_id)
-        .first()
+        .filter(assessment_id=assessment_id, trace__trace_id=trace_id)
+        .values_list(
+            "pk",
+            "annotator_id",
+            *serializers.ASSESSMENT_FIELDS,
+            "overrides__assessment_id",
+            named=True,
+        )[:1]
     )
-    if found is None:
+    found = next(iter(found), None)
+    if found is None or hides(found, user=user):
         raise _assessment_not_found(trace_id, assessment_id)
-    _there_for(user, trace_id)(found)
-    return found
+    return serializers.assessment(found, trace_id, overrides=found.overrides__assessment_id)
 
 
 def _there_for(user, trace_id: str, kind: str | None = None) -> Callable[[Assessment], None]:
     """The services' check of the locked entry a write names: on the URL's trace, not
-    hidden from ``user`` (as _get_assessment reads it) and, when given, of ``kind``."""
+    hidden from ``user`` (as _shown_assessment reads it) and, when given, of ``kind``."""
 
     def check(assessment: Assessment) -> None:
         if assessment.trace.trace_id != trace_id or hides(assessment, user=user):
@@ -297,8 +303,7 @@ def _optional_text(data: dict, name: str, *, max_length: int | None = None) -> s
 
 @api_view()
 def assessment_get(request, trace_id, assessment_id):
-    found = _get_assessment(request.user, trace_id, assessment_id)
-    return json_response({"assessment": serializers.saved_assessment(found, trace_id)})
+    return json_response({"assessment": _shown_assessment(request.user, trace_id, assessment_id)})
 
 
 @api_view(write=True)

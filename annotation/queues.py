@@ -595,8 +595,9 @@ def hidden_answers_condition(*, user) -> Q:
 
 
 def hides(assessment: Assessment, *, user) -> bool:
-    """Whether a blind queue hides this one assessment from ``user``. Only someone else's
-    human answer can be hidden, so the person's own entries and judges' cost no query."""
+    """Whether a blind queue hides this one assessment (or a row with its ``pk``,
+    ``source_type`` and ``annotator_id``) from ``user``. Only someone else's human answer
+    can be hidden, so the person's own entries and judges' cost no query."""
     if assessment.source_type != SourceType.HUMAN or assessment.annotator_id == user.pk:
         return False
     return Assessment.objects.filter(hidden_answers_condition(user=user), pk=assessment.pk).exists()

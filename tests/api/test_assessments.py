@@ -221,6 +221,33 @@ def test_delete_assessment_hides_it_and_revalidates_what_it_overrode(mlflow, tra
     assert Assessment.objects.get(assessment_id=new.assessment_id).deleted_at is not None
 
 
+def test_an_entry_named_through_another_traces_url_is_not_found(mlflow, trace_id):
+    judged = mlflow.log_feedback(trace_id=trace_id, name="rating", value=4, source=JUDGE)
+
+    @mlflow.trace(name="other")
+    def other():
+        return 2
+
+    other()
+    elsewhere = mlflow.get_last_active_trace_id()
+    for touch in (
+        lambda: mlflow.get_assessment(elsewhere, judged.assessment_id),
+        lambda: mlflow.update_assessment(
+            elsewhere, judged.assessment_id, Feedback(name="r", value=1)
+        ),
+        lambda: mlflow.override_feedback(
+            trace_id=elsewhere, assessment_id=judged.assessment_id, value=1
+        ),
+        lambda: mlflow.delete_assessment(elsewhere, judged.assessment_id),
+    ):
+        with pytest.raises(MlflowException) as missing:
+            touch()
+        assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert f"not found for trace '{elsewhere}'" in missing.value.message
+    kept = Assessment.objects.get(assessment_id=judged.assessment_id)
+    assert (kept.value, kept.valid, kept.deleted_at, kept.version) == (4, True, None, 1)
+
+
 def test_feedback_on_an_unknown_trace_is_not_found(mlflow):
     with pytest.raises(MlflowException) as error:
         mlflow.log_feedback(trace_id="tr-deadbeef", name="x", value=1)
