@@ -325,7 +325,7 @@ def write_long_csv(traces, options: export.ExportOptions, counted) -> Iterator[s
         cursor.execute("SET LOCAL extra_float_digits = 1")
         stream = cursor.stream(sql, params, size=STREAM_ROWS)
         for _, group in itertools.groupby(stream, key=operator.itemgetter(_TRACE)):
-            rows = []
+            trace, rows = None, []
             for row in group:
                 if row[_ID] is None:
                     trace = row
