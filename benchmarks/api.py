@@ -11,6 +11,9 @@ the same client workload (10-span traces on 8 threads, log_feedback on 1 and 8 t
 override_feedback, update_assessment, get_trace) against Tracemark and against ``VENV/bin/mlflow
 server --backend-store-uri postgresql://… --workers 2`` (uvicorn) on its own database, two
 interleaved runs each, and prints both beside the goals with the load average of each run.
+Client and servers share the cores, so it also prints the CPU time per call of the client
+and of each server with PostgreSQL (all its processes, as /proc counts them): where the
+client's own time is most of a call, that is what tells the servers apart.
 
 Tracemark runs as in production: gunicorn with config/gunicorn.conf.py (two gthread workers
 for two cores, four threads each; the module says why) on PostgreSQL, DEBUG off, on a
@@ -116,6 +119,7 @@ class Timing:
     latencies_ms: list[float]
     client_cpu_ms: float
     server_cpu_ms: float
+    database_cpu_ms: float = 0.0
 
     @property
     def p50(self) -> float:
@@ -140,6 +144,7 @@ def timed(calls: int, threads: int, call) -> Timing:
         return latencies
 
     client_cpu, server_cpu = time.process_time(), server_cpu_seconds()
+    database_cpu = database_cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker) for _ in range(threads)]
@@ -149,6 +154,7 @@ def timed(calls: int, threads: int, call) -> Timing:
         latencies,
         client_cpu_ms=(time.process_time() - client_cpu) * 1000 / calls,
         server_cpu_ms=(server_cpu_seconds() - server_cpu) * 1000 / calls,
+        database_cpu_ms=(database_cpu_seconds() - database_cpu) * 1000 / calls,
     )
 
 
@@ -163,6 +169,33 @@ def server_cpu_seconds() -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         ticks += int(fields[11]) + int(fields[12])  # utime and stime
     return ticks / CLOCK_TICKS
+
+
+def database_cpu_seconds() -> float:
+    """CPU time of the PostgreSQL server on this machine: its live processes' own, and the
+    postmaster's count of the backends that have exited (cutime and cstime). The benchmark
+    is its only client, so this is the database's share of the work measured."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process has just exited
+            continue
+        name, _, rest = text.partition("(")[2].rpartition(")")
+        if name != "postgres":
+            continue
+        fields = rest.split()
+        ticks += int(fields[11]) + int(fields[12])
+        if _command(int(fields[1])) != "postgres":  # its parent is not: the postmaster
+            ticks += int(fields[13]) + int(fields[14])  # cutime and cstime
+    return ticks / CLOCK_TICKS
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 # -- database and server -------------------------------------------------------------------
@@ -770,6 +803,12 @@ COMPARED = [
     ("get_trace 10 spans p50 ms", "get_10", "p50", "< 12", 12),
     ("  server CPU ms per trace, 8 threads", "ingest_8", "cpu", "<= 45 (+ DB)", 45),
     ("  server CPU ms per log_feedback, 8 threads", "feedback_8", "cpu", "<= 3 (+ DB)", 3),
+    # Client and servers share the cores: where the client's own CPU is most of a call,
+    # the servers' work (the server's and the database's) shows what each costs.
+    ("  client CPU ms per trace, 8 threads", "ingest_8", "client", "", None),
+    ("  server + database CPU ms per trace", "ingest_8", "work", "<= MLflow's / 3", 3.0),
+    ("  client CPU ms per log_feedback, 8 threads", "feedback_8", "client", "", None),
+    ("  server + database CPU ms per log_feedback", "feedback_8", "work", "<= MLflow's / 3", 3.0),
 ]
 
 
@@ -849,7 +888,22 @@ def run_writes(system: str, args, sizes: dict, venv: Path) -> dict:
 
 
 def figure(timing: Timing, kind: str) -> float:
-    return {"rate": timing.per_second, "p50": timing.p50, "cpu": timing.server_cpu_ms}[kind]
+    return {
+        "rate": timing.per_second,
+        "p50": timing.p50,
+        "cpu": timing.server_cpu_ms,
+        "client": timing.client_cpu_ms,
+        "work": timing.server_cpu_ms + timing.database_cpu_ms,
+    }[kind]
+
+
+def meets(kind: str, bound: float, ours: list[float], mlflow: list[float]) -> bool:
+    pairs = zip(ours, mlflow, strict=True)
+    if kind == "rate":
+        return all(t >= bound * m for t, m in pairs)
+    if kind == "work":
+        return all(bound * t <= m for t, m in pairs)
+    return all(t <= bound if kind == "cpu" else t < bound for t in ours)
 
 
 def compare_with_mlflow(args, sizes: dict, venv: Path) -> None:
@@ -864,17 +918,14 @@ def compare_with_mlflow(args, sizes: dict, venv: Path) -> None:
     for label, key, kind, goal, bound in COMPARED:
         mlflow_figures = [figure(by[n, "mlflow"][key], kind) for n in range(2)]
         ours = [figure(by[n, "tracemark"][key], kind) for n in range(2)]
-        if kind == "rate":
-            met = all(t >= bound * m for t, m in zip(ours, mlflow_figures, strict=True))
-        else:
-            met = all(t <= bound if kind == "cpu" else t < bound for t in ours)
+        met = "" if bound is None else ("yes" if meets(kind, bound, ours, mlflow_figures) else "NO")
         table.append(
             (
                 label,
                 " / ".join(f"{value:.1f}" for value in mlflow_figures),
                 " / ".join(f"{value:.1f}" for value in ours),
                 goal,
-                "yes" if met else "NO",
+                met,
             )
         )
     print(f"\nTracemark beside MLflow's server ({os.cpu_count()} cores, PostgreSQL)")
@@ -883,7 +934,7 @@ def compare_with_mlflow(args, sizes: dict, venv: Path) -> None:
             f"run {n + 1} {system:9}  load average before: {results['load_before']}"
             f"   after: {results['load_after']}"
         )
-    print("(server CPU: the server's processes, PostgreSQL apart)\n")
+    print("(server CPU: the server's processes, PostgreSQL apart; database CPU: PostgreSQL's)\n")
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
