@@ -121,6 +121,11 @@ def formula_pattern() -> str:
     return f"^[{_ranges(skip)}]*[{_ranges(signs)}]"
 
 
+# export.FORMULA_TRIGGERS as code points; after them only a first character outside the
+# printable ASCII ones but space (33 to 126) can start a formula.
+_TRIGGER_CODES = ", ".join(str(ord(char)) for char in sorted(export.FORMULA_TRIGGERS))
+
+
 def _text(expression: str, raw: bool, *, nullable: bool = True) -> str:
     """A text cell (None as empty), with the leading ``'`` of a formula unless raw. An
     empty cell (no span, no error: most of them) skips the quoting and the formula check."""
@@ -130,7 +135,7 @@ def _text(expression: str, raw: bool, *, nullable: bool = True) -> str:
     quoted = f"replace({expression}, '\"', '\"\"')"
     first = f"ascii({expression})"
     formula = (
-        f"({first} IN (9, 13, 43, 45, 61, 64)"
+        f"({first} IN ({_TRIGGER_CODES})"
         f" OR (({first} < 33 OR {first} > 126) AND {expression} ~ '{formula_pattern()}'))"
     )
     cell = f"'\"' || CASE WHEN {formula} THEN '''' ELSE '' END || {quoted} || '\"'"
@@ -142,7 +147,7 @@ def _quoted(expression: str) -> str:
 
 
 def _boolean(expression: str) -> str:
-    return f"CASE WHEN {expression} THEN '\"true\"' ELSE '\"false\"' END"
+    return f"CASE WHEN {expression} THEN '{_BOOLEAN[True]}' ELSE '{_BOOLEAN[False]}' END"
 
 
 def _iso_ms(expression: str) -> str:
@@ -194,13 +199,15 @@ _ROW_FIELDS = (
     *("deleted_at", "error_code", "error_message", "create_time", "last_update_time"),
     *("version", "metadata", "decision", "overrides_machine"),
 )
-# export.LONG_ENTRY_FIELDS of a row of _ROW_FIELDS, in that order.
-_ENTRY_COLUMNS = (
-    *("assessment_id", "span_id", "kind", "name", "value::text", "rationale", "source_type"),
-    *("source_id", "annotator_name", "annotator_id", "valid", "overridden", "deleted_at"),
-    *("error_code", "error_message", "create_time", "last_update_time", "version"),
-    *("metadata::text", "decision", "overrides_machine"),
-)
+# export.LONG_ENTRY_FIELDS of a row of _ROW_FIELDS, in that order: the four it names
+# otherwise, the rest as they are.
+_AS_ROW_FIELD = {
+    "value_json": "value::text",
+    "annotator__username": "annotator_name",
+    "overrides__assessment_id": "overridden",
+    "metadata_json": "metadata::text",
+}
+_ENTRY_COLUMNS = tuple(_AS_ROW_FIELD.get(name, name) for name in export.LONG_ENTRY_FIELDS)
 _TRACE_FIELDS = (
     *("t.trace_id", "t.experiment_id", "e.name", "t.client_request_id", "t.user"),
     *("t.session", "t.request_time", "t.request_preview", "t.response_preview"),
